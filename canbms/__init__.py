@@ -1,0 +1,1 @@
+"""canbms command line: the composition root that wires controller, plant and buses."""

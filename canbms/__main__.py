@@ -1,0 +1,5 @@
+import sys
+
+from canbms.cli import main
+
+sys.exit(main())

@@ -1,0 +1,51 @@
+"""``canbms`` entry point.
+
+Each subcommand is a module of this package with ``add_subparser(subparsers)`` that sets
+``func`` on its parser. Modules are imported one by one and a module that fails to import
+only disables its own command, as in cantools' CLI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+SUBCOMMANDS = ("sim", "run", "demo", "dbc", "bench")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="canbms", description=__doc__.splitlines()[0])
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    for name in SUBCOMMANDS:
+        try:
+            module = importlib.import_module(f"canbms.cli.{name}")
+        except ImportError as exc:
+            if exc.name and exc.name.startswith(f"canbms.cli.{name}"):
+                continue  # command not built into this installation
+            raise
+        module.add_subparser(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)]
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the CLI reports, --debug shows the trace
+        if args.debug:
+            raise
+        print(f"canbms {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

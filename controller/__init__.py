@@ -1,0 +1,1 @@
+"""canbms master controller: functional core (ingest, protection, contactors, limits) and shell."""

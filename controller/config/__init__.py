@@ -1,0 +1,1 @@
+"""Controller configuration: TOML files validated into dataclasses at load."""

@@ -1,0 +1,1 @@
+"""Hardware-in-the-loop harness: runs plant and controller together and checks reactions."""

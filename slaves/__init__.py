@@ -1,0 +1,1 @@
+"""Simulated battery pack: cells, thermal, slave modules, sensors and fault injection."""
