@@ -21,7 +21,9 @@ def join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
 
-def table(data: Mapping[str, Any], key: str, path: str, default: Any = _MISSING) -> Mapping[str, Any]:
+def table(
+    data: Mapping[str, Any], key: str, path: str, default: Any = _MISSING
+) -> Mapping[str, Any]:
     """A sub-table; ``default`` (if given) when absent."""
     value = data.get(key, _MISSING)
     if value is _MISSING:
@@ -114,7 +116,9 @@ def boolean(data: Mapping[str, Any], key: str, path: str, default: Any = _MISSIN
     return value
 
 
-def curve(data: Mapping[str, Any], key: str, path: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
+def curve(
+    data: Mapping[str, Any], key: str, path: str
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """A piecewise-linear table ``{x = [...], y = [...]}`` with strictly increasing x."""
     sub = table(data, key, path)
     where = join(path, key)
