@@ -1,0 +1,84 @@
+"""Collect frames from a bus on python-can's reader thread, hand them to the core as a batch.
+
+The reader thread only copies bytes into a preallocated array under a lock; the control loop
+swaps the buffer out once per cycle. A failure inside the listener is kept and reported on the control
+loop's thread instead of silently killing the reader (python-can issue #1039).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+import can
+import numpy as np
+
+from controller.frames import MAX_PAYLOAD, FrameBatch
+
+log = logging.getLogger(__name__)
+
+
+class BatchingListener(can.Listener):
+    """A `can.Listener` that accumulates received frames into arrays.
+
+    Frames are stamped with ``clock`` (the control loop's monotonic clock) on reception, so
+    staleness is judged on one time base whatever the interface puts in ``msg.timestamp``.
+    """
+
+    def __init__(
+        self, bus_index: int, capacity: int = 4096, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.bus_index = bus_index
+        self.clock = clock
+        self.capacity = capacity
+        self.dropped = 0
+        self.error: BaseException | None = None
+        self._lock = threading.Lock()
+        self._reset_buffer()
+
+    def _reset_buffer(self) -> None:
+        self._ids = np.zeros(self.capacity, np.uint32)
+        self._dlc = np.zeros(self.capacity, np.uint8)
+        self._data = np.zeros((self.capacity, MAX_PAYLOAD), np.uint8)
+        self._timestamps = np.zeros(self.capacity, np.float64)
+        self._count = 0
+
+    def on_message_received(self, msg: can.Message) -> None:
+        if msg.is_error_frame or msg.is_remote_frame:
+            return
+        payload = bytes(msg.data[:MAX_PAYLOAD])
+        with self._lock:
+            i = self._count
+            if i >= self.capacity:
+                self.dropped += 1  # the core sees the gap as missing data: fail safe
+                return
+            self._ids[i] = msg.arbitration_id
+            self._dlc[i] = len(payload)
+            self._data[i, : len(payload)] = np.frombuffer(payload, np.uint8)
+            self._timestamps[i] = self.clock()
+            self._count = i + 1
+
+    def on_error(self, exc: Exception) -> None:
+        log.error("receive error on bus %d: %s", self.bus_index, exc)
+        self.error = exc
+
+    def take_error(self) -> BaseException | None:
+        """The reader thread's last failure, once; the control loop reports it."""
+        error, self.error = self.error, None
+        return error
+
+    def drain(self) -> FrameBatch:
+        """Frames received since the last call, oldest first."""
+        with self._lock:
+            n = self._count
+            batch = FrameBatch(
+                ids=self._ids[:n].copy(),
+                dlc=self._dlc[:n].copy(),
+                data=self._data[:n].copy(),
+                timestamps=self._timestamps[:n].copy(),
+                bus=np.full(n, self.bus_index, np.uint8),
+            )
+            self._count = 0
+        return batch

@@ -1,0 +1,162 @@
+"""Run the controller core at a fixed period on real buses.
+
+The loop keeps an absolute schedule (``next += period``) on a monotonic clock so it never
+drifts; a cycle that ends after the next deadline counts as an overrun and the schedule skips
+ahead rather than bursting to catch up. On SIGINT/SIGTERM the core is asked for a safe stop
+(limits to zero, contactors open) and stepped until it reports standby or a timeout passes,
+then the buses are closed.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import can
+
+from controller.frames import FrameBatch, OutFrame
+from controller.shell.receiver import BatchingListener
+
+log = logging.getLogger(__name__)
+
+
+class Core(Protocol):
+    """What the runtime needs from the controller core."""
+
+    def step(self, state: Any, batch: FrameBatch, now: float) -> Any: ...
+
+    def request_shutdown(self, state: Any) -> Any: ...
+
+    def is_safe(self, state: Any) -> bool: ...
+
+
+@dataclass
+class RuntimeStats:
+    cycles: int = 0
+    overruns: int = 0
+    max_cycle_s: float = 0.0
+    send_errors: int = 0
+    dropped_frames: int = 0
+
+
+class Runtime:
+    """Owns the buses, the clock and the signals; the core owns every decision."""
+
+    def __init__(
+        self,
+        core: Core,
+        state: Any,
+        buses: Mapping[str, can.BusABC],
+        period: float = 0.01,
+        clock: Callable[[], float] = time.monotonic,
+        on_step: Callable[[Any, float], None] | None = None,
+    ) -> None:
+        self.core = core
+        self.state = state
+        self.buses = dict(buses)
+        self.period = period
+        self.clock = clock
+        self.on_step = on_step
+        self.stats = RuntimeStats()
+        self._stop = threading.Event()
+        self._listeners = [BatchingListener(index, clock=clock) for index in range(len(self.buses))]
+        self._notifiers = [
+            can.Notifier(bus, [listener], timeout=0.05)
+            for bus, listener in zip(self.buses.values(), self._listeners, strict=True)
+        ]
+
+    def stop(self, *_: object) -> None:
+        """Ask the loop to stop safely; safe to call from a signal handler."""
+        self._stop.set()
+
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGINT, self.stop)
+        signal.signal(signal.SIGTERM, self.stop)
+
+    def run(self, duration: float | None = None, shutdown_timeout: float = 3.0) -> RuntimeStats:
+        start = self.clock()
+        deadline = start + self.period
+        try:
+            while not self._stop.is_set():
+                if duration is not None and self.clock() - start >= duration:
+                    break
+                self._cycle()
+                deadline = self._wait(deadline)
+            self._safe_stop(shutdown_timeout)
+        finally:
+            self.close()
+        return self.stats
+
+    def _cycle(self) -> None:
+        began = self.clock()
+        batch = FrameBatch.concatenate(listener.drain() for listener in self._listeners)
+        for listener in self._listeners:
+            error = listener.take_error()
+            if error is not None:
+                log.error("bus %d receive failed: %s", listener.bus_index, error)
+        result = self.core.step(self.state, batch, began)
+        self.state = result.state
+        self._send(result.frames)
+        for event in result.events:
+            log.warning("%s", event)
+        if self.on_step is not None:
+            self.on_step(self.state, began)
+        elapsed = self.clock() - began
+        self.stats.cycles += 1
+        self.stats.max_cycle_s = max(self.stats.max_cycle_s, elapsed)
+
+    def _wait(self, deadline: float) -> float:
+        now = self.clock()
+        if now > deadline:
+            self.stats.overruns += 1
+            missed = int((now - deadline) / self.period) + 1
+            return deadline + missed * self.period
+        self._stop.wait(deadline - now)
+        return deadline + self.period
+
+    def _send(self, frames: tuple[OutFrame, ...] | list[OutFrame]) -> None:
+        for frame in frames:
+            bus = self.buses.get(frame.bus)
+            if bus is None:
+                continue
+            msg = can.Message(
+                arbitration_id=frame.arbitration_id,
+                data=frame.data,
+                is_extended_id=frame.is_extended_id,
+                is_fd=frame.is_fd,
+            )
+            try:
+                bus.send(msg, timeout=0.005)
+            except can.CanError as exc:
+                self.stats.send_errors += 1
+                log.error("send on %s failed: %s", frame.bus, exc)
+
+    def _safe_stop(self, timeout: float) -> None:
+        log.info("stopping: limits to zero, opening contactors")
+        self.state = self.core.request_shutdown(self.state)
+        end = self.clock() + timeout
+        while self.clock() < end:
+            self._cycle()
+            if self.core.is_safe(self.state):
+                return
+            time.sleep(self.period)
+        log.error("contactors not confirmed open within %.1f s of the stop request", timeout)
+
+    def close(self) -> None:
+        for notifier in self._notifiers:
+            notifier.stop()
+        self.stats.dropped_frames = sum(listener.dropped for listener in self._listeners)
+        for bus in self.buses.values():
+            bus.shutdown()
+        log.info(
+            "runtime stopped: %d cycles, %d overruns, max cycle %.2f ms, %d send errors",
+            self.stats.cycles,
+            self.stats.overruns,
+            self.stats.max_cycle_s * 1e3,
+            self.stats.send_errors,
+        )
