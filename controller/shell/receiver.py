@@ -1,8 +1,8 @@
 """Collect frames from a bus on python-can's reader thread, hand them to the core as a batch.
 
 The reader thread only copies bytes into a preallocated array under a lock; the control loop
-swaps the buffer out once per cycle. A failure inside the listener is kept and reported on the control
-loop's thread instead of silently killing the reader (python-can issue #1039).
+takes them out once per cycle. A failure inside the listener is kept and reported on the
+control loop's thread instead of silently killing the reader (python-can issue #1039).
 """
 
 from __future__ import annotations
