@@ -1,0 +1,112 @@
+"""The protection checks: names, status-frame bits, direction and what they watch.
+
+Bit assignment in the fault bitfield is the definition order below and is stable: new checks
+are only ever appended.
+
+| bit | check | element | unit |
+|---|---|---|---|
+| 0 | cell_overvoltage | cell | V |
+| 1 | cell_undervoltage | cell | V |
+| 2 | overtemperature_charge | sensor | degC |
+| 3 | overtemperature_discharge | sensor | degC |
+| 4 | undertemperature_charge | sensor | degC |
+| 5 | undertemperature_discharge | sensor | degC |
+| 6 | overcurrent_charge | pack | A (charge current) |
+| 7 | overcurrent_discharge | pack | A (discharge current, positive) |
+| 8 | cell_voltage_spread | pack | V (max - min of valid cells) |
+| 9 | slave_timeout | module | s since the last valid frame |
+| 10 | current_sensor_timeout | pack | s since the last valid frame |
+| 11 | pack_voltage_plausibility | pack | V (abs(U1 - sum of cells)) |
+| 12 | ems_timeout | pack | s since the last state request |
+| 13 | invalid_measurement | cell, sensor, module | flag |
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum, StrEnum
+
+
+class Check(StrEnum):
+    """A protection check; the value is its configuration key and status name."""
+
+    CELL_OVERVOLTAGE = "cell_overvoltage"
+    CELL_UNDERVOLTAGE = "cell_undervoltage"
+    OVERTEMPERATURE_CHARGE = "overtemperature_charge"
+    OVERTEMPERATURE_DISCHARGE = "overtemperature_discharge"
+    UNDERTEMPERATURE_CHARGE = "undertemperature_charge"
+    UNDERTEMPERATURE_DISCHARGE = "undertemperature_discharge"
+    OVERCURRENT_CHARGE = "overcurrent_charge"
+    OVERCURRENT_DISCHARGE = "overcurrent_discharge"
+    CELL_VOLTAGE_SPREAD = "cell_voltage_spread"
+    SLAVE_TIMEOUT = "slave_timeout"
+    CURRENT_SENSOR_TIMEOUT = "current_sensor_timeout"
+    PACK_VOLTAGE_PLAUSIBILITY = "pack_voltage_plausibility"
+    EMS_TIMEOUT = "ems_timeout"
+    INVALID_MEASUREMENT = "invalid_measurement"
+
+    @property
+    def bit(self) -> int:
+        """Position of this check in the fault bitfield."""
+        return _ORDER.index(self)
+
+
+_ORDER = tuple(Check)
+
+
+class Direction(Enum):
+    """How a value violates a threshold."""
+
+    HIGH = "high"  # violated above the threshold; clears at threshold - hysteresis
+    LOW = "low"  # violated below the threshold; clears at threshold + hysteresis
+    FLAG = "flag"  # violated while the flag is set; no threshold
+
+
+class Window(Enum):
+    """When a check applies: always, or only in one current direction."""
+
+    ALWAYS = "always"
+    CHARGE = "charge"
+    DISCHARGE = "discharge"
+
+
+@dataclass(frozen=True)
+class CheckSpec:
+    direction: Direction
+    element: str | None  # "cell", "sensor", "module"; None for one pack-level value
+    unit: str
+    minimum: float | None = None  # lowest threshold that makes physical sense
+    window: Window = Window.ALWAYS
+
+
+SPECS: dict[Check, CheckSpec] = {
+    Check.CELL_OVERVOLTAGE: CheckSpec(Direction.HIGH, "cell", "V", 0.0),
+    Check.CELL_UNDERVOLTAGE: CheckSpec(Direction.LOW, "cell", "V", 0.0),
+    Check.OVERTEMPERATURE_CHARGE: CheckSpec(
+        Direction.HIGH, "sensor", "degC", -273.15, Window.CHARGE
+    ),
+    Check.OVERTEMPERATURE_DISCHARGE: CheckSpec(
+        Direction.HIGH, "sensor", "degC", -273.15, Window.DISCHARGE
+    ),
+    Check.UNDERTEMPERATURE_CHARGE: CheckSpec(
+        Direction.LOW, "sensor", "degC", -273.15, Window.CHARGE
+    ),
+    Check.UNDERTEMPERATURE_DISCHARGE: CheckSpec(
+        Direction.LOW, "sensor", "degC", -273.15, Window.DISCHARGE
+    ),
+    Check.OVERCURRENT_CHARGE: CheckSpec(Direction.HIGH, None, "A", 0.0),
+    Check.OVERCURRENT_DISCHARGE: CheckSpec(Direction.HIGH, None, "A", 0.0),
+    Check.CELL_VOLTAGE_SPREAD: CheckSpec(Direction.HIGH, None, "V", 0.0),
+    Check.SLAVE_TIMEOUT: CheckSpec(Direction.HIGH, "module", "s", 0.0),
+    Check.CURRENT_SENSOR_TIMEOUT: CheckSpec(Direction.HIGH, None, "s", 0.0),
+    Check.PACK_VOLTAGE_PLAUSIBILITY: CheckSpec(Direction.HIGH, None, "V", 0.0),
+    Check.EMS_TIMEOUT: CheckSpec(Direction.HIGH, None, "s", 0.0),
+    Check.INVALID_MEASUREMENT: CheckSpec(Direction.FLAG, "cell", "flag"),
+}
+
+# Pairs (low check, high check) whose loosest thresholds must leave an operating window.
+WINDOWS: tuple[tuple[Check, Check], ...] = (
+    (Check.CELL_UNDERVOLTAGE, Check.CELL_OVERVOLTAGE),
+    (Check.UNDERTEMPERATURE_CHARGE, Check.OVERTEMPERATURE_CHARGE),
+    (Check.UNDERTEMPERATURE_DISCHARGE, Check.OVERTEMPERATURE_DISCHARGE),
+)

@@ -1,0 +1,123 @@
+"""Time-based occurrence counters for every (level, element) of one check, vectorised.
+
+Time is integer microseconds so that counters add up exactly whatever the step size. An
+observation holds until the next one (zero-order hold): the set counter rises by the elapsed
+time if the condition was violated at the previous step and falls otherwise, clamped to
+``0..set_delay``; a level sets at a step where it is violated and the counter has reached
+its set delay, so it never sets earlier than the delay after the condition was first seen.
+While set, a level clears once its clear condition (absent beyond the hysteresis) has held
+without a break for the clear delay; a latching level (fault) also needs a reset request at
+that step.
+
+The state is sparse: only elements with a non-zero counter, a set level or a violation at
+the last step are stored (``cols``). In a healthy pack that is none, so a step costs a few
+comparisons over the whole array and nothing more.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Per level (rows of the state arrays)."""
+
+    set_us: np.ndarray  # (L,) int64
+    clear_us: np.ndarray  # (L,) int64
+    latch: np.ndarray  # (L,) bool
+
+
+@dataclass(frozen=True)
+class DebounceState:
+    cols: np.ndarray  # (k,) intp, sorted element indices with non-zero state
+    counter: np.ndarray  # (L, k) int64 us, set counter
+    clear_counter: np.ndarray  # (L, k) int64 us, time the clear condition has held
+    active: np.ndarray  # (L, k) bool, level set
+    prev_violated: np.ndarray  # (L, k) bool
+    prev_clear_ok: np.ndarray  # (L, k) bool
+
+    @classmethod
+    def empty(cls, levels: int) -> DebounceState:
+        return cls(
+            cols=np.zeros(0, np.intp),
+            counter=np.zeros((levels, 0), np.int64),
+            clear_counter=np.zeros((levels, 0), np.int64),
+            active=np.zeros((levels, 0), bool),
+            prev_violated=np.zeros((levels, 0), bool),
+            prev_clear_ok=np.zeros((levels, 0), bool),
+        )
+
+    @property
+    def quiet(self) -> bool:
+        return self.cols.size == 0
+
+    def aligned(self, cols: np.ndarray) -> DebounceState:
+        """The same state laid out over ``cols`` (a sorted superset of ``self.cols``)."""
+        if cols.size == self.cols.size:
+            return self
+        pos = np.searchsorted(cols, self.cols)
+        shape = (self.counter.shape[0], cols.size)
+        out = []
+        for arr in (
+            self.counter,
+            self.clear_counter,
+            self.active,
+            self.prev_violated,
+            self.prev_clear_ok,
+        ):
+            wide = np.zeros(shape, arr.dtype)
+            wide[:, pos] = arr
+            out.append(wide)
+        return DebounceState(cols, *out)
+
+
+@dataclass(frozen=True)
+class Transitions:
+    """Level changes of one step at ``cols`` (the columns of the pre-pruning state)."""
+
+    cols: np.ndarray
+    set_now: np.ndarray  # (L, k) bool
+    cleared: np.ndarray  # (L, k) bool
+
+
+def advance(
+    state: DebounceState,
+    violated: np.ndarray,
+    clear_ok: np.ndarray,
+    timing: Timing,
+    dt_us: int,
+    reset: bool,
+) -> tuple[DebounceState, Transitions]:
+    """One step; ``state`` is already aligned to the columns of ``violated``/``clear_ok``."""
+    set_us = timing.set_us[:, None]
+    clear_us = timing.clear_us[:, None]
+    counter = np.where(state.prev_violated, state.counter + dt_us, state.counter - dt_us)
+    counter = np.minimum(np.maximum(counter, 0), set_us)
+    set_now = ~state.active & violated & (counter >= set_us)
+
+    held = state.prev_clear_ok & clear_ok
+    clear_counter = np.minimum(np.where(held, state.clear_counter + dt_us, 0), clear_us)
+    releasable = ~timing.latch[:, None] | reset
+    cleared = state.active & clear_ok & (clear_counter >= clear_us) & releasable
+
+    active = (state.active | set_now) & ~cleared
+    counter = np.where(cleared, 0, counter)
+    clear_counter = np.where(active, clear_counter, 0)
+    prev_clear_ok = clear_ok & active
+    keep = (active | violated | (counter > 0)).any(axis=0)
+    transitions = Transitions(state.cols, set_now, cleared)
+    if keep.all():
+        return DebounceState(
+            state.cols, counter, clear_counter, active, violated, prev_clear_ok
+        ), transitions
+    return DebounceState(
+        state.cols[keep],
+        counter[:, keep],
+        clear_counter[:, keep],
+        active[:, keep],
+        violated[:, keep],
+        prev_clear_ok[:, keep],
+    ), transitions

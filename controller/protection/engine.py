@@ -1,0 +1,248 @@
+"""The protection step: measures, debounced levels, transition events and the summary.
+
+`Protection.step` is a pure function of the previous state, this cycle's inputs, the time
+and the reset request. The core opens the contactors on `ProtectionState.fault_active`,
+derates on `alarm_active` and logs the returned `FaultEvent`s.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Literal
+
+import numpy as np
+
+from controller.adapters.base import Level
+from controller.protection.checks import SPECS, Check, Direction, Window
+from controller.protection.config import LEVEL_KEYS, CheckConfig, ProtectionConfig
+from controller.protection.debounce import DebounceState, Timing, Transitions, advance
+from controller.protection.inputs import ProtectionInputs
+from controller.protection.measures import Measure, directions, locate, measure
+
+
+@dataclass(frozen=True)
+class FaultEvent:
+    """A level of a check set or cleared on one element (``element`` None: pack-level)."""
+
+    time: float
+    check: Check
+    level: Level
+    element: int | None
+    value: float
+    threshold: float | None
+    kind: Literal["set", "cleared"]
+    element_kind: str | None = None  # "cell", "sensor" or "module"
+
+    def __str__(self) -> str:
+        where = "" if self.element is None else f" {self.element_kind} {self.element}"
+        limit = "" if self.threshold is None else f" (threshold {self.threshold:g})"
+        return (
+            f"{self.check.value} {LEVEL_KEYS[self.level]} {self.kind}{where}: "
+            f"value {self.value:g}{limit}"
+        )
+
+
+@dataclass(frozen=True)
+class ProtectionState:
+    time_us: int | None
+    debounce: MappingProxyType[Check, DebounceState]
+    levels: MappingProxyType[Check, Level]  # active level of every check
+    worst: MappingProxyType[Check, tuple[str, int]] = field(
+        default_factory=lambda: MappingProxyType({})
+    )  # element at the highest active level with the most extreme value, per check
+    charging: bool | None = None  # None: direction unknown (current not valid)
+
+    @property
+    def highest(self) -> Level:
+        return max(self.levels.values(), default=Level.OK)
+
+    @property
+    def fault_active(self) -> bool:
+        """Open the contactors."""
+        return self.highest >= Level.FAULT
+
+    @property
+    def alarm_active(self) -> bool:
+        """Derate the current limits (also true while a fault is active)."""
+        return self.highest >= Level.ALARM
+
+    @property
+    def warning_active(self) -> bool:
+        return self.highest >= Level.WARNING
+
+    def bits(self, level: Level = Level.FAULT) -> int:
+        """Bitfield of the checks at ``level`` or above (bit = `Check.bit`)."""
+        return sum(1 << check.bit for check, lv in self.levels.items() if lv >= level)
+
+    @property
+    def fault_bits(self) -> int:
+        return self.bits(Level.FAULT)
+
+
+class _Rule:
+    """One enabled check with its thresholds laid out as per-level arrays."""
+
+    def __init__(self, cfg: CheckConfig) -> None:
+        self.check = cfg.check
+        self.spec = SPECS[cfg.check]
+        self.levels = tuple(cfg.levels)
+        rows = tuple(cfg.levels.values())
+        flag = self.spec.direction is Direction.FLAG
+        self.threshold = np.array([np.nan if flag else r.threshold for r in rows])
+        self.hysteresis = np.array([r.hysteresis for r in rows])
+        if self.spec.direction is Direction.HIGH:
+            self.loosest = float(self.threshold.min())
+            self.release = (self.threshold - self.hysteresis)[:, None]
+        else:
+            self.loosest = float(self.threshold.max()) if not flag else np.nan
+            self.release = (self.threshold + self.hysteresis)[:, None]
+        self.timing = Timing(
+            set_us=np.array([round(r.set_delay_ms * 1000) for r in rows], np.int64),
+            clear_us=np.array([round(r.clear_delay_ms * 1000) for r in rows], np.int64),
+            latch=np.array([lv is Level.FAULT for lv in self.levels]),
+        )
+
+    def candidates(self, m: Measure) -> np.ndarray:
+        """Elements violating the loosest level now (the only ones that can start a count)."""
+        if not m.applies:
+            return np.zeros(0, np.intp)
+        match self.spec.direction:
+            case Direction.HIGH:
+                mask = ~(m.value <= self.loosest)
+            case Direction.LOW:
+                mask = ~(m.value >= self.loosest)
+            case Direction.FLAG:
+                mask = m.value
+        if m.valid is not None:
+            mask = mask & m.valid
+        return mask.nonzero()[0]
+
+    def judge(self, m: Measure, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(violated, clear_ok), each (levels, len(cols)), at ``cols``."""
+        v = m.value[cols][None, :]
+        shape = (len(self.levels), cols.size)
+        match self.spec.direction:
+            case Direction.HIGH:
+                violated = ~(v <= self.threshold[:, None])
+                clear_ok = v <= self.release
+            case Direction.LOW:
+                violated = ~(v >= self.threshold[:, None])
+                clear_ok = v >= self.release
+            case Direction.FLAG:
+                violated = np.broadcast_to(v, shape)
+                clear_ok = np.broadcast_to(~v, shape)
+        valid = np.ones(cols.size, bool) if m.valid is None else m.valid[cols]
+        if not m.applies:
+            return np.zeros(shape, bool), np.broadcast_to(valid, shape)
+        return violated & valid, clear_ok & valid
+
+    def level(self, state: DebounceState) -> tuple[Level, int | None]:
+        """Active level and the column of its worst element."""
+        rows = np.flatnonzero(state.active.any(axis=1))
+        if rows.size == 0:
+            return Level.OK, None
+        top = int(rows[-1])
+        return self.levels[top], top
+
+    def worst(self, m: Measure, state: DebounceState, top: int) -> int:
+        idx = state.cols[state.active[top]]
+        if self.spec.direction is Direction.FLAG:
+            return int(idx[0])
+        v = m.value[idx]
+        if self.spec.direction is Direction.HIGH:
+            return int(idx[np.argmax(np.where(np.isnan(v), np.inf, v))])
+        return int(idx[np.argmin(np.where(np.isnan(v), -np.inf, v))])
+
+    def events(
+        self, tr: Transitions, m: Measure, inputs: ProtectionInputs, time: float
+    ) -> list[FaultEvent]:
+        out = []
+        for kind, mask in (("cleared", tr.cleared), ("set", tr.set_now)):
+            for row, j in zip(*np.nonzero(mask), strict=True):
+                index = int(tr.cols[j])
+                element_kind, element = locate(self.check, self.spec.element, index, inputs)
+                threshold = self.threshold[row]
+                out.append(
+                    FaultEvent(
+                        time=time,
+                        check=self.check,
+                        level=self.levels[row],
+                        element=element,
+                        value=float(m.value[index]),
+                        threshold=None if np.isnan(threshold) else float(threshold),
+                        kind=kind,
+                        element_kind=element_kind,
+                    )
+                )
+        return out
+
+
+class Protection:
+    """The fault table of one pack; stateless itself, all state lives in `ProtectionState`."""
+
+    def __init__(self, config: ProtectionConfig) -> None:
+        self.config = config
+        self._rules = tuple(_Rule(c) for c in config.checks.values() if c.enabled)
+
+    def initial_state(self) -> ProtectionState:
+        return ProtectionState(
+            time_us=None,
+            debounce=MappingProxyType(
+                {r.check: DebounceState.empty(len(r.levels)) for r in self._rules}
+            ),
+            levels=MappingProxyType(dict.fromkeys(Check, Level.OK)),
+        )
+
+    def step(
+        self,
+        state: ProtectionState,
+        inputs: ProtectionInputs,
+        now: float,
+        reset_requested: bool = False,
+    ) -> tuple[ProtectionState, tuple[FaultEvent, ...]]:
+        """Advance every check to ``now`` (seconds); return the new state and transitions."""
+        now_us = round(now * 1_000_000)
+        dt_us = 0 if state.time_us is None else max(0, now_us - state.time_us)
+        windows = directions(inputs, self.config.charge_detect_current)
+        applies = {Window.ALWAYS: True, Window.CHARGE: windows[0], Window.DISCHARGE: windows[1]}
+        debounce = dict(state.debounce)
+        levels = dict.fromkeys(Check, Level.OK)
+        worst: dict[Check, tuple[str, int]] = {}
+        events: list[FaultEvent] = []
+        for rule in self._rules:
+            old = state.debounce[rule.check]
+            m = measure(rule.check, applies[rule.spec.window], inputs)
+            cand = rule.candidates(m)
+            if cand.size == 0 and old.quiet:
+                continue
+            if old.quiet or np.array_equal(cand, old.cols):
+                cols = cand
+            elif cand.size == 0:
+                cols = old.cols
+            else:
+                cols = np.union1d(old.cols, cand)
+            violated, clear_ok = rule.judge(m, cols)
+            new, transitions = advance(
+                old.aligned(cols), violated, clear_ok, rule.timing, dt_us, reset_requested
+            )
+            debounce[rule.check] = new
+            if transitions.set_now.any() or transitions.cleared.any():
+                events.extend(rule.events(transitions, m, inputs, now))
+            level, top = rule.level(new)
+            levels[rule.check] = level
+            if top is not None and rule.spec.element is not None:
+                kind, element = locate(
+                    rule.check, rule.spec.element, rule.worst(m, new, top), inputs
+                )
+                assert kind is not None and element is not None
+                worst[rule.check] = (kind, element)
+        charging = None if windows[0] and windows[1] else windows[0]
+        new_state = ProtectionState(
+            time_us=now_us,
+            debounce=MappingProxyType(debounce),
+            levels=MappingProxyType(levels),
+            worst=MappingProxyType(worst),
+            charging=charging,
+        )
+        return new_state, tuple(events)

@@ -1,0 +1,55 @@
+"""What protection reads each cycle, filled by the core from the pack state.
+
+Validity flags are the core's verdict after staleness filtering: protection never trusts a
+value whose flag is false. Ages are seconds since the last valid frame (``inf`` if never).
+
+Current direction: the pack is taken to be charging when the measured current is valid and
+above ``charge_detect_current`` (configuration) or when ``charge_mode`` is set (the core
+knows the contactors are in their charge configuration or a charger is connected). At rest
+and while discharging the discharge temperature windows apply. While the current is not
+valid the direction is unknown and both windows apply, so the stricter one decides.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ProtectionInputs:
+    cell_voltage: np.ndarray  # (n,) float64, V
+    cell_voltage_valid: np.ndarray  # (n,) bool; false for stale, flagged or open-wire cells
+    cell_temperature: np.ndarray  # (m,) float64, degC
+    cell_temperature_valid: np.ndarray  # (m,) bool
+    pack_current: float  # A, positive = charging
+    pack_current_valid: bool
+    pack_voltage: float  # V, current sensor U1
+    pack_voltage_valid: bool
+    cell_voltage_sum: float  # V, sum of the valid cell voltages
+    all_cells_valid: bool
+    module_age: np.ndarray  # (modules,) float64, s since each slave's last valid frame
+    current_sensor_age: float  # s
+    ems_request_age: float  # s
+    charge_mode: bool = False
+    module_open_wire: np.ndarray | None = None  # (modules,) bool
+    module_adc_fault: np.ndarray | None = None  # (modules,) bool
+    module_self_test_failed: np.ndarray | None = None  # (modules,) bool
+
+    def __post_init__(self) -> None:
+        if self.cell_voltage.shape != self.cell_voltage_valid.shape:
+            raise ValueError("cell_voltage and cell_voltage_valid differ in shape")
+        if self.cell_temperature.shape != self.cell_temperature_valid.shape:
+            raise ValueError("cell_temperature and cell_temperature_valid differ in shape")
+        for bits in (self.module_open_wire, self.module_adc_fault, self.module_self_test_failed):
+            if bits is not None and bits.shape != self.module_age.shape:
+                raise ValueError("module error bits and module_age differ in shape")
+
+    def module_error(self) -> np.ndarray:
+        """Per module: any error bit reported (open wire, ADC fault, failed self test)."""
+        error = np.zeros(self.module_age.shape, bool)
+        for bits in (self.module_open_wire, self.module_adc_fault, self.module_self_test_failed):
+            if bits is not None:
+                error = error | bits
+        return error
