@@ -1,0 +1,115 @@
+"""Equivalent-circuit model of every cell of the pack at once: OCV(SOC) + R0 + one RC pair.
+
+State is kept in coulombs, never clipped: a cell pushed past 100 % keeps the extra charge
+(and shows it in its voltage), so the charge books always balance:
+
+    charge_c - initial_charge_c == throughput_c - self_discharged_c
+
+Current is positive into the cell (charging). Time is passed in; nothing here reads a clock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from slaves.chemistry import Chemistry
+
+SECONDS_PER_MONTH = 30 * 86_400.0
+
+
+@dataclass(frozen=True)
+class CellSpread:
+    """Manufacturing spread, as relative standard deviations drawn once from the seed."""
+
+    capacity: float = 0.01
+    resistance: float = 0.05
+    self_discharge: float = 0.3
+    initial_soc: float = 0.0  # absolute SOC standard deviation
+
+    def __post_init__(self) -> None:
+        for name in ("capacity", "resistance", "self_discharge", "initial_soc"):
+            value = getattr(self, name)
+            if not 0.0 <= value < 0.5:
+                raise ValueError(f"spread.{name}: {value} must be in [0, 0.5)")
+
+
+class CellArray:
+    """All cells of the pack as NumPy arrays; ``step`` advances them by ``dt`` seconds."""
+
+    def __init__(
+        self,
+        chemistry: Chemistry,
+        n_cells: int,
+        rng: np.random.Generator,
+        initial_soc: float | np.ndarray = 0.5,
+        spread: CellSpread | None = None,
+    ) -> None:
+        if n_cells < 1:
+            raise ValueError(f"n_cells: {n_cells} must be at least 1")
+        spread = spread or CellSpread()
+        self.chemistry = chemistry
+        self.n = n_cells
+
+        def factor(sigma: float, floor: float) -> np.ndarray:
+            return np.maximum(1.0 + sigma * rng.standard_normal(n_cells), floor)
+
+        self.capacity_c = chemistry.capacity_c * factor(spread.capacity, 0.5)
+        self.r0_25 = chemistry.r0_ohm * factor(spread.resistance, 0.2)
+        self.r1_25 = chemistry.r1_ohm * factor(spread.resistance, 0.2)
+        self.c1 = np.full(n_cells, chemistry.c1_farad)
+        leak_per_s = chemistry.self_discharge_per_month / SECONDS_PER_MONTH
+        self.self_discharge_a = self.capacity_c * leak_per_s * factor(spread.self_discharge, 0.0)
+
+        soc0 = np.broadcast_to(np.asarray(initial_soc, np.float64), (n_cells,))
+        soc0 = soc0 + spread.initial_soc * rng.standard_normal(n_cells)
+        self.initial_charge_c = soc0 * self.capacity_c
+        self.charge_c = self.initial_charge_c.copy()
+        self.throughput_c = np.zeros(n_cells)
+        self.self_discharged_c = np.zeros(n_cells)
+        self.v_rc = np.zeros(n_cells)
+        self.current = np.zeros(n_cells)
+        self.temperature = np.full(n_cells, 25.0)
+        self.heat_w = np.zeros(n_cells)
+
+    @property
+    def soc(self) -> np.ndarray:
+        """State of charge, 1.0 = full; not clipped (see module docstring)."""
+        return self.charge_c / self.capacity_c
+
+    @property
+    def ocv(self) -> np.ndarray:
+        return self.chemistry.ocv(self.soc)
+
+    @property
+    def r0(self) -> np.ndarray:
+        return self.r0_25 * self.chemistry.resistance_factor(self.temperature)
+
+    @property
+    def voltage(self) -> np.ndarray:
+        """Terminal voltage with the current of the last step flowing."""
+        return self.ocv + self.current * self.r0 + self.v_rc
+
+    def step(self, dt: float, current: np.ndarray | float, temps: np.ndarray | float) -> None:
+        """Advance by ``dt`` with ``current`` (A, + = charging) held constant over the step.
+
+        The RC pair is updated with its exact solution for a constant current, so the
+        result does not depend on the step size.
+        """
+        if dt <= 0.0:
+            raise ValueError(f"dt: {dt} must be positive")
+        i = np.broadcast_to(np.asarray(current, np.float64), (self.n,))
+        self.temperature = np.broadcast_to(np.asarray(temps, np.float64), (self.n,)).copy()
+        k = self.chemistry.resistance_factor(self.temperature)
+        r0 = self.r0_25 * k
+        r1 = self.r1_25 * k
+        decay = np.exp(-dt / (r1 * self.c1))
+        self.v_rc = self.v_rc * decay + i * r1 * (1.0 - decay)
+        moved = i * dt
+        leaked = self.self_discharge_a * dt
+        self.charge_c = self.charge_c + moved - leaked
+        self.throughput_c = self.throughput_c + moved
+        self.self_discharged_c = self.self_discharged_c + leaked
+        self.current = i.copy()
+        self.heat_w = i * i * r0 + self.v_rc * self.v_rc / r1

@@ -1,0 +1,137 @@
+"""Cell chemistries: open-circuit voltage curves and equivalent-circuit parameters.
+
+The curves are typical public shapes of large-format cells (NMC pouch, LFP prismatic, LTO
+prismatic), sampled at a few SOC points; they are strictly increasing so a SOC can always be
+recovered from a voltage. Beyond 0 % and 100 % the curve is extended with its end slope
+times ``overrun_slope_factor`` so an over-charged or over-discharged cell shows it in its
+voltage instead of sitting at the table end.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+T_REF_K = 298.15  # 25 degC, where the resistances below are given
+KELVIN = 273.15
+
+
+@dataclass(frozen=True)
+class Chemistry:
+    """One cell type; resistances and capacitance at 25 degC."""
+
+    name: str
+    soc_points: tuple[float, ...]
+    ocv_points: tuple[float, ...]
+    capacity_ah: float
+    r0_ohm: float
+    r1_ohm: float
+    c1_farad: float
+    activation_k: float  # Arrhenius E_a / R: resistance grows by exp(E_a/R (1/T - 1/T_ref))
+    heat_capacity_j_per_k: float  # per cell
+    self_discharge_per_month: float  # fraction of capacity lost per 30 days at rest
+    v_min: float
+    v_max: float
+    overrun_slope_factor: float = 5.0
+    _soc: np.ndarray = field(init=False, repr=False, compare=False)
+    _ocv: np.ndarray = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        soc = np.asarray(self.soc_points, np.float64)
+        ocv = np.asarray(self.ocv_points, np.float64)
+        if soc.shape != ocv.shape or soc.size < 2:
+            raise ValueError(f"{self.name}: SOC and OCV tables must have the same length >= 2")
+        if soc[0] != 0.0 or soc[-1] != 1.0:
+            raise ValueError(f"{self.name}: SOC table must span 0..1")
+        if np.any(np.diff(soc) <= 0) or np.any(np.diff(ocv) <= 0):
+            raise ValueError(f"{self.name}: SOC and OCV tables must be strictly increasing")
+        object.__setattr__(self, "_soc", soc)
+        object.__setattr__(self, "_ocv", ocv)
+
+    @property
+    def capacity_c(self) -> float:
+        """Nominal capacity in coulombs."""
+        return self.capacity_ah * 3600.0
+
+    @property
+    def tau_s(self) -> float:
+        """Time constant of the RC pair at 25 degC."""
+        return self.r1_ohm * self.c1_farad
+
+    def ocv(self, soc: np.ndarray | float) -> np.ndarray:
+        """Open-circuit voltage; linear with a steepened end slope outside 0..1."""
+        s = np.asarray(soc, np.float64)
+        v = np.interp(s, self._soc, self._ocv)
+        k = self.overrun_slope_factor
+        low_slope = (self._ocv[1] - self._ocv[0]) / (self._soc[1] - self._soc[0])
+        high_slope = (self._ocv[-1] - self._ocv[-2]) / (self._soc[-1] - self._soc[-2])
+        v = np.where(s < 0.0, self._ocv[0] + k * low_slope * s, v)
+        return np.where(s > 1.0, self._ocv[-1] + k * high_slope * (s - 1.0), v)
+
+    def soc_from_ocv(self, volts: np.ndarray | float) -> np.ndarray:
+        """Inverse of the table inside 0..1 (clipped at the ends)."""
+        return np.interp(np.asarray(volts, np.float64), self._ocv, self._soc)
+
+    def resistance_factor(self, temp_c: np.ndarray | float) -> np.ndarray:
+        """Multiplier on R0 and R1 at ``temp_c`` relative to 25 degC."""
+        t_k = np.asarray(temp_c, np.float64) + KELVIN
+        return np.exp(self.activation_k * (1.0 / t_k - 1.0 / T_REF_K))
+
+
+NMC = Chemistry(
+    name="NMC",
+    soc_points=(0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
+    ocv_points=(3.00, 3.45, 3.55, 3.62, 3.66, 3.71, 3.76, 3.82, 3.89, 3.97, 4.06, 4.18),
+    capacity_ah=50.0,
+    r0_ohm=1.2e-3,
+    r1_ohm=0.8e-3,
+    c1_farad=37_500.0,  # tau 30 s
+    activation_k=3500.0,
+    heat_capacity_j_per_k=900.0,
+    self_discharge_per_month=0.02,
+    v_min=2.8,
+    v_max=4.2,
+)
+
+LFP = Chemistry(
+    name="LFP",
+    soc_points=(0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0),
+    ocv_points=(2.50, 3.10, 3.20, 3.25, 3.28, 3.29, 3.30, 3.31, 3.32, 3.33, 3.35, 3.40, 3.60),
+    capacity_ah=100.0,
+    r0_ohm=0.5e-3,
+    r1_ohm=0.3e-3,
+    c1_farad=200_000.0,  # tau 60 s
+    activation_k=3000.0,
+    heat_capacity_j_per_k=2000.0,
+    self_discharge_per_month=0.02,
+    v_min=2.5,
+    v_max=3.65,
+)
+
+LTO = Chemistry(
+    name="LTO",
+    soc_points=(0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
+    ocv_points=(1.70, 2.05, 2.15, 2.22, 2.26, 2.29, 2.32, 2.35, 2.38, 2.42, 2.48, 2.70),
+    capacity_ah=20.0,
+    r0_ohm=0.8e-3,
+    r1_ohm=0.4e-3,
+    c1_farad=50_000.0,  # tau 20 s
+    activation_k=2500.0,
+    heat_capacity_j_per_k=550.0,
+    self_discharge_per_month=0.01,
+    v_min=1.5,
+    v_max=2.8,
+)
+
+CHEMISTRIES: dict[str, Chemistry] = {c.name: c for c in (NMC, LFP, LTO)}
+
+
+def get(name: str) -> Chemistry:
+    """The chemistry registered under ``name`` (case-insensitive)."""
+    try:
+        return CHEMISTRIES[name.upper()]
+    except KeyError:
+        raise ValueError(
+            f"unknown chemistry {name!r} (known: {', '.join(sorted(CHEMISTRIES))})"
+        ) from None
