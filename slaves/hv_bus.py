@@ -1,0 +1,66 @@
+"""Bus plumbing shared by the HV-side plant devices: DBC access and cyclic schedules."""
+
+from __future__ import annotations
+
+import math
+from functools import cache
+from typing import Any
+
+import can
+import cantools
+
+import dbc
+
+
+@cache
+def master_database() -> cantools.database.can.Database:
+    """``dbc/canbms_master.dbc``, loaded once."""
+    return cantools.database.load_file(dbc.path("canbms_master.dbc"), strict=True)
+
+
+@cache
+def ivt_database() -> cantools.database.can.Database:
+    """``dbc/ivt_s.dbc``, loaded once."""
+    return cantools.database.load_file(dbc.path("ivt_s.dbc"), strict=True)
+
+
+def encode(
+    db: cantools.database.can.Database, frame_id: int, signals: dict[str, Any], t: float
+) -> can.Message:
+    """A classic 11-bit frame stamped ``t`` carrying ``signals`` encoded by cantools."""
+    return can.Message(
+        arbitration_id=frame_id,
+        data=db.encode_message(frame_id, signals),
+        timestamp=t,
+        is_extended_id=False,
+    )
+
+
+class Cyclic:
+    """Send instants ``start + n * period``, computed from ``n`` so they never drift.
+
+    ``due(t, dt)`` returns the instants in ``[t, t + dt)``, so a device stepped with any
+    step size sends exactly once per period, stamped at the true instant.
+    """
+
+    def __init__(self, period_s: float, start_s: float = 0.0) -> None:
+        if not math.isfinite(period_s) or period_s <= 0:
+            raise ValueError(f"period_s: expected a number > 0, got {period_s!r}")
+        self.period_s = period_s
+        self.restart(start_s)
+
+    def restart(self, start_s: float) -> None:
+        """Next instant at ``start_s``, then every period."""
+        self._start = start_s
+        self._n = 0
+
+    def due(self, t: float, dt: float) -> list[float]:
+        end = t + dt
+        out = []
+        while True:
+            instant = self._start + self._n * self.period_s
+            if instant >= end:
+                return out
+            self._n += 1
+            if instant >= t:
+                out.append(instant)
