@@ -1,0 +1,302 @@
+"""CAN-BMS protocol towards storage inverters (Victron, Pylontech-compatible, SMA variants).
+
+The inverter obeys 0x351 (CVL, CCL, DCL, DVL) and reads state, alarms and identity from the
+other frames; the variants differ in the alarm frame (0x35A two-bit vs 0x359 one-bit), in
+0x35C (enable bits vs start/stop) and in the optional frames. The DBC of each variant is the
+contract: frames are encoded from it.
+
+Fault reaction, in this order: in the very cycle a fault (or a lost charge/discharge
+permission) appears, the fast frames go out at once, not at the next period: CVL lowered to
+the present pack voltage, CCL/DCL = 0, alarm flags active, enable bits cleared (Pylontech) or
+stop (SMA). The core opens the contactors afterwards, on its own delay. CVL is never sent as
+0 (Victron reads it as over-voltage): it is floored at DVL or ``cvl_floor``; without any
+usable value 0x351 is withheld, which inverters treat as a lost BMS and stop.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from controller.adapters.base import AdapterOutput, BmsSnapshot, Level, LimitRequest
+from controller.adapters.framing import FrameEncoder, ascii_field, load_dbc, schedule
+from controller.adapters.inverter_flags import flags_35a, flags_359
+from controller.adapters.keepalive import KeepAliveConfig, KeepAliveState, watch_link
+from controller.config import fields
+from controller.errors import ConfigError
+from controller.frames import FrameBatch, OutFrame
+from dbc import path as dbc_path
+
+KEEPALIVE_IDS = (0x305, 0x307)
+LEVELS = {"warning": Level.WARNING, "alarm": Level.ALARM, "fault": Level.FAULT}
+
+
+@dataclass(frozen=True)
+class Variant:
+    dbc: str
+    fast: tuple[int, ...]  # sent every ``period`` and at once on a fault
+    slow: tuple[int, ...]  # identity frames, every ``info_period``
+    extras: tuple[int, ...] = ()  # optional, enabled by ``extras``
+
+
+VARIANTS = {
+    "victron": Variant(
+        "canbms_inverter_victron.dbc", (0x351, 0x355, 0x356, 0x35A), (0x35E, 0x35F), (0x373, 0x379)
+    ),
+    "pylontech": Variant(
+        "canbms_inverter_pylontech.dbc", (0x351, 0x355, 0x356, 0x359, 0x35C), (0x35E,)
+    ),
+    "sma": Variant("canbms_inverter_sma.dbc", (0x351, 0x355, 0x356, 0x35A, 0x35C), (0x35E, 0x35F)),
+}
+_KNOWN = {
+    "type", "name", "bus", "variant", "period", "info_period", "manufacturer", "model_id",
+    "hardware_version", "software_version", "module_count", "alarm_level", "fault_level",
+    "cvl_floor", "extras", "keepalive", "keepalive_loss_after", "keepalive_timeout",
+    "keepalive_limit_fraction",
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class InverterConfig:
+    variant: str = "victron"
+    name: str = "canbms_inverter"
+    bus: str = "vehicle"
+    period: float = 1.0
+    info_period: float = 10.0
+    manufacturer: str = "canbms"
+    model_id: int = 0
+    hardware_version: int = 0
+    software_version: int = 0
+    module_count: int = 1
+    alarm_level: Level = Level.ALARM
+    fault_level: Level = Level.FAULT
+    cvl_floor: float = 0.0
+    extras: bool = True
+    keepalive: bool = True
+    watch: KeepAliveConfig = field(default_factory=KeepAliveConfig)
+
+    @classmethod
+    def from_table(cls, data: Mapping[str, Any], path: str) -> InverterConfig:
+        """Parse ``[[adapters]]`` of type ``canbms_inverter``; errors name the key."""
+        fields.unknown_keys(data, _KNOWN, path)
+        name = fields.string(data, "manufacturer", path, "canbms")
+        if not name.isascii() or len(name) > 8:
+            raise ConfigError(fields.join(path, "manufacturer"), "at most 8 ASCII chars")
+        u16 = {"minimum": 0, "maximum": 0xFFFF}
+        loss = fields.number(data, "keepalive_loss_after", path, 10.0, minimum=1.0)
+        return cls(
+            variant=fields.string(data, "variant", path, choices=tuple(VARIANTS)),
+            name=fields.string(data, "name", path, "canbms_inverter"),
+            bus=fields.string(data, "bus", path, "vehicle"),
+            period=fields.number(data, "period", path, 1.0, minimum=0.1, maximum=10.0),
+            info_period=fields.number(data, "info_period", path, 10.0, minimum=0.5, maximum=120),
+            manufacturer=name,
+            model_id=fields.integer(data, "model_id", path, 0, **u16),
+            hardware_version=fields.integer(data, "hardware_version", path, 0, **u16),
+            software_version=fields.integer(data, "software_version", path, 0, **u16),
+            module_count=fields.integer(data, "module_count", path, 1, minimum=1, maximum=255),
+            alarm_level=LEVELS[
+                fields.string(data, "alarm_level", path, "alarm", choices=("alarm", "fault"))
+            ],
+            fault_level=LEVELS[
+                fields.string(data, "fault_level", path, "fault", choices=("alarm", "fault"))
+            ],
+            cvl_floor=fields.number(data, "cvl_floor", path, 0.0, minimum=0.0, maximum=6553.5),
+            extras=fields.boolean(data, "extras", path, True),
+            keepalive=fields.boolean(data, "keepalive", path, True),
+            watch=KeepAliveConfig(
+                loss_after=loss,
+                timeout=fields.number(data, "keepalive_timeout", path, 600.0, minimum=loss),
+                fraction=fields.number(
+                    data, "keepalive_limit_fraction", path, 0.0, minimum=0.0, maximum=1.0
+                ),
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class Commanded:
+    """What this cycle tells the inverter, after the fault and permission rules."""
+
+    cvl: float | None  # None: no usable non-zero CVL, 0x351 withheld
+    ccl: float
+    dcl: float
+    dvl: float
+    fault: bool
+    charge: bool
+    discharge: bool
+
+
+@dataclass(frozen=True)
+class InverterState:
+    next_due: dict[int, float] = field(default_factory=dict)
+    mode: tuple[bool, bool, bool, bool] | None = None
+    last_cvl: float = 0.0
+    cvl_withheld: bool = False
+    watch: KeepAliveState = field(default_factory=KeepAliveState)
+
+
+def _finite(value: float, default: float = 0.0) -> float:
+    return value if math.isfinite(value) else default
+
+
+class CanBmsInverter:
+    """One storage inverter (or a group answering as one) on ``config.bus``."""
+
+    def __init__(self, config: InverterConfig) -> None:
+        self.config = config
+        self.name = config.name
+        self.bus = config.bus
+        variant = VARIANTS[config.variant]
+        db = load_dbc(dbc_path(variant.dbc))
+        self.fast = variant.fast + (variant.extras[:1] if config.extras else ())
+        self.slow = variant.slow + (variant.extras[1:] if config.extras else ())
+        self.periods = {i: config.period for i in self.fast} | {
+            i: config.info_period for i in self.slow
+        }
+        self.encoders = {i: FrameEncoder.of(db, i, config.bus) for i in self.periods}
+        builders: dict[int, Callable[[BmsSnapshot, Commanded], OutFrame]] = {
+            0x351: self._limits,
+            0x355: self._soc,
+            0x356: self._measurements,
+            0x359: self._protection,
+            0x35A: self._alarms,
+            0x35C: self._request if config.variant == "pylontech" else self._start_stop,
+            0x35E: self._manufacturer,
+            0x35F: self._info,
+            0x373: self._cell_extremes,
+            0x379: self._capacity,
+        }
+        self.builders = {i: builders[i] for i in self.periods}
+
+    @classmethod
+    def from_config(cls, data: Mapping[str, Any], path: str) -> CanBmsInverter:
+        return cls(InverterConfig.from_table(data, path))
+
+    def initial_state(self) -> InverterState:
+        return InverterState()
+
+    def step(
+        self, state: InverterState, snapshot: BmsSnapshot, rx: FrameBatch, now: float
+    ) -> tuple[InverterState, AdapterOutput]:
+        events: tuple[str, ...] = ()
+        limits = LimitRequest()
+        watch = state.watch
+        if self.config.keepalive:
+            seen = bool(np.isin(rx.ids, KEEPALIVE_IDS).any()) if len(rx) else False
+            watch, events, limits = watch_link(
+                self.config.watch, watch, seen, now, snapshot.ccl, snapshot.dcl, self.name
+            )
+        cmd = self._command(snapshot, limits, state.last_cvl)
+        mode = (cmd.fault, cmd.charge, cmd.discharge, limits.max_ccl is not None)
+        force = self.fast if state.mode is not None and mode != state.mode else ()
+        due, next_due = schedule(state.next_due, self.periods, now, force)
+        if cmd.cvl is None:
+            due = tuple(i for i in due if i != 0x351)
+            if not state.cvl_withheld:
+                events += (f"{self.name}: no usable charge voltage limit, 0x351 withheld",)
+        frames = tuple(self.builders[i](snapshot, cmd) for i in due)
+        new = InverterState(
+            next_due=next_due,
+            mode=mode,
+            last_cvl=cmd.cvl if cmd.cvl is not None else state.last_cvl,
+            cvl_withheld=cmd.cvl is None,
+            watch=watch,
+        )
+        return new, AdapterOutput(frames, events, limits)
+
+    def _command(self, s: BmsSnapshot, limits: LimitRequest, last_cvl: float) -> Commanded:
+        fault = not s.data_valid or s.fault_level >= self.config.fault_level
+        closed = s.contactors_closed and not fault
+        charge = closed and s.charge_allowed
+        discharge = closed and s.discharge_allowed
+        ccl = max(0.0, _finite(s.ccl)) if charge else 0.0
+        dcl = max(0.0, _finite(s.dcl)) if discharge else 0.0
+        if limits.max_ccl is not None:
+            ccl = min(ccl, limits.max_ccl)
+        if limits.max_dcl is not None:
+            dcl = min(dcl, limits.max_dcl)
+        dvl = max(0.0, _finite(s.dvl))
+        cvl = _finite(s.cvl)
+        pack = _finite(s.pack_voltage)
+        if not charge and pack > 0.0:
+            cvl = min(cvl, pack)  # stop charging by voltage, as Victron does
+        cvl = max(cvl, dvl, self.config.cvl_floor)
+        if cvl < 0.05:  # would encode as 0
+            cvl = last_cvl if last_cvl >= 0.05 else None
+        return Commanded(cvl, ccl, dcl, dvl, fault, charge, discharge)
+
+    def _limits(self, s: BmsSnapshot, c: Commanded) -> OutFrame:
+        return self.encoders[0x351].encode(
+            {
+                "ChargeVoltageLimit": c.cvl if c.cvl is not None else 0.0,
+                "ChargeCurrentLimit": c.ccl,
+                "DischargeCurrentLimit": c.dcl,
+                "DischargeVoltageLimit": c.dvl,
+            }
+        )
+
+    def _soc(self, s: BmsSnapshot, c: Commanded) -> OutFrame:
+        values = {"StateOfCharge": s.soc, "StateOfHealth": s.soh}
+        if self.config.variant == "sma":
+            values["StateOfChargeHiRes"] = s.soc
+        return self.encoders[0x355].encode({k: min(max(v, 0.0), 100.0) for k, v in values.items()})
+
+    def _measurements(self, s: BmsSnapshot, c: Commanded) -> OutFrame:
+        return self.encoders[0x356].encode(
+            {
+                "BatteryVoltage": s.pack_voltage,
+                "BatteryCurrent": s.pack_current,
+                "BatteryTemperature": s.mean_temperature,
+            }
+        )
+
+    def _alarms(self, s: BmsSnapshot, c: Commanded) -> OutFrame:
+        return self.encoders[0x35A].encode_raw(flags_35a(s, self.config.alarm_level))
+
+    def _protection(self, s: BmsSnapshot, c: Commanded) -> OutFrame:
+        values = flags_359(s, self.config.alarm_level)
+        values["ModuleCount"] = self.config.module_count
+        values["ProtocolTag"] = int.from_bytes(b"PN", "little")
+        return self.encoders[0x359].encode_raw(values)
+
+    def _request(self, s: BmsSnapshot, c: Commanded) -> OutFrame:
+        return self.encoders[0x35C].encode_raw(
+            {"ChargeEnable": int(c.charge), "DischargeEnable": int(c.discharge)}
+        )
+
+    def _start_stop(self, s: BmsSnapshot, c: Commanded) -> OutFrame:
+        running = c.charge or c.discharge
+        return self.encoders[0x35C].encode_raw({"StartStop": 1 if running else 2})
+
+    def _manufacturer(self, s: BmsSnapshot, c: Commanded) -> OutFrame:
+        return self.encoders[0x35E].encode_raw(
+            {"ManufacturerName": ascii_field(self.config.manufacturer)}
+        )
+
+    def _info(self, s: BmsSnapshot, c: Commanded) -> OutFrame:
+        return self.encoders[0x35F].encode(
+            {
+                "ModelId": self.config.model_id,
+                "HardwareVersion": self.config.hardware_version,
+                "CapacityAh": s.capacity_ah,
+                "SoftwareVersion": self.config.software_version,
+            }
+        )
+
+    def _cell_extremes(self, s: BmsSnapshot, c: Commanded) -> OutFrame:
+        return self.encoders[0x373].encode(
+            {
+                "MinCellVoltage": s.min_cell_voltage,
+                "MaxCellVoltage": s.max_cell_voltage,
+                "MinTemperature": s.min_temperature,
+                "MaxTemperature": s.max_temperature,
+            }
+        )
+
+    def _capacity(self, s: BmsSnapshot, c: Commanded) -> OutFrame:
+        return self.encoders[0x379].encode({"InstalledCapacity": s.capacity_ah})

@@ -1,0 +1,281 @@
+"""Elcon/TC chargers (29-bit J1939-style IDs, big-endian), one or several sharing the CCL.
+
+Each configured charger address ``xx`` gets its command ``0x1806xxF4`` every period and
+answers with status ``0x18FF50xx``. Only chargers whose status is fresh and free of a
+hardware-fault or communication-time-out bit take part; the allowed current is split between
+them, each share capped at the charger's rating, so the sum never exceeds the CCL.
+
+Charging stops (stop bit and 0 A, sent at once rather than at the next period) on a fault at
+or above ``stop_level``, when the pack is not closed for charge or its data is invalid, when
+the CCL is zero, and once the charge has terminated: pack at CVL with the current below
+``termination_current`` for ``termination_delay``. Termination is latched until the SOC falls
+below ``restart_soc`` or a new charge request (the pack closing for charge again) arrives.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from controller.adapters.base import AdapterOutput, BmsSnapshot, Level
+from controller.adapters.framing import FrameEncoder, load_dbc, schedule
+from controller.config import fields
+from controller.errors import ConfigError
+from controller.frames import FrameBatch, OutFrame
+from dbc import path as dbc_path
+
+ADDRESSES = (0xE5, 0xE7, 0xE8, 0xE9)  # those the DBC defines
+STATUS_BITS = (
+    "hardware fault",
+    "over-temperature",
+    "wrong input voltage",
+    "battery not detected or reversed",
+    "communication time-out",
+)
+STOPPING_BITS = 0b1_0001  # hardware fault, communication time-out
+START, STOP = 0, 1
+_KNOWN = {
+    "type", "name", "bus", "addresses", "period", "max_current", "status_timeout",
+    "stop_level", "termination_current", "termination_margin", "termination_delay",
+    "restart_soc",
+}  # fmt: skip
+
+
+def command_id(address: int) -> int:
+    return 0x1806_00F4 | (address << 8)
+
+
+def status_id(address: int) -> int:
+    return 0x18FF_5000 | address
+
+
+def _addresses(data: Mapping[str, Any], path: str) -> tuple[int, ...]:
+    where = fields.join(path, "addresses")
+    value = data.get("addresses", [0xE5])
+    if not isinstance(value, list) or not value:
+        raise ConfigError(where, "expected a non-empty list of charger addresses")
+    for i, a in enumerate(value):
+        if isinstance(a, bool) or not isinstance(a, int) or a not in ADDRESSES:
+            choices = ", ".join(f"0x{x:X}" for x in ADDRESSES)
+            raise ConfigError(f"{where}[{i}]", f"{a!r} is not one of {choices}")
+    if len(set(value)) != len(value):
+        raise ConfigError(where, "an address is listed twice")
+    return tuple(value)
+
+
+@dataclass(frozen=True)
+class ElconConfig:
+    max_current: float  # per charger, A
+    addresses: tuple[int, ...] = (0xE5,)
+    name: str = "elcon"
+    bus: str = "charger"
+    period: float = 1.0
+    status_timeout: float = 5.0
+    stop_level: Level = Level.FAULT
+    termination_current: float = 1.0
+    termination_margin: float = 0.5
+    termination_delay: float = 10.0
+    restart_soc: float = 95.0
+
+    @classmethod
+    def from_table(cls, data: Mapping[str, Any], path: str) -> ElconConfig:
+        """Parse ``[[adapters]]`` of type ``elcon``; errors name the key."""
+        fields.unknown_keys(data, _KNOWN, path)
+        period = fields.number(data, "period", path, 1.0, minimum=0.1, maximum=4.0)
+        level = fields.string(data, "stop_level", path, "fault", choices=("alarm", "fault"))
+        return cls(
+            max_current=fields.number(data, "max_current", path, minimum=0.1, maximum=6553.5),
+            addresses=_addresses(data, path),
+            name=fields.string(data, "name", path, "elcon"),
+            bus=fields.string(data, "bus", path, "charger"),
+            period=period,
+            status_timeout=fields.number(data, "status_timeout", path, 5.0, minimum=period),
+            stop_level=Level.ALARM if level == "alarm" else Level.FAULT,
+            termination_current=fields.number(data, "termination_current", path, 1.0, minimum=0),
+            termination_margin=fields.number(data, "termination_margin", path, 0.5, minimum=0),
+            termination_delay=fields.number(data, "termination_delay", path, 10.0, minimum=0),
+            restart_soc=fields.number(data, "restart_soc", path, 95.0, minimum=0, maximum=100),
+        )
+
+
+@dataclass(frozen=True)
+class ChargerStatus:
+    """The last status frame of one charger."""
+
+    seen_at: float | None = None
+    voltage: float = 0.0
+    current: float = 0.0
+    flags: int = 0
+
+
+@dataclass(frozen=True)
+class ElconState:
+    next_due: dict[int, float] = field(default_factory=dict)
+    chargers: dict[int, ChargerStatus] = field(default_factory=dict)
+    fresh: frozenset[int] = frozenset()
+    running: frozenset[int] = frozenset()
+    permitted: bool = False
+    terminated: bool = False
+    full_since: float | None = None
+    soc_at_end: float = 100.0
+    reason: str = ""
+
+
+def decode_status(rx: FrameBatch, addresses: tuple[int, ...]) -> dict[int, ChargerStatus]:
+    """The newest status frame per charger address in ``rx`` (big-endian, 0.1 V / 0.1 A)."""
+    ids = np.array([status_id(a) for a in addresses], np.uint32)
+    rows = np.flatnonzero(np.isin(rx.ids, ids) & (rx.dlc >= 5))
+    if rows.size == 0:
+        return {}
+    data = rx.data[rows].astype(np.uint16)
+    volts = ((data[:, 0] << 8) | data[:, 1]) * 0.1
+    amps = ((data[:, 2] << 8) | data[:, 3]) * 0.1
+    found: dict[int, ChargerStatus] = {}
+    for address, frame_id in zip(addresses, ids, strict=True):
+        hits = np.flatnonzero(rx.ids[rows] == frame_id)
+        if hits.size:
+            k = hits[-1]
+            found[address] = ChargerStatus(
+                float(rx.timestamps[rows[k]]), float(volts[k]), float(amps[k]), int(data[k, 4])
+            )
+    return found
+
+
+class ElconCharger:
+    """One or several Elcon/TC chargers on ``config.bus``."""
+
+    def __init__(self, config: ElconConfig) -> None:
+        self.config = config
+        self.name = config.name
+        self.bus = config.bus
+        db = load_dbc(dbc_path("elcon_charger.dbc"))
+        self.encoders = {
+            a: FrameEncoder.of(db, command_id(a), config.bus) for a in config.addresses
+        }
+        self.periods = {a: config.period for a in config.addresses}
+
+    @classmethod
+    def from_config(cls, data: Mapping[str, Any], path: str) -> ElconCharger:
+        return cls(ElconConfig.from_table(data, path))
+
+    def initial_state(self) -> ElconState:
+        return ElconState()
+
+    def step(
+        self, state: ElconState, snapshot: BmsSnapshot, rx: FrameBatch, now: float
+    ) -> tuple[ElconState, AdapterOutput]:
+        cfg = self.config
+        events: list[str] = []
+        chargers = dict(state.chargers)
+        for address, status in decode_status(rx, cfg.addresses).items():
+            # arrival time as the core saw it: the frame's own clock may differ from ``now``
+            status = replace(status, seen_at=now)
+            events += self._flag_events(address, chargers.get(address, ChargerStatus()), status)
+            chargers[address] = status
+        fresh = frozenset(
+            a
+            for a, st in chargers.items()
+            if st.seen_at is not None and now - st.seen_at <= cfg.status_timeout
+        )
+        for a in sorted(fresh ^ state.fresh):
+            text = "status received" if a in fresh else "status missing, charger gets no current"
+            events.append(f"{self.name}: charger {a:02X} {text}")
+        usable = frozenset(a for a in fresh if not chargers[a].flags & STOPPING_BITS)
+
+        permitted = snapshot.data_valid and snapshot.contactors_closed and snapshot.charge_allowed
+        terminated, full_since, soc_at_end = self._termination(state, snapshot, permitted, now)
+        ccl = snapshot.ccl if math.isfinite(snapshot.ccl) else 0.0
+        cvl = snapshot.cvl if math.isfinite(snapshot.cvl) else 0.0
+        reason = self._stop_reason(snapshot, permitted, terminated, ccl, cvl, usable)
+        if reason != state.reason:
+            events.append(f"{self.name}: charging " + (f"stopped: {reason}" if reason else "on"))
+        running = frozenset() if reason else usable
+        # floor to the field's 0.1 A so that rounding never lifts the sum above the CCL
+        share = math.floor(min(ccl / len(running), cfg.max_current) * 10) / 10 if running else 0.0
+
+        force = state.running - running  # a charger told to stop hears it this cycle
+        due, next_due = schedule(state.next_due, self.periods, now, force)
+        frames = tuple(self._command(a, cvl, share, a in running) for a in due)
+        new = ElconState(
+            next_due=next_due,
+            chargers=chargers,
+            fresh=fresh,
+            running=running,
+            permitted=permitted,
+            terminated=terminated,
+            full_since=full_since,
+            soc_at_end=soc_at_end,
+            reason=reason,
+        )
+        return new, AdapterOutput(frames, tuple(events))
+
+    def _termination(
+        self, state: ElconState, s: BmsSnapshot, permitted: bool, now: float
+    ) -> tuple[bool, float | None, float]:
+        """Latch 'charge complete' after the pack sat at CVL with little current for a while.
+
+        The SOC restart threshold keeps its distance below the SOC at termination, so a
+        charge that ends below ``restart_soc`` (an estimate not yet at 100 %) cannot restart
+        at once and oscillate.
+        """
+        cfg = self.config
+        if state.terminated:
+            restart_below = min(cfg.restart_soc, state.soc_at_end - (100.0 - cfg.restart_soc))
+            if (permitted and not state.permitted) or s.soc < restart_below:
+                return False, None, state.soc_at_end  # new charge request, or pack used since
+            return True, None, state.soc_at_end
+        at_cvl = s.pack_voltage >= s.cvl - cfg.termination_margin
+        full = bool(state.running) and at_cvl and s.pack_current < cfg.termination_current
+        if not full:
+            return False, None, state.soc_at_end
+        since = now if state.full_since is None else state.full_since
+        done = now - since >= cfg.termination_delay
+        return done, since, s.soc if done else state.soc_at_end
+
+    def _stop_reason(
+        self,
+        s: BmsSnapshot,
+        permitted: bool,
+        terminated: bool,
+        ccl: float,
+        cvl: float,
+        usable: frozenset[int],
+    ) -> str:
+        if s.fault_level >= self.config.stop_level:
+            return f"fault level {s.fault_level.name}"
+        if not s.data_valid:
+            return "BMS data invalid"
+        if not permitted:
+            return "pack not closed for charge"
+        if terminated:
+            return "charge complete (CVL reached, current below termination)"
+        if ccl <= 0.0 or cvl <= 0.0:
+            return "no charge current or voltage allowed"
+        if not usable:
+            return "no charger with a valid status"
+        return ""
+
+    def _flag_events(self, address: int, old: ChargerStatus, new: ChargerStatus) -> list[str]:
+        changed = old.flags ^ new.flags
+        out = []
+        for bit, text in enumerate(STATUS_BITS):
+            if changed >> bit & 1:
+                severity = "fault" if STOPPING_BITS >> bit & 1 else "warning"
+                state = "active" if new.flags >> bit & 1 else "cleared"
+                out.append(f"{self.name}: charger {address:02X} {severity} {text} {state}")
+        return out
+
+    def _command(self, address: int, cvl: float, current: float, run: bool) -> OutFrame:
+        encoder = self.encoders[address]
+        a = f"{address:02X}"
+        return encoder.encode(
+            {
+                f"Cmd{a}_MaxChargeVoltage": cvl,
+                f"Cmd{a}_MaxChargeCurrent": current if run else 0.0,
+                f"Cmd{a}_Control": START if run else STOP,
+            }
+        )
