@@ -203,7 +203,9 @@ class Protection:
     ) -> tuple[ProtectionState, tuple[FaultEvent, ...]]:
         """Advance every check to ``now`` (seconds); return the new state and transitions."""
         now_us = round(now * 1_000_000)
-        dt_us = 0 if state.time_us is None else max(0, now_us - state.time_us)
+        if state.time_us is not None:
+            now_us = max(now_us, state.time_us)  # a clock stepping back counts no time
+        dt_us = 0 if state.time_us is None else now_us - state.time_us
         windows = directions(inputs, self.config.charge_detect_current)
         applies = {Window.ALWAYS: True, Window.CHARGE: windows[0], Window.DISCHARGE: windows[1]}
         debounce = dict(state.debounce)
