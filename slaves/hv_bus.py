@@ -39,28 +39,31 @@ def encode(
 class Cyclic:
     """Send instants ``start + n * period``, computed from ``n`` so they never drift.
 
-    ``due(t, dt)`` returns the instants in ``[t, t + dt)``, so a device stepped with any
-    step size sends exactly once per period, stamped at the true instant.
+    Devices are stepped at the end of each step (``step(t, dt)`` covers ``(t - dt, t]``).
+    The schedule starts at the first step unless ``restart`` anchors it, and ``due(t)``
+    returns every instant not yet sent up to ``t``: one frame per period whatever the step
+    size, each stamped at its true instant.
     """
 
-    def __init__(self, period_s: float, start_s: float = 0.0) -> None:
+    _EPS = 1e-9  # float slack so an instant equal to a step end is due in that step
+
+    def __init__(self, period_s: float) -> None:
         if not math.isfinite(period_s) or period_s <= 0:
             raise ValueError(f"period_s: expected a number > 0, got {period_s!r}")
         self.period_s = period_s
-        self.restart(start_s)
+        self._start: float | None = None
+        self._n = 0
 
     def restart(self, start_s: float) -> None:
         """Next instant at ``start_s``, then every period."""
         self._start = start_s
         self._n = 0
 
-    def due(self, t: float, dt: float) -> list[float]:
-        end = t + dt
+    def due(self, t: float) -> list[float]:
+        if self._start is None:
+            self.restart(t)
         out = []
-        while True:
-            instant = self._start + self._n * self.period_s
-            if instant >= end:
-                return out
+        while (instant := self._start + self._n * self.period_s) <= t + self._EPS:
+            out.append(instant)
             self._n += 1
-            if instant >= t:
-                out.append(instant)
+        return out

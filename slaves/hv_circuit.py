@@ -110,9 +110,9 @@ class Contactor:
 class HvCircuit:
     """The DC link behind the pack contactors, advanced exactly in time.
 
-    A Device: ``step(t, dt)`` advances the state over ``[t, t + dt)`` and sends nothing.
-    Inputs ``pack_voltage`` (V, source voltage) and ``load_current`` (A) are set by
-    whoever couples the pack and the load.
+    A Device: ``step(t, dt)`` advances the state from ``t - dt`` to ``t`` and sends nothing;
+    step it before the devices that measure it. Inputs ``pack_voltage`` (V, source voltage)
+    and ``load_current`` (A) are set by whoever couples the pack and the load.
     """
 
     def __init__(self, config: HvCircuitConfig | None = None, pack_voltage: float = 0.0) -> None:
@@ -167,8 +167,8 @@ class HvCircuit:
         self.link_voltage = final + (self.link_voltage - final) * math.exp(-duration / tau)
 
     def step(self, t: float, dt: float) -> list[can.Message]:
-        end = t + dt
-        now = t
+        end = t
+        now = t - dt
         for contactor in self.contactors.values():
             contactor.settle(now)
         while True:

@@ -23,10 +23,11 @@ def _start_precharge(circuit: HvCircuit, t: float = 0.0) -> None:
 
 
 def _run(circuit: HvCircuit, t: float, until: float, dt: float) -> float:
+    """Step from ``t`` to ``until``; each step is stamped with its end time."""
     while t < until - 1e-12:
         step = min(dt, until - t)
-        circuit.step(t, step)
         t += step
+        circuit.step(t, step)
     return t
 
 
@@ -37,8 +38,8 @@ def test_link_voltage_follows_rc_curve_for_any_step_size(dt, t_close):
     _start_precharge(circuit, t)
     closed_at = t + CONFIG.close_delay_s
     for _ in range(int(0.4 / dt)):
-        circuit.step(t, dt)
         t += dt
+        circuit.step(t, dt)
         elapsed = max(0.0, t - closed_at)
         expected = V_PACK * (1.0 - math.exp(-elapsed / TAU))
         # the bleed resistor lowers the final value by R_PRE / R_bleed (0.05 %)
