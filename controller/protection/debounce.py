@@ -94,20 +94,34 @@ def advance(
     """One step; ``state`` is already aligned to the columns of ``violated``/``clear_ok``."""
     set_us = timing.set_us[:, None]
     clear_us = timing.clear_us[:, None]
-    counter = np.where(state.prev_violated, state.counter + dt_us, state.counter - dt_us)
-    counter = np.minimum(np.maximum(counter, 0), set_us)
-    set_now = ~state.active & violated & (counter >= set_us)
+    # In-place arithmetic on fresh arrays: this runs over every tracked element each cycle.
+    counter = np.where(state.prev_violated, dt_us, -dt_us)
+    counter += state.counter
+    np.maximum(counter, 0, out=counter)
+    np.minimum(counter, set_us, out=counter)
+    set_now = counter >= set_us
+    set_now &= violated
+    set_now &= ~state.active
 
     held = state.prev_clear_ok & clear_ok
-    clear_counter = np.minimum(np.where(held, state.clear_counter + dt_us, 0), clear_us)
-    releasable = ~timing.latch[:, None] | reset
-    cleared = state.active & clear_ok & (clear_counter >= clear_us) & releasable
+    clear_counter = state.clear_counter + dt_us
+    clear_counter *= held
+    np.minimum(clear_counter, clear_us, out=clear_counter)
+    cleared = clear_counter >= clear_us
+    cleared &= state.active
+    cleared &= clear_ok
+    if not reset and timing.latch.any():
+        cleared &= ~timing.latch[:, None]
 
-    active = (state.active | set_now) & ~cleared
-    counter = np.where(cleared, 0, counter)
-    clear_counter = np.where(active, clear_counter, 0)
+    active = state.active | set_now
+    active ^= cleared  # cleared is a subset of active
+    if cleared.any():
+        counter *= ~cleared
+    clear_counter *= active
     prev_clear_ok = clear_ok & active
-    keep = (active | violated | (counter > 0)).any(axis=0)
+    keep = active | violated
+    keep |= counter > 0
+    keep = np.logical_or.reduce(keep, axis=0)
     transitions = Transitions(state.cols, set_now, cleared)
     if keep.all():
         return DebounceState(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 
@@ -21,8 +21,7 @@ from controller.protection.inputs import ProtectionInputs
 from controller.protection.measures import Measure, directions, locate, measure
 
 
-@dataclass(frozen=True)
-class FaultEvent:
+class FaultEvent(NamedTuple):
     """A level of a check set or cleared on one element (``element`` None: pack-level)."""
 
     time: float
@@ -157,24 +156,25 @@ class _Rule:
     def events(
         self, tr: Transitions, m: Measure, inputs: ProtectionInputs, time: float
     ) -> list[FaultEvent]:
-        out = []
+        out: list[FaultEvent] = []
+        thresholds = [None if np.isnan(t) else float(t) for t in self.threshold]
         for kind, mask in (("cleared", tr.cleared), ("set", tr.set_now)):
-            for row, j in zip(*np.nonzero(mask), strict=True):
-                index = int(tr.cols[j])
-                element_kind, element = locate(self.check, self.spec.element, index, inputs)
-                threshold = self.threshold[row]
-                out.append(
-                    FaultEvent(
-                        time=time,
-                        check=self.check,
-                        level=self.levels[row],
-                        element=element,
-                        value=float(m.value[index]),
-                        threshold=None if np.isnan(threshold) else float(threshold),
-                        kind=kind,
-                        element_kind=element_kind,
-                    )
+            rows, js = np.nonzero(mask)
+            indices = tr.cols[js]
+            values = m.value[indices].astype(float).tolist()
+            if self.check is Check.INVALID_MEASUREMENT:
+                where = [locate(self.check, self.spec.element, i, inputs) for i in indices.tolist()]
+            elif self.spec.element is None:
+                where = [(None, None)] * len(values)
+            else:
+                where = [(self.spec.element, i) for i in indices.tolist()]
+            levels = [self.levels[r] for r in rows.tolist()]
+            out.extend(
+                FaultEvent(time, self.check, lv, element, value, thresholds[r], kind, element_kind)
+                for lv, r, (element_kind, element), value in zip(
+                    levels, rows.tolist(), where, values, strict=True
                 )
+            )
         return out
 
 
