@@ -72,6 +72,7 @@ class CellArray:
         self.current = np.zeros(n_cells)
         self.temperature = np.full(n_cells, 25.0)
         self.heat_w = np.zeros(n_cells)
+        self.voltage = self.ocv  # terminal voltage with the last step's current flowing
 
     @property
     def soc(self) -> np.ndarray:
@@ -84,12 +85,8 @@ class CellArray:
 
     @property
     def r0(self) -> np.ndarray:
+        """Series resistance at the cells' temperature now."""
         return self.r0_25 * self.chemistry.resistance_factor(self.temperature)
-
-    @property
-    def voltage(self) -> np.ndarray:
-        """Terminal voltage with the current of the last step flowing."""
-        return self.ocv + self.current * self.r0 + self.v_rc
 
     def step(self, dt: float, current: np.ndarray | float, temps: np.ndarray | float) -> None:
         """Advance by ``dt`` with ``current`` (A, + = charging) held constant over the step.
@@ -113,3 +110,5 @@ class CellArray:
         self.self_discharged_c = self.self_discharged_c + leaked
         self.current = i.copy()
         self.heat_w = i * i * r0 + self.v_rc * self.v_rc / r1
+        # terminal voltage with this step's current flowing, computed once per step
+        self.voltage = self.ocv + i * r0 + self.v_rc

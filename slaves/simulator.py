@@ -1,0 +1,173 @@
+"""The simulated pack in virtual time: plant physics plus the devices on its bus.
+
+``PackSimulator.step(dt)`` advances the cells and the module temperatures over ``dt`` with
+the pack current of the profile at the start of the step, then steps every registered
+device at the new time ``t`` (devices cover ``(t - dt, t]``) and returns their frames,
+stamped in virtual time. Everything random comes from the seed, so a run is repeatable
+frame for frame. Nothing here reads a clock: `slaves.realtime` does that.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from functools import cache
+
+import can
+import cantools
+import numpy as np
+
+from dbc.slave_protocol import build_database
+from dbc.topology import Topology
+from slaves.cells import CellArray, CellSpread
+from slaves.chemistry import Chemistry, get
+from slaves.device import Device, Plant
+from slaves.faults import Faults
+from slaves.module import ModuleParams, SlaveModules
+from slaves.profiles import CurrentProfile, as_profile
+from slaves.thermal import ModuleThermal, ThermalParams
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    """Tunables of the plant and the slave modules (the defaults suit the default pack)."""
+
+    spread: CellSpread = field(default_factory=CellSpread)
+    thermal: ThermalParams = field(default_factory=ThermalParams)
+    modules: ModuleParams = field(default_factory=ModuleParams)
+
+
+@cache
+def slave_database(topology: Topology) -> cantools.database.can.Database:
+    """The slave-bus database of ``topology``, built once per topology."""
+    return build_database(topology)
+
+
+class PackSimulator:
+    """A pack of slave modules on one bus, stepped in virtual time."""
+
+    def __init__(
+        self,
+        topology: Topology | None = None,
+        chemistry: str | Chemistry = "NMC",
+        seed: int = 0,
+        initial_soc: float | np.ndarray = 0.5,
+        ambient: float = 25.0,
+        current: float | CurrentProfile | Callable[[float], float] = 0.0,
+        config: SimConfig | None = None,
+    ) -> None:
+        self.topology = topology = topology or Topology()
+        self.chemistry = get(chemistry) if isinstance(chemistry, str) else chemistry
+        self.config = config = config or SimConfig()
+        self.seed = seed
+        self.db = slave_database(topology)
+        cells_rng, thermal_rng, noise_rng, fault_rng = (
+            np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(4)
+        )
+        cells = CellArray(self.chemistry, topology.n_cells, cells_rng, initial_soc, config.spread)
+        thermal = ModuleThermal(
+            topology.modules,
+            topology.sensors_per_module,
+            self.chemistry.heat_capacity_j_per_k,
+            topology.cells_per_module,
+            thermal_rng,
+            ambient,
+            config.thermal,
+        )
+        self.plant = Plant(
+            self.chemistry, cells, thermal, topology.modules, topology.cells_per_module
+        )
+        self.faults = Faults(topology, fault_rng)
+        self.modules = SlaveModules(
+            self.db, topology, self.plant, self.faults, noise_rng, config.modules
+        )
+        self.devices: dict[str, Device] = {"modules": self.modules, "faults": self.faults}
+        self.profile: CurrentProfile = as_profile(current)
+        self.t = 0.0
+        self.bleed = np.zeros(topology.n_cells)  # A per cell over the last step
+
+    # --- inputs -----------------------------------------------------------------------
+
+    def set_current(self, current: float | CurrentProfile | Callable[[float], float]) -> None:
+        """Pack current from now on: amps (+ = charging) or a function of virtual time."""
+        self.profile = as_profile(current)
+
+    def add_device(self, name: str, device: Device) -> None:
+        """Step ``device`` after the ones already registered; names are unique."""
+        if name in self.devices:
+            raise ValueError(f"device {name!r} already registered")
+        self.devices[name] = device
+
+    def remove_device(self, name: str) -> Device:
+        return self.devices.pop(name)
+
+    def receive(self, messages: Iterable[can.Message]) -> None:
+        """Frames from the master, in order; every device sees every frame."""
+        for msg in messages:
+            for device in self.devices.values():
+                device.receive(msg)
+
+    # --- stepping ---------------------------------------------------------------------
+
+    def step(self, dt: float) -> list[can.Message]:
+        """Advance by ``dt`` seconds of virtual time; the frames sent meanwhile, in order."""
+        if not dt > 0:
+            raise ValueError(f"dt: {dt} must be positive")
+        plant = self.plant
+        plant.pack_current = float(self.profile(self.t))
+        self.bleed = self.modules.bleed_current()
+        balancing_heat = self.modules.balancing_heat()
+        per_cell_temp = np.repeat(plant.thermal.temperature, plant.cells_per_module)
+        plant.cells.step(dt, plant.pack_current - self.bleed, per_cell_temp)
+        cell_heat = plant.cells.heat_w.reshape(plant.modules, plant.cells_per_module).sum(axis=1)
+        plant.thermal.step(dt, cell_heat + balancing_heat)
+        self.t += dt
+        out: list[can.Message] = []
+        for device in self.devices.values():
+            out.extend(device.step(self.t, dt))
+        out.sort(key=lambda m: m.timestamp)
+        return out
+
+    def run(self, duration: float, dt: float = 0.01) -> list[can.Message]:
+        """Step for ``duration`` seconds; every frame sent."""
+        out: list[can.Message] = []
+        for _ in range(round(duration / dt)):
+            out.extend(self.step(dt))
+        return out
+
+    # --- true state, read-only views for tests and displays ------------------------------
+
+    @property
+    def soc(self) -> np.ndarray:
+        return _readonly(self.plant.cells.soc)
+
+    @property
+    def cell_voltages(self) -> np.ndarray:
+        return _readonly(self.plant.cells.voltage)
+
+    @property
+    def cell_temperatures(self) -> np.ndarray:
+        return _readonly(np.repeat(self.plant.thermal.temperature, self.topology.cells_per_module))
+
+    @property
+    def module_temperatures(self) -> np.ndarray:
+        return _readonly(self.plant.thermal.temperature)
+
+    @property
+    def sensor_temperatures(self) -> np.ndarray:
+        """``(modules, sensors)``."""
+        return _readonly(self.plant.thermal.sensor_temperatures)
+
+    @property
+    def pack_voltage(self) -> float:
+        return float(self.plant.cells.voltage.sum())
+
+    @property
+    def pack_current(self) -> float:
+        return self.plant.pack_current
+
+
+def _readonly(a: np.ndarray) -> np.ndarray:
+    view = np.array(a, copy=True)
+    view.flags.writeable = False
+    return view
