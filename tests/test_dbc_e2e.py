@@ -1,0 +1,140 @@
+"""The E2E profile against an independent bitwise CRC-8 SAE J1850 written here."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from dbc.e2e import (
+    COUNTER_MODULO,
+    counters,
+    crc8,
+    crc8_batch,
+    crc8_bytes,
+    protect,
+    protect_batch,
+    verify_batch,
+)
+
+
+def bitwise_crc8_sae_j1850(data: bytes) -> int:
+    """Textbook MSB-first CRC: poly 0x1D, init 0xFF, final XOR 0xFF, no table."""
+    crc = 0xFF
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1D) & 0xFF if crc & 0x80 else (crc << 1) & 0xFF
+    return crc ^ 0xFF
+
+
+def reference_frame_crc(arbitration_id: int, payload: bytes) -> int:
+    return bitwise_crc8_sae_j1850(
+        bytes([arbitration_id & 0xFF, arbitration_id >> 8 & 0xFF]) + payload[1:]
+    )
+
+
+ids = st.integers(0, 0x7FF)
+payloads = st.binary(min_size=1, max_size=64)
+
+
+def test_check_value_of_crc8_sae_j1850():
+    assert crc8_bytes(b"123456789") == 0x4B
+    assert bitwise_crc8_sae_j1850(b"123456789") == 0x4B
+
+
+def test_worked_example_of_the_protocol_document():
+    # CellVoltages_M03, counter 5, group 1, cells 3.7 V / 3.6502 V (invalid) / 4.2 V
+    frame = protect(0x203, bytes.fromhex("0015444849c70852"), 5)
+    assert frame.hex() == "5c15444849c70852"
+    assert reference_frame_crc(0x203, frame) == 0x5C
+
+
+@given(ids, payloads)
+def test_scalar_crc_matches_the_bitwise_reference(arbitration_id, payload):
+    assert crc8(arbitration_id, payload) == reference_frame_crc(arbitration_id, payload)
+
+
+@given(st.lists(st.tuples(ids, payloads), min_size=1, max_size=40))
+def test_batch_crc_matches_the_reference_for_mixed_lengths(frames):
+    n = len(frames)
+    data = np.zeros((n, 64), np.uint8)
+    for row, (_, payload) in enumerate(frames):
+        data[row, : len(payload)] = list(payload)
+    # garbage beyond the DLC must not leak into the CRC
+    dlc = np.array([len(p) for _, p in frames])
+    data[np.arange(64)[None, :] >= dlc[:, None]] = 0xA5
+    got = crc8_batch(np.array([i for i, _ in frames]), data, dlc)
+    assert got.dtype == np.uint8
+    assert got.tolist() == [reference_frame_crc(i, p) for i, p in frames]
+
+
+def test_batch_crc_of_every_length_1_to_64():
+    rng = np.random.default_rng(7)
+    data = rng.integers(0, 256, (64, 64), dtype=np.uint8)
+    frame_ids = rng.integers(0, 0x800, 64)
+    dlc = np.arange(1, 65)
+    expected = [
+        reference_frame_crc(int(i), bytes(d[:n]))
+        for i, d, n in zip(frame_ids, data, dlc, strict=True)
+    ]
+    assert crc8_batch(frame_ids, data, dlc).tolist() == expected
+
+
+def test_empty_batch():
+    out = crc8_batch(np.zeros(0, np.uint32), np.zeros((0, 64), np.uint8), np.zeros(0, np.uint8))
+    assert out.shape == (0,)
+
+
+@given(ids, st.binary(min_size=2, max_size=64), st.integers(0, 1000))
+def test_protect_writes_counter_then_crc_and_keeps_the_rest(arbitration_id, payload, counter):
+    frame = protect(arbitration_id, payload, counter)
+    assert len(frame) == len(payload)
+    assert frame[1] & 0x0F == counter % COUNTER_MODULO
+    assert frame[1] & 0xF0 == payload[1] & 0xF0  # the mux nibble survives
+    assert frame[2:] == payload[2:]
+    assert frame[0] == reference_frame_crc(arbitration_id, frame)
+
+
+def test_protect_refuses_frames_without_room_for_the_header():
+    with pytest.raises(ValueError, match="0x200"):
+        protect(0x200, b"\x00", 0)
+
+
+@given(
+    st.lists(st.tuples(ids, st.binary(min_size=2, max_size=64), st.integers(0, 15)), max_size=20)
+)
+def test_protect_batch_equals_protect_row_by_row(frames):
+    n = len(frames)
+    data = np.zeros((n, 64), np.uint8)
+    for row, (_, payload, _) in enumerate(frames):
+        data[row, : len(payload)] = list(payload)
+    frame_ids = np.array([i for i, _, _ in frames], np.uint32)
+    dlc = np.array([len(p) for _, p, _ in frames], np.uint8)
+    out = protect_batch(frame_ids, data, dlc, np.array([c for _, _, c in frames]))
+    for row, (i, payload, c) in enumerate(frames):
+        assert bytes(out[row, : len(payload)]) == protect(i, payload, c)
+    assert verify_batch(frame_ids, out, dlc).all()
+    assert counters(out).tolist() == [c for _, _, c in frames]
+
+
+@given(ids, st.binary(min_size=2, max_size=64), st.data())
+def test_any_single_bit_error_in_frame_or_id_is_detected(arbitration_id, payload, data):
+    frame = np.zeros((1, 64), np.uint8)
+    frame[0, : len(payload)] = list(protect(arbitration_id, payload, 3))
+    dlc = np.array([len(payload)])
+    assert verify_batch(np.array([arbitration_id]), frame, dlc).all()
+    bit = data.draw(st.integers(0, 8 * len(payload) + 11 - 1))
+    wrong_id = arbitration_id
+    if bit < 8 * len(payload):
+        frame[0, bit // 8] ^= 1 << (bit % 8)
+    else:
+        wrong_id ^= 1 << (bit - 8 * len(payload))
+    assert not verify_batch(np.array([wrong_id]), frame, dlc).any()
+
+
+def test_frames_too_short_for_a_crc_never_verify():
+    data = np.zeros((2, 64), np.uint8)
+    data[:, 0] = crc8(0x300, b"\x00")
+    assert verify_batch(np.array([0x300, 0x300]), data, np.array([0, 1])).tolist() == [False, False]
