@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import cantools
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
+import dbc
 
 from dbc.e2e import (
     COUNTER_MODULO,
@@ -46,9 +49,17 @@ def test_check_value_of_crc8_sae_j1850():
 
 def test_worked_example_of_the_protocol_document():
     # CellVoltages_M03, counter 5, group 1, cells 3.7 V / 3.6502 V (invalid) / 4.2 V
-    frame = protect(0x203, bytes.fromhex("0015444849c70852"), 5)
-    assert frame.hex() == "5c15444849c70852"
-    assert reference_frame_crc(0x203, frame) == 0x5C
+    message = cantools.database.load_file(dbc.path("canbms_slaves.dbc")).get_message_by_name(
+        "CellVoltages_M03"
+    )
+    values = {"CellVoltages_M03_CRC": 0, "CellVoltages_M03_Counter": 0, "CellVoltages_M03_Mux": 1}
+    values |= {"M03_Cell03_Voltage": 3.7, "M03_Cell04_Voltage": 3.6502, "M03_Cell05_Voltage": 4.2}
+    values |= {"M03_Cell03_Invalid": 0, "M03_Cell04_Invalid": 1, "M03_Cell05_Invalid": 0}
+    unprotected = message.encode(values)
+    assert unprotected.hex() == "001044484bc70852"
+    frame = protect(0x203, unprotected, 5)
+    assert frame.hex() == "7b1544484bc70852"
+    assert reference_frame_crc(0x203, frame) == 0x7B
 
 
 @given(ids, payloads)
