@@ -9,7 +9,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import dbc
-
 from dbc.e2e import (
     COUNTER_MODULO,
     counters,
