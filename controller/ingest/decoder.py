@@ -1,0 +1,331 @@
+"""The batch decoder: frames in, measured arrays updated, every rejection counted.
+
+Per batch: look up each frame's message by ID, check its length, decode the multiplexer
+to find its slot, check CRC and alive counter, then decode the mapped signals of all
+accepted frames in one gather and scatter them into the measurements (latest timestamp
+wins). No step loops over frames, modules or signals.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+import numpy as np
+from cantools.database import Database
+
+from controller.errors import MappingError
+from controller.frames import FrameBatch
+from controller.ingest import e2e
+from controller.ingest.layout import MessageLayout, SlotTable, compile_message
+from controller.ingest.mapping import MappingConfig
+from controller.ingest.routing import route_slots, source_names
+from controller.measurements import Measurements
+
+
+class RejectReason(IntEnum):
+    """Why a frame of a known message was dropped."""
+
+    DLC = 0
+    UNKNOWN_MUX = 1
+    CRC = 2
+    COUNTER_FROZEN = 3
+    COUNTER_JUMP = 4
+
+
+_REASONS = len(RejectReason)
+
+
+@dataclass
+class IngestState:
+    """Everything the decoder remembers between batches (owned by the controller state)."""
+
+    measurements: Measurements
+    last_counter: np.ndarray  # (M,) int64 per message, -1 before the first accepted frame
+    accepted: np.ndarray  # (sources,) int64, cumulative
+    rejected: np.ndarray  # (sources, reasons) int64, cumulative
+    last_seen: np.ndarray  # (sources,) float64, time of the last accepted frame
+    unknown: int = 0  # frames with an ID outside the databases, cumulative
+
+
+@dataclass(frozen=True)
+class IngestReport:
+    """What one batch did."""
+
+    sources: tuple[str, ...]
+    frames: int
+    unknown: int
+    accepted: np.ndarray  # (sources,) int64
+    rejected: np.ndarray  # (sources, reasons) int64
+    updated: int  # measured elements written
+
+    def rejected_for(self, reason: RejectReason) -> int:
+        return int(self.rejected[:, reason].sum())
+
+
+@dataclass(frozen=True)
+class DecodedMessage:
+    """All signals of one message for the frames of a batch that carried it."""
+
+    name: str
+    rows: np.ndarray  # indices into the batch
+    timestamps: np.ndarray
+    values: dict[str, np.ndarray] = field(default_factory=dict)  # NaN where not present
+    present: dict[str, np.ndarray] = field(default_factory=dict)  # mux routing per frame
+
+
+@dataclass(frozen=True)
+class _Routed:
+    rows: np.ndarray  # batch rows of known messages
+    msg: np.ndarray  # message index per row
+    slot: np.ndarray  # slot index per row (valid where reason < 0)
+    reason: np.ndarray  # int8 RejectReason, -1 when still acceptable
+
+
+class BatchDecoder:
+    """A compiled decoder for a set of databases and one mapping; immutable and reusable."""
+
+    def __init__(
+        self,
+        layouts: list[MessageLayout],
+        mapping: MappingConfig,
+        targets: Mapping[str, int],
+        unsupported: dict[str, str],
+    ) -> None:
+        self.unsupported = unsupported
+        self._layouts = layouts
+        self._by_name = {layout.name: i for i, layout in enumerate(layouts)}
+        self._ids = np.array([layout.frame_id for layout in layouts], np.uint32)
+        self._length = np.array([layout.length for layout in layouts], np.int64)
+        self._is_mux = np.array([layout.mux is not None for layout in layouts], bool)
+        self._mux = SlotTable([[layout.mux] if layout.mux else [] for layout in layouts])
+        slots = [(m, slot) for m, layout in enumerate(layouts) for slot in layout.slots]
+        self._slot_msg = np.array([m for m, _ in slots], np.int64)
+        first = np.searchsorted(self._slot_msg, np.arange(len(layouts)))
+        self._base_slot = first.astype(np.int64)
+        # (message << 32 | mux value) -> slot, ascending; the -1 sentinel never matches.
+        keyed = [
+            (m << 32 | s.mux_value, k) for k, (m, s) in enumerate(slots) if s.mux_value is not None
+        ]
+        self._slot_keys = np.array([-1] + [key for key, _ in keyed], np.int64)
+        self._keyed_slots = np.array([0] + [k for _, k in keyed], np.int64)
+        self._all = SlotTable([slot.signals for _, slot in slots])
+        self._slot_names = [tuple(s.name for s in slot.signals) for _, slot in slots]
+        self._targets = dict(targets)
+        self.layout = Measurements(self._targets).layout
+        offsets = {name: (start, size) for name, start, size in self.layout}
+        self._routes = route_slots(layouts, slots, mapping, offsets)
+        self._e2e = e2e.build_e2e(layouts, mapping.e2e)
+        names = source_names(layouts, mapping)
+        self.sources = tuple(dict.fromkeys(names))
+        self._source = np.array([self.sources.index(n) for n in names], np.int64)
+
+    # -- state ------------------------------------------------------------------------
+
+    def new_state(self) -> IngestState:
+        """Fresh state: nothing measured, no counter seen."""
+        n = len(self.sources)
+        return IngestState(
+            measurements=Measurements(self._targets),
+            last_counter=np.full(len(self._layouts), -1, np.int64),
+            accepted=np.zeros(n, np.int64),
+            rejected=np.zeros((n, _REASONS), np.int64),
+            last_seen=np.full(n, -np.inf),
+        )
+
+    @property
+    def protected(self) -> dict[str, tuple[bool, bool]]:
+        """(CRC checked, counter checked) of every message with an end-to-end check."""
+        return {
+            layout.name: (bool(self._e2e.has_crc[i]), bool(self._e2e.has_counter[i]))
+            for i, layout in enumerate(self._layouts)
+            if self._e2e.has_crc[i] or self._e2e.has_counter[i]
+        }
+
+    # -- per batch --------------------------------------------------------------------
+
+    def _route(self, batch: FrameBatch) -> _Routed:
+        """Message, slot and length/mux verdict of every frame with a known ID."""
+        pos = np.searchsorted(self._ids, batch.ids).clip(0, len(self._ids) - 1)
+        known = self._ids[pos] == batch.ids
+        rows = np.flatnonzero(known)
+        msg = pos[rows].astype(np.int64)
+        reason = np.full(rows.shape[0], -1, np.int8)
+        reason[batch.dlc[rows] != self._length[msg]] = RejectReason.DLC
+        slot = self._base_slot[msg].copy()
+        muxed = np.flatnonzero(self._is_mux[msg] & (reason < 0))
+        if muxed.size:
+            value = np.trunc(self._mux.physical(batch.data[rows[muxed]], msg[muxed])[:, 0])
+            in_range = (value >= 0) & (value < 2**32)
+            key = (msg[muxed] << 32) | np.where(in_range, value, 0).astype(np.int64)
+            at = np.searchsorted(self._slot_keys, key).clip(0, len(self._slot_keys) - 1)
+            hit = in_range & (self._slot_keys[at] == key)
+            slot[muxed] = self._keyed_slots[at]
+            reason[muxed[~hit]] = RejectReason.UNKNOWN_MUX
+        return _Routed(rows, msg, slot, reason)
+
+    def _check_e2e(self, batch: FrameBatch, r: _Routed, state: IngestState) -> None:
+        """Mark CRC and counter failures in ``r.reason``; advance the accepted counters."""
+        table = self._e2e
+        check = np.flatnonzero((r.reason < 0) & table.has_crc[r.msg])
+        if check.size:
+            rows = r.rows[check]
+            good = e2e.crc_ok(batch.ids[rows], batch.data[rows], batch.dlc[rows])
+            r.reason[check[~good]] = RejectReason.CRC
+        check = np.flatnonzero((r.reason < 0) & table.has_counter[r.msg])
+        if check.size:
+            rows = r.rows[check]
+            counter = table.counter.raw(batch.data[rows], r.msg[check])[:, 0]
+            verdict = e2e.check_counters(
+                table, r.msg[check], counter, batch.timestamps[rows], state.last_counter
+            )
+            r.reason[check[verdict.frozen]] = RejectReason.COUNTER_FROZEN
+            r.reason[check[verdict.jump]] = RejectReason.COUNTER_JUMP
+
+    def decode(self, batch: FrameBatch, state: IngestState) -> IngestReport:
+        """Check and decode ``batch`` into ``state.measurements`` (in place)."""
+        meas = state.measurements
+        if meas.layout != self.layout:
+            raise MappingError("measurements were not built for this decoder's targets")
+        r = self._route(batch)
+        self._check_e2e(batch, r, state)
+        n_src = len(self.sources)
+        source = self._source[r.msg]
+        ok = r.reason < 0
+        bad = ~ok
+        rejected = np.bincount(
+            source[bad] * _REASONS + r.reason[bad], minlength=n_src * _REASONS
+        ).reshape(n_src, _REASONS)
+        accepted = np.bincount(source[ok], minlength=n_src)
+        unknown = len(batch) - r.rows.shape[0]
+        np.maximum.at(state.last_seen, source[ok], batch.timestamps[r.rows[ok]])
+        state.accepted += accepted
+        state.rejected += rejected
+        state.unknown += unknown
+        use = np.flatnonzero(ok & self._routes.has_mapped[r.slot])
+        updated = self._scatter(batch, r.rows[use], r.slot[use], meas)
+        return IngestReport(self.sources, len(batch), unknown, accepted, rejected, updated)
+
+    def _scatter(
+        self, batch: FrameBatch, rows: np.ndarray, slot: np.ndarray, meas: Measurements
+    ) -> int:
+        """Write decoded values of accepted frames; per element the latest timestamp wins."""
+        if rows.size == 0:
+            return 0
+        routes = self._routes
+        values = routes.table.physical(batch.data[rows], slot)
+        element = routes.element[slot]
+        flag_col = routes.flag[slot]
+        flag = np.take_along_axis(values, np.maximum(flag_col, 0), axis=1)
+        invalid = (flag_col >= 0) & (flag == routes.invalid_value[slot])
+        values *= routes.unit_scale[slot]
+        mapped = element >= 0
+        elem = element[mapped]
+        value = values[mapped]
+        good = ~invalid[mapped] & np.isfinite(value)
+        shape = element.shape
+        when = np.broadcast_to(batch.timestamps[rows][:, None], shape)[mapped]
+        arrival = np.broadcast_to(rows[:, None], shape)[mapped]
+        order = np.lexsort((arrival, when, elem))
+        elem, value, good, when = elem[order], value[order], good[order], when[order]
+        last = np.r_[elem[1:] != elem[:-1], True]
+        elem, value, good, when = elem[last], value[last], good[last], when[last]
+        newer = when >= meas.updated_at[elem]
+        elem = elem[newer]
+        meas.value[elem] = value[newer]
+        meas.reported_valid[elem] = good[newer]
+        meas.updated_at[elem] = when[newer]
+        return int(elem.size)
+
+    # -- generic decoding ---------------------------------------------------------------
+
+    def decode_all(self, batch: FrameBatch) -> dict[str, DecodedMessage]:
+        """Every signal of every frame with a known ID, right length and known mux value.
+
+        No end-to-end check and no state: for diagnosis, tools and equivalence tests.
+        """
+        r = self._route(batch)
+        ok = r.reason < 0
+        rows, msg, slot = r.rows[ok], r.msg[ok], r.slot[ok]
+        values = self._all.physical(batch.data[rows], slot)
+        out: dict[str, DecodedMessage] = {}
+        for m in np.unique(msg):  # one pass per message present, to build its dict
+            sel = np.flatnonzero(msg == m)
+            out[self._layouts[m].name] = self._message_values(
+                int(m), rows[sel], slot[sel], values[sel], batch.timestamps[rows[sel]]
+            )
+        return out
+
+    def _message_values(
+        self, m: int, rows: np.ndarray, slot: np.ndarray, values: np.ndarray, ts: np.ndarray
+    ) -> DecodedMessage:
+        layout = self._layouts[m]
+        names = list(dict.fromkeys(s.name for sl in layout.slots for s in sl.signals))
+        result = DecodedMessage(layout.name, rows, ts)
+        for name in names:
+            result.values[name] = np.full(rows.shape[0], np.nan)
+            result.present[name] = np.zeros(rows.shape[0], bool)
+        for k in np.unique(slot):
+            sel = slot == k
+            for col, name in enumerate(self._slot_names[k]):
+                result.values[name][sel] = values[sel, col]
+                result.present[name][sel] = True
+        return result
+
+    def latest(self, batch: FrameBatch, message: str) -> dict[str, float] | None:
+        """Signals of the newest well-formed frame of ``message`` in the batch, or None.
+
+        Length, mux and CRC (where configured) are checked; the alive counter needs state,
+        so supervise such messages through ``decode`` and a mapping instead.
+        """
+        if message not in self._by_name:
+            raise MappingError(f"{message!r} is not a message of the decoder's databases")
+        m = self._by_name[message]
+        sub = batch.select(batch.ids == self._ids[m])
+        r = self._route(sub)
+        if self._e2e.has_crc[m] and r.rows.size:
+            good = e2e.crc_ok(sub.ids, sub.data, sub.dlc)
+            r.reason[~good[r.rows]] = RejectReason.CRC
+        ok = np.flatnonzero(r.reason < 0)
+        if ok.size == 0:
+            return None
+        newest = ok[np.lexsort((ok, sub.timestamps[r.rows[ok]]))[-1]]
+        row, slot = r.rows[newest], r.slot[newest]
+        values = self._all.physical(sub.data[row : row + 1], np.array([slot]))[0]
+        return {name: float(values[c]) for c, name in enumerate(self._slot_names[slot])}
+
+
+def compile_decoder(
+    databases: Database | Iterable[Database],
+    mapping: MappingConfig | None = None,
+    targets: Mapping[str, int] | None = None,
+) -> BatchDecoder:
+    """Compile ``databases`` (one bus) and ``mapping`` into a decoder for ``targets`` sizes.
+
+    Without a mapping the decoder feeds no measurement but still checks and counts frames
+    and serves ``decode_all`` and ``latest``.
+
+    Messages the layout compiler cannot handle (float signals, nested multiplexing) are
+    left out and listed in ``decoder.unsupported``; their frames count as unknown.
+    """
+    dbs = [databases] if isinstance(databases, Database) else list(databases)
+    layouts: list[MessageLayout] = []
+    unsupported: dict[str, str] = {}
+    owner: dict[int, str] = {}
+    for db in dbs:
+        for message in db.messages:
+            if message.frame_id in owner:
+                raise MappingError(
+                    f"frame ID 0x{message.frame_id:X} is both {owner[message.frame_id]} "
+                    f"and {message.name}"
+                )
+            owner[message.frame_id] = message.name
+            try:
+                layouts.append(compile_message(message))
+            except MappingError as exc:
+                unsupported[message.name] = str(exc)
+    if not layouts:
+        raise MappingError("the databases hold no decodable message")
+    layouts.sort(key=lambda layout: layout.frame_id)
+    return BatchDecoder(layouts, mapping or MappingConfig(rules=()), targets or {}, unsupported)

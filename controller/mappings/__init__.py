@@ -1,0 +1,1 @@
+"""Shipped signal-to-measurement mappings, loaded with ``controller.ingest.load_mapping``."""
