@@ -93,7 +93,7 @@ def test_default_pack_is_96s_in_8_modules_of_12_on_classic_can():
     assert len(temps) == 2 * 32  # value + invalid per sensor
     assert database.get_message_by_name("CellVoltages_M07").frame_id == 0x207
     assert database.dbc.attributes["BusType"].value == "CAN"
-    assert "E2E" in database.buses[0].comment or "End-to-end" in database.buses[0].comment
+    assert "CRC-8 SAE J1850" in database.buses[0].comment
 
 
 def test_fd_file_reloads_as_fd_frames_of_64_bytes():
