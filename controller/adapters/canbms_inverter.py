@@ -226,8 +226,8 @@ class CanBmsInverter:
         if not charge and pack > 0.0:
             cvl = min(cvl, pack)  # stop charging by voltage, as Victron does
         cvl = max(cvl, dvl, self.config.cvl_floor)
-        if cvl < 0.05:  # would encode as 0
-            cvl = last_cvl if last_cvl >= 0.05 else None
+        if self.encoders[0x351].raw("ChargeVoltageLimit", cvl) < 1:  # would be sent as 0
+            cvl = last_cvl if last_cvl > 0.0 else None
         return Commanded(cvl, ccl, dcl, dvl, fault, charge, discharge)
 
     def _limits(self, s: BmsSnapshot, c: Commanded) -> OutFrame:

@@ -54,8 +54,9 @@ class FrameEncoder:
         scale, offset, lo, hi = self._fields[name]
         if not math.isfinite(value):
             value = 0.0
-        raw = round((value - offset) / scale)
-        return min(max(raw, lo), hi)
+        # saturate before dividing: a huge physical value would overflow to inf
+        value = min(max(value, lo * scale + offset), hi * scale + offset)
+        return min(max(round((value - offset) / scale), lo), hi)
 
     def encode(self, values: Mapping[str, float]) -> OutFrame:
         """The frame carrying ``values`` (physical units); unnamed fields are sent as raw 0."""
