@@ -110,6 +110,11 @@ def compile_message(message: Message) -> MessageLayout:
     if len(muxes) > 1 or any(s.multiplexer_signal is not None for s in muxes):
         raise MappingError(f"{message.name}: nested or multiple multiplexers are not supported")
     layouts = {s.name: compile_signal(s, message.name) for s in message.signals}
+    for sig in layouts.values():
+        if max(byte for byte, *_ in sig.segments) >= message.length:
+            raise MappingError(
+                f"{message.name}.{sig.name}: bits lie beyond the {message.length}-byte payload"
+            )
     root = tuple(layouts[s.name] for s in message.signals if s.multiplexer_signal is None)
     if not muxes:
         slot = Slot(None, root)
