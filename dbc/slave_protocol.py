@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from dataclasses import dataclass
 from pathlib import Path
 
 from cantools.database.can import Bus, Database, Message, Node, Signal
@@ -18,91 +17,27 @@ from cantools.database.can.formats.dbc.dbc_attribute import DbcAttribute
 from cantools.database.can.formats.dbc.dbc_attribute_definition import DbcAttributeDefinition
 from cantools.database.conversion import BaseConversion
 
+from dbc.layout import (
+    BALANCING_PERIOD_MS,
+    BAUDRATE,
+    CELL_VOLTAGES_PERIOD_MS,
+    FD_LENGTHS,
+    HEADER_BITS,
+    MODULE_STATUS_PERIOD_MS,
+    TEMPERATURES_PERIOD_MS,
+    SlotLayout,
+    balancing_id,
+    cell_layout,
+    cell_voltages_id,
+    module_status_id,
+    sensor_layout,
+    slave_node,
+    temperatures_id,
+)
 from dbc.topology import Topology
 
 PROTOCOL_VERSION = "canbms slaves 1"
 MASTER = "Master"
-BAUDRATE = 500_000
-
-BALANCING_BASE_ID = 0x140
-CELL_VOLTAGES_BASE_ID = 0x200
-TEMPERATURES_BASE_ID = 0x280
-MODULE_STATUS_BASE_ID = 0x300
-
-BALANCING_PERIOD_MS = 500
-CELL_VOLTAGES_PERIOD_MS = 100
-TEMPERATURES_PERIOD_MS = 1000
-MODULE_STATUS_PERIOD_MS = 100
-
-HEADER_BITS = 16  # byte 0 CRC, bits 8-11 counter, bits 12-15 mux (or reserved)
-FD_LENGTHS = (8, 12, 16, 20, 24, 32, 48, 64)
-
-
-@dataclass(frozen=True)
-class SlotLayout:
-    """Where the per-cell or per-sensor slots sit in a multiplexed frame.
-
-    Slot ``k`` starts at ``first_bit + k * slot_bits`` (little-endian bit numbering); its
-    low ``value_bits`` carry the raw value, the next bit the invalid flag. Vectorised
-    decoders use this instead of walking cantools signals frame by frame.
-    """
-
-    per_frame: int
-    first_bit: int
-    slot_bits: int
-    value_bits: int
-    scale: float
-    signed: bool
-    unit: str
-
-    def start(self, slot: int) -> int:
-        return self.first_bit + slot * self.slot_bits
-
-    @property
-    def raw_min(self) -> int:
-        return -(1 << (self.value_bits - 1)) if self.signed else 0
-
-    @property
-    def raw_max(self) -> int:
-        return (1 << (self.value_bits - 1 if self.signed else self.value_bits)) - 1
-
-
-CELL_SLOTS = {
-    False: SlotLayout(3, HEADER_BITS, 16, 15, 0.0002, False, "V"),
-    True: SlotLayout(32, HEADER_BITS, 15, 14, 0.0004, False, "V"),
-}
-SENSOR_SLOTS = {
-    False: SlotLayout(3, HEADER_BITS, 16, 15, 0.1, True, "degC"),
-    True: SlotLayout(31, HEADER_BITS, 16, 15, 0.1, True, "degC"),
-}
-
-
-def cell_layout(topology: Topology) -> SlotLayout:
-    return CELL_SLOTS[topology.fd]
-
-
-def sensor_layout(topology: Topology) -> SlotLayout:
-    return SENSOR_SLOTS[topology.fd]
-
-
-def slave_node(module: int) -> str:
-    return f"Slave_M{module:02}"
-
-
-def balancing_id(module: int) -> int:
-    return BALANCING_BASE_ID + module
-
-
-def cell_voltages_id(module: int) -> int:
-    return CELL_VOLTAGES_BASE_ID + module
-
-
-def temperatures_id(module: int) -> int:
-    return TEMPERATURES_BASE_ID + module
-
-
-def module_status_id(module: int) -> int:
-    return MODULE_STATUS_BASE_ID + module
 
 
 def _fd_length(n_bytes: int) -> int:

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import cantools
 
-from dbc.slave_protocol import BAUDRATE, build_database, dump_string
+from dbc.layout import BAUDRATE
+from dbc.slave_protocol import build_database, dump_string
 from dbc.topology import Topology
 
 
