@@ -8,7 +8,7 @@ independently. Random-frame bursts are sent by `Faults` itself, which is a devic
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 import can
@@ -51,7 +51,7 @@ class FaultMasks:
 
 
 class Fault(Protocol):
-    module: int
+    """Anything that can mark its effect on the masks."""
 
     def apply(self, masks: FaultMasks) -> None: ...
 
@@ -161,7 +161,6 @@ class RandomFrames:
 
     rate_hz: float = 500.0
     max_id: int = 0x7FF
-    module: int = field(default=-1, repr=False)  # not tied to a module
 
     def apply(self, masks: FaultMasks) -> None:
         """Nothing to mask: `Faults.step` sends the frames."""
