@@ -145,14 +145,23 @@ class BatchDecoder:
 
     # -- per batch --------------------------------------------------------------------
 
-    def _route(self, batch: FrameBatch) -> _Routed:
-        """Message, slot and length/mux verdict of every frame with a known ID."""
+    def _route(self, batch: FrameBatch, check_crc: bool) -> _Routed:
+        """Message, slot and length/CRC/mux verdict of every frame with a known ID.
+
+        The CRC is checked before the multiplexer so that a corrupted frame counts as a
+        CRC failure, not as an unknown group.
+        """
         pos = np.searchsorted(self._ids, batch.ids).clip(0, len(self._ids) - 1)
         known = self._ids[pos] == batch.ids
         rows = np.flatnonzero(known)
         msg = pos[rows].astype(np.int64)
         reason = np.full(rows.shape[0], -1, np.int8)
         reason[batch.dlc[rows] != self._length[msg]] = RejectReason.DLC
+        if check_crc:
+            check = np.flatnonzero((reason < 0) & self._e2e.has_crc[msg])
+            sub = rows[check]
+            good = e2e.crc_ok(batch.ids[sub], batch.data[sub], batch.dlc[sub])
+            reason[check[~good]] = RejectReason.CRC
         slot = self._base_slot[msg].copy()
         muxed = np.flatnonzero(self._is_mux[msg] & (reason < 0))
         if muxed.size:
@@ -165,14 +174,9 @@ class BatchDecoder:
             reason[muxed[~hit]] = RejectReason.UNKNOWN_MUX
         return _Routed(rows, msg, slot, reason)
 
-    def _check_e2e(self, batch: FrameBatch, r: _Routed, state: IngestState) -> None:
-        """Mark CRC and counter failures in ``r.reason``; advance the accepted counters."""
+    def _check_counters(self, batch: FrameBatch, r: _Routed, state: IngestState) -> None:
+        """Mark counter failures in ``r.reason``; advance the accepted counters."""
         table = self._e2e
-        check = np.flatnonzero((r.reason < 0) & table.has_crc[r.msg])
-        if check.size:
-            rows = r.rows[check]
-            good = e2e.crc_ok(batch.ids[rows], batch.data[rows], batch.dlc[rows])
-            r.reason[check[~good]] = RejectReason.CRC
         check = np.flatnonzero((r.reason < 0) & table.has_counter[r.msg])
         if check.size:
             rows = r.rows[check]
@@ -188,8 +192,8 @@ class BatchDecoder:
         meas = state.measurements
         if meas.layout != self.layout:
             raise MappingError("measurements were not built for this decoder's targets")
-        r = self._route(batch)
-        self._check_e2e(batch, r, state)
+        r = self._route(batch, check_crc=True)
+        self._check_counters(batch, r, state)
         n_src = len(self.sources)
         source = self._source[r.msg]
         ok = r.reason < 0
@@ -245,7 +249,7 @@ class BatchDecoder:
 
         No end-to-end check and no state: for diagnosis, tools and equivalence tests.
         """
-        r = self._route(batch)
+        r = self._route(batch, check_crc=False)
         ok = r.reason < 0
         rows, msg, slot = r.rows[ok], r.msg[ok], r.slot[ok]
         values = self._all.physical(batch.data[rows], slot)
@@ -283,10 +287,7 @@ class BatchDecoder:
             raise MappingError(f"{message!r} is not a message of the decoder's databases")
         m = self._by_name[message]
         sub = batch.select(batch.ids == self._ids[m])
-        r = self._route(sub)
-        if self._e2e.has_crc[m] and r.rows.size:
-            good = e2e.crc_ok(sub.ids, sub.data, sub.dlc)
-            r.reason[~good[r.rows]] = RejectReason.CRC
+        r = self._route(sub, check_crc=True)
         ok = np.flatnonzero(r.reason < 0)
         if ok.size == 0:
             return None
