@@ -218,6 +218,12 @@ class BatchDecoder:
         if rows.size == 0:
             return 0
         routes = self._routes
+        when = batch.timestamps[rows]
+        if routes.slot_exclusive:
+            # Every element belongs to one slot: keep the newest frame of each slot.
+            order = np.lexsort((rows, when, slot))
+            keep = order[np.r_[slot[order][1:] != slot[order][:-1], True]]
+            rows, slot, when = rows[keep], slot[keep], when[keep]
         values = routes.table.physical(batch.data[rows], slot)
         element = routes.element[slot]
         flag_col = routes.flag[slot]
@@ -228,13 +234,12 @@ class BatchDecoder:
         elem = element[mapped]
         value = values[mapped]
         good = ~invalid[mapped] & np.isfinite(value)
-        shape = element.shape
-        when = np.broadcast_to(batch.timestamps[rows][:, None], shape)[mapped]
-        arrival = np.broadcast_to(rows[:, None], shape)[mapped]
-        order = np.lexsort((arrival, when, elem))
-        elem, value, good, when = elem[order], value[order], good[order], when[order]
-        last = np.r_[elem[1:] != elem[:-1], True]
-        elem, value, good, when = elem[last], value[last], good[last], when[last]
+        when = np.broadcast_to(when[:, None], element.shape)[mapped]
+        if not routes.slot_exclusive:
+            arrival = np.broadcast_to(rows[:, None], element.shape)[mapped]
+            order = np.lexsort((arrival, when, elem))
+            last = order[np.r_[elem[order][1:] != elem[order][:-1], True]]
+            elem, value, good, when = elem[last], value[last], good[last], when[last]
         newer = when >= meas.updated_at[elem]
         elem = elem[newer]
         meas.value[elem] = value[newer]

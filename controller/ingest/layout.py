@@ -138,54 +138,92 @@ def compile_message(message: Message) -> MessageLayout:
     )
 
 
-class SlotTable:
-    """K rows of up to S signals each, stacked so that N frames decode in one gather.
+class _Family:
+    """One distinct row layout: S signals of J segments, decoded with broadcast tables."""
 
-    Row ``k`` holds the signals of layout ``k`` in columns ``0..len-1``; unused columns
-    have an all-zero mask and decode to ``0``.
+    def __init__(self, row: Sequence[SignalLayout]) -> None:
+        s = len(row)
+        j = max((len(sig.segments) for sig in row), default=1)
+        self.width = s
+        self.byte = np.zeros((s, j), np.intp)
+        self.rshift = np.zeros((s, j), np.uint64)
+        self.mask = np.zeros((s, j), np.uint64)
+        self.lshift = np.zeros((s, j), np.uint64)
+        for c, sig in enumerate(row):
+            for g, (byte, rshift, mask, lshift) in enumerate(sig.segments):
+                self.byte[c, g] = byte
+                self.rshift[c, g] = rshift
+                self.mask[c, g] = mask
+                self.lshift[c, g] = lshift
+        self.signed = np.array([sig.signed for sig in row], bool)
+        self.sign = np.array([1 << (sig.length - 1) if sig.signed else 0 for sig in row], np.uint64)
+        self.scale = np.array([sig.scale for sig in row], np.float64)
+        self.offset = np.array([sig.offset for sig in row], np.float64)
+        self.any_signed = bool(self.signed.any())
+        self.identity = bool((self.scale == 1).all() and (self.offset == 0).all())
+
+    def raw(self, data: np.ndarray) -> np.ndarray:
+        parts = data[:, self.byte].astype(np.uint64)  # (N, S, J)
+        parts >>= self.rshift
+        parts &= self.mask
+        parts <<= self.lshift
+        return np.bitwise_or.reduce(parts, axis=2)
+
+    def physical(self, data: np.ndarray) -> np.ndarray:
+        raw = self.raw(data)
+        value = raw.astype(np.float64)
+        if self.any_signed:
+            # (raw ^ s) - s sign-extends a field whose sign bit is s, modulo 2**64.
+            signed = ((raw ^ self.sign) - self.sign).view(np.int64).astype(np.float64)
+            value = np.where(self.signed, signed, value)
+        return value if self.identity else value * self.scale + self.offset
+
+
+class SlotTable:
+    """K rows (layouts) of up to S signals each, decoded for N frames at once.
+
+    Rows with identical layouts share one family (e.g. every cell-voltage frame of every
+    module), and each family decodes all its frames with one gather. The per-batch loop
+    runs over the families present, which the DBC bounds, never over frames or modules.
+    Columns beyond a row's signals decode to 0.
     """
 
     def __init__(self, rows: Sequence[Sequence[SignalLayout]]) -> None:
-        k = max(len(rows), 1)
-        s = max((len(r) for r in rows), default=0) or 1
-        j = max((len(sig.segments) for r in rows for sig in r), default=0) or 1
-        self.width = s
-        self.byte = np.zeros((k, s, j), np.intp)
-        self.rshift = np.zeros((k, s, j), np.uint64)
-        self.mask = np.zeros((k, s, j), np.uint64)
-        self.lshift = np.zeros((k, s, j), np.uint64)
-        self.sign = np.zeros((k, s), np.uint64)
-        self.signed = np.zeros((k, s), bool)
-        self.scale = np.ones((k, s), np.float64)
-        self.offset = np.zeros((k, s), np.float64)
-        for r, row in enumerate(rows):
-            for c, sig in enumerate(row):
-                for g, (byte, rshift, mask, lshift) in enumerate(sig.segments):
-                    self.byte[r, c, g] = byte
-                    self.rshift[r, c, g] = rshift
-                    self.mask[r, c, g] = mask
-                    self.lshift[r, c, g] = lshift
-                if sig.signed:
-                    self.signed[r, c] = True
-                    self.sign[r, c] = 1 << (sig.length - 1)
-                self.scale[r, c] = sig.scale
-                self.offset[r, c] = sig.offset
+        families: dict[tuple, int] = {}
+        examples: list[Sequence[SignalLayout]] = []
+        for row in rows:
+            if families.setdefault(_shape_key(row), len(families)) == len(examples):
+                examples.append(row)
+        self._families = [_Family(row) for row in examples]
+        self._family = np.array([families[_shape_key(row)] for row in rows] or [0], np.intp)
+        self.width = max((len(r) for r in rows), default=0) or 1
+
+    def _split(self, rows: np.ndarray) -> list[tuple[_Family, np.ndarray]]:
+        """(family, positions in ``rows``) for every family present."""
+        family = self._family[rows]
+        if family.size == 0:
+            return []
+        if (family == family[0]).all():
+            return [(self._families[family[0]], np.arange(family.size))]
+        order = np.argsort(family, kind="stable")
+        cuts = np.flatnonzero(np.diff(family[order])) + 1
+        return [(self._families[family[part[0]]], part) for part in np.split(order, cuts)]
 
     def raw(self, data: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """Unsigned raw values ``(N, S)`` of frames ``data`` (N, 64) laid out as ``rows``."""
-        n = data.shape[0]
-        flat_index = self.byte[rows] + (np.arange(n, dtype=np.intp) * data.shape[1])[:, None, None]
-        parts = data.reshape(-1)[flat_index].astype(np.uint64)
-        parts >>= self.rshift[rows]
-        parts &= self.mask[rows]
-        parts <<= self.lshift[rows]
-        return np.bitwise_or.reduce(parts, axis=2)
+        out = np.zeros((rows.shape[0], self.width), np.uint64)
+        for family, part in self._split(rows):
+            out[part, : family.width] = family.raw(data[part])
+        return out
 
     def physical(self, data: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """Scaled values ``(N, S)`` as float64: sign-extended raw * scale + offset."""
-        raw = self.raw(data, rows)
-        sign = self.sign[rows]
-        # (raw ^ s) - s sign-extends a field whose sign bit is s, modulo 2**64.
-        signed = ((raw ^ sign) - sign).view(np.int64).astype(np.float64)
-        value = np.where(self.signed[rows], signed, raw.astype(np.float64))
-        return value * self.scale[rows] + self.offset[rows]
+        out = np.zeros((rows.shape[0], self.width), np.float64)
+        for family, part in self._split(rows):
+            out[part, : family.width] = family.physical(data[part])
+        return out
+
+
+def _shape_key(row: Sequence[SignalLayout]) -> tuple:
+    """What decoding depends on: segments, signedness and scaling, not names."""
+    return tuple((s.segments, s.length, s.signed, s.scale, s.offset) for s in row)

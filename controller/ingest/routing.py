@@ -27,6 +27,7 @@ class Routes:
     unit_scale: np.ndarray  # (K, S) float64
     invalid_value: np.ndarray  # (K, S) float64
     has_mapped: np.ndarray  # (K,) bool: the slot feeds at least one element
+    slot_exclusive: bool  # no element is fed from two slots (e.g. a root signal of a mux)
 
 
 def _groups(rule: Rule, message: str, signal: str) -> dict[str, str] | None:
@@ -66,9 +67,11 @@ def route_slots(
             raise MappingError(f"{rule.key}.target: {rule.target!r} is not a target ({known})")
     total = sum(size for _, size in offsets.values())
     feeder: dict[int, str] = {}  # element -> the one signal allowed to feed it
+    home: dict[int, int] = {}  # element -> the first slot feeding it
+    exclusive = True
     rows: list[list[SignalLayout]] = []
     entries: list[list[tuple[int, int, int, float, float]]] = []  # col, element, flag col, ...
-    for msg_index, slot in slots:
+    for slot_index, (msg_index, slot) in enumerate(slots):
         message = layouts[msg_index].name
         by_name = {s.name: s for s in slot.signals}
         columns: dict[str, int] = {}
@@ -114,6 +117,7 @@ def route_slots(
                     f"{rule.key}: {rule.target}[{index}] is fed by both "
                     f"{feeder[start + index]} and {here} (check per_module and offset)"
                 )
+            exclusive &= home.setdefault(start + index, slot_index) == slot_index
         rows.append(row)
         entries.append(found)
     covered = np.zeros(total, bool)
@@ -137,7 +141,8 @@ def route_slots(
             flag[r, col] = flag_col
             unit_scale[r, col] = scale
             invalid_value[r, col] = invalid
-    return Routes(table, element, flag, unit_scale, invalid_value, (element >= 0).any(axis=1))
+    has_mapped = (element >= 0).any(axis=1)
+    return Routes(table, element, flag, unit_scale, invalid_value, has_mapped, exclusive)
 
 
 def source_names(layouts: Sequence[MessageLayout], mapping: MappingConfig) -> list[str]:
