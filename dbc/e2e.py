@@ -30,6 +30,27 @@ def _make_table() -> np.ndarray:
 
 TABLE = _make_table()
 _TABLE_LIST = TABLE.tolist()
+MAX_DLC = 64
+
+
+def _make_span_table() -> np.ndarray:
+    """``SPAN[k, b]``: what byte ``b`` adds to the CRC register when ``k`` bytes follow it.
+
+    The register update ``crc = TABLE[crc ^ byte]`` is linear over GF(2), so the CRC of a
+    frame is the XOR of every byte's contribution, and a byte followed by ``k`` more bytes
+    contributes ``TABLE`` applied ``k + 1`` times.
+    """
+    span = np.zeros((MAX_DLC + 1, 256), np.uint8)
+    span[0] = TABLE
+    for k in range(1, MAX_DLC + 1):
+        span[k] = TABLE[span[k - 1]]
+    return span
+
+
+_SPAN = _make_span_table()
+_SPAN_FLAT = _SPAN.ravel()
+# per DLC: flat offset into _SPAN of the row of payload bytes 1 .. DLC-1
+_ROW_OFFSETS = [256 * (dlc - 1 - np.arange(1, dlc, dtype=np.intp)) for dlc in range(MAX_DLC + 1)]
 
 
 def crc8_bytes(data: bytes, crc: int = INIT) -> int:
@@ -46,16 +67,27 @@ def crc8(arbitration_id: int, payload: bytes | bytearray) -> int:
 
 
 def crc8_batch(ids: np.ndarray, data: np.ndarray, dlc: np.ndarray) -> np.ndarray:
-    """CRC of N frames at once; loops over byte positions only, rows masked by their DLC."""
+    """CRC of N frames at once, with no loop over frames or byte positions.
+
+    Each byte's contribution depends only on its value and on how many covered bytes follow
+    it (see ``_make_span_table``), so rows of one DLC need one table gather and one XOR
+    reduction; the loop runs over the distinct DLCs only. The initial value is folded into
+    the first covered byte (the ID's low byte).
+    """
     ids = np.asarray(ids, np.uint32)
     data = np.asarray(data, np.uint8)
-    dlc = np.asarray(dlc)
-    crc = np.full(ids.shape[0], INIT, np.uint8)
-    crc = TABLE[crc ^ (ids & 0xFF).astype(np.uint8)]
-    crc = TABLE[crc ^ ((ids >> 8) & 0xFF).astype(np.uint8)]
-    longest = int(dlc.max()) if dlc.size else 0
-    for position in range(1, longest):
-        crc = np.where(position < dlc, TABLE[crc ^ data[:, position]], crc)
+    covered = np.maximum(np.asarray(dlc, np.intp), 1)  # DLC 0 and 1 both cover the ID only
+    crc = _SPAN[covered, ((ids & 0xFF) ^ INIT).astype(np.uint8)]
+    crc ^= _SPAN[covered - 1, ((ids >> 8) & 0xFF).astype(np.uint8)]
+    lengths = np.unique(covered)
+    for length in lengths[lengths > 1].tolist():
+        if lengths.size == 1:
+            rows = data[:, 1:length]
+            crc ^= np.bitwise_xor.reduce(_SPAN_FLAT.take(rows + _ROW_OFFSETS[length]), axis=1)
+        else:
+            sel = np.flatnonzero(covered == length)
+            rows = data[sel, 1:length]
+            crc[sel] ^= np.bitwise_xor.reduce(_SPAN_FLAT.take(rows + _ROW_OFFSETS[length]), axis=1)
     return crc ^ np.uint8(XOR_OUT)
 
 
