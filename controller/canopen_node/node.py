@@ -1,0 +1,165 @@
+"""The CiA 418 battery node on a `canopen` network, driven by the controller's cycle.
+
+canopen answers SDO requests and NMT commands from its receive thread; everything this node
+*sends* on its own (boot-up, heartbeat, TPDOs) is sent from `BatteryNode.update`, at the
+time passed in. canopen's own heartbeat producer runs on a bus thread, which would keep a
+charger convinced the battery is alive after the control loop has stalled; here a stalled
+loop falls silent, the charger's heartbeat consumer times out and it stops.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import can
+import canopen
+from canopen.nmt import NMT_STATES, NmtSlave
+from canopen.objectdictionary import ODVariable
+from canopen.sdo import SdoAbortedError
+
+from controller.adapters.base import BmsSnapshot
+from controller.canopen_node import dictionary as d
+from controller.canopen_node.config import BatteryNodeConfig
+from controller.canopen_node.values import RequestParams, live_values
+
+logger = logging.getLogger(__name__)
+
+ABORT_READ_ONLY = 0x06010002
+ABORT_VALUE_TOO_HIGH = 0x06090031
+ABORT_VALUE_TOO_LOW = 0x06090032
+
+_STATE_CODES = {name: code for code, name in NMT_STATES.items()}
+_EPSILON = 1e-9  # seconds; absorbs float error of accumulated periods
+
+
+class _ClockedNmt(NmtSlave):
+    """canopen's NMT slave with its heartbeat thread removed (`BatteryNode.update` sends it)."""
+
+    def start_heartbeat(self, heartbeat_time_ms: int) -> None:
+        """1017h is read back by `BatteryNode.update`; nothing to start."""
+
+    def stop_heartbeat(self) -> None:
+        """No thread to stop."""
+
+    def update_heartbeat(self) -> None:
+        """The next heartbeat carries the state as it is then."""
+
+
+class Timer:
+    """A fixed-rate schedule driven by the caller's clock.
+
+    Due at the first call, then every ``period`` seconds on the original grid, so the
+    average rate stays exact whatever the call jitter; after a gap of more than one period
+    it restarts from ``now`` instead of sending a burst.
+    """
+
+    def __init__(self) -> None:
+        self.last: float | None = None
+
+    def due(self, now: float, period: float) -> bool:
+        if period <= 0:
+            return False
+        if self.last is None or now - self.last >= 2 * period:
+            self.last = now
+            return True
+        if now - self.last >= period - _EPSILON:
+            self.last += period
+            return True
+        return False
+
+
+class BatteryNode:
+    """CiA 418 battery node: SDO server, heartbeat producer and timer-driven TPDOs.
+
+    ``network`` is a `canopen.Network` (connected by the caller) or a python-can bus, for
+    which the node makes its own network and notifier (stopped again by `close`, the bus
+    itself stays open).
+    """
+
+    def __init__(
+        self, network: canopen.Network | can.BusABC, config: BatteryNodeConfig | None = None
+    ) -> None:
+        self.config = config or BatteryNodeConfig()
+        self._own_network = isinstance(network, can.BusABC)
+        if isinstance(network, can.BusABC):
+            network = canopen.Network(network).connect()
+        self.network = network
+        self.od = d.build_dictionary(self.config)
+        self.node = canopen.LocalNode(self.config.node_id, self.od)
+        self.node.nmt.__class__ = _ClockedNmt  # keeps its registered 1017h write callback
+        self.node.add_write_callback(self._on_write)
+        network.add_node(self.node)
+        self.node.tpdo.read()  # through the local SDO server: the dictionary's start-up values
+        self._heartbeat = Timer()
+        self._tpdo_timers = {n: Timer() for n in self.node.tpdo.map}
+        self._pdo_changed = False
+
+    # --- run time ------------------------------------------------------------------------
+
+    def update(self, snapshot: BmsSnapshot, now: float) -> None:
+        """Publish ``snapshot`` and send whatever is due at ``now`` (seconds, any epoch)."""
+        if self.node.nmt.state == "INITIALISING":
+            self._boot(now)
+        params = RequestParams(self.read(d.REQUEST_SCALE), self.read(d.REQUEST_CAP))
+        store = self.node.data_store
+        for (index, subindex), raw in live_values(snapshot, params).items():
+            var = self._variable((index, subindex))
+            store.setdefault(index, {})[subindex] = var.encode_raw(raw)
+        if self._pdo_changed:
+            self._pdo_changed = False
+            self.node.tpdo.read()
+        if self.node.nmt.state == "OPERATIONAL":
+            self._send_tpdos(now)
+        if self._heartbeat.due(now, self.read(d.HEARTBEAT_TIME) / 1000):
+            self.network.send_message(0x700 + self.node.id, bytes([self.nmt_code]))
+
+    def read(self, key: tuple[int, int]) -> int:
+        """Current raw value of an object, as an SDO client would read it."""
+        return int(self._variable(key).decode_raw(self.node.get_data(*key)))
+
+    @property
+    def nmt_code(self) -> int:
+        """NMT state as the heartbeat byte encodes it."""
+        return _STATE_CODES[self.node.nmt.state]
+
+    def close(self) -> None:
+        """Leave the network; stop the notifier if this node made it."""
+        del self.network[self.node.id]
+        if self._own_network and self.network.notifier is not None:
+            self.network.notifier.stop()
+
+    # --- internals -----------------------------------------------------------------------
+
+    def _boot(self, now: float) -> None:
+        """Boot-up message, then PRE-OPERATIONAL (and OPERATIONAL when self-starting)."""
+        self.network.send_message(0x700 + self.node.id, bytes([0]))
+        self.node.nmt.state = "PRE-OPERATIONAL"
+        if self.config.self_start:
+            self.node.nmt.state = "OPERATIONAL"
+        self._heartbeat.last = now  # the boot-up message starts the heartbeat period
+
+    def _send_tpdos(self, now: float) -> None:
+        for n, pdo in self.node.tpdo.map.items():
+            period = (pdo.event_timer or 0) / 1000
+            if pdo.enabled and self._tpdo_timers[n].due(now, period):
+                for var in pdo.map:
+                    var.set_data(self.node.get_data(var.index, var.subindex))
+                pdo.transmit()
+
+    def _variable(self, key: tuple[int, int]) -> ODVariable:
+        index, subindex = key
+        var = self.od.get_variable(index, subindex)
+        if var is None:
+            raise KeyError(f"0x{index:04X}:{subindex:02X} is not in the dictionary")
+        return var
+
+    def _on_write(self, index: int, subindex: int, od: ODVariable, data: bytes) -> None:
+        """SDO download hook (receive thread): range checks, and PDO reconfiguration."""
+        value = od.decode_raw(bytes(data))
+        if od.max is not None and value > od.max:
+            raise SdoAbortedError(ABORT_VALUE_TOO_HIGH)
+        if od.min is not None and value < od.min:
+            raise SdoAbortedError(ABORT_VALUE_TOO_LOW)
+        if index in d.TPDO_COMMUNICATION:
+            self._pdo_changed = True
+        logger.info("0x%04X:%02X written: %r", index, subindex, value)
