@@ -1,4 +1,4 @@
-"""Run a `PackSimulator` in real time on any python-can bus.
+"""Run a `PackSimulator` or a `SimulatedSystem` in real time on python-can buses.
 
 The step ending at virtual time ``(k + 1) * step`` runs once the monotonic clock has
 reached ``start + (k + 1) * step``: the schedule is absolute, so it never drifts. A late
@@ -6,6 +6,8 @@ loop catches up by stepping back to back; if it falls more than ``max_lag_s`` be
 (a suspended process, an overloaded machine) it re-anchors instead of bursting frames.
 Frames from the bus arrive on python-can's notifier thread and are handed to the
 simulator on the stepping thread; a failure of the reader is raised there, not lost.
+A pack simulator runs on one bus; a system runs on one bus per role (``internal``,
+``vehicle``), each with its own reader.
 """
 
 from __future__ import annotations
@@ -15,12 +17,14 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import can
 
 from slaves.simulator import PackSimulator
+from slaves.system import INTERNAL
 
 log = logging.getLogger(__name__)
 
@@ -60,24 +64,50 @@ class _Inbox(can.Listener):
         return out
 
 
+class Simulation(Protocol):
+    """What the runner steps: frames out and in per bus role (``SimulatedSystem``)."""
+
+    def step(self, dt: float) -> dict[str, list[can.Message]]: ...
+
+    def receive(self, role: str, messages: Iterable[can.Message]) -> None: ...
+
+
+class _PackOnBus:
+    """A pack simulator seen as a simulation with one bus, the internal one."""
+
+    def __init__(self, sim: PackSimulator) -> None:
+        self.sim = sim
+
+    def step(self, dt: float) -> dict[str, list[can.Message]]:
+        return {INTERNAL: self.sim.step(dt)}
+
+    def receive(self, role: str, messages: Iterable[can.Message]) -> None:
+        self.sim.receive(messages)
+
+
 class RealtimeRunner:
-    """Steps ``sim`` at a fixed period on ``bus``; the caller owns (and shuts down) the bus."""
+    """Steps ``sim`` at a fixed period on its buses; the caller owns (and shuts down) them.
+
+    ``bus`` is one bus for a `PackSimulator`, or a mapping of role to bus for a
+    simulation with several (every role it sends on needs a bus).
+    """
 
     SEND_TIMEOUT_S = 0.005
 
     def __init__(
         self,
-        sim: PackSimulator,
-        bus: can.BusABC,
+        sim: PackSimulator | Simulation,
+        bus: can.BusABC | Mapping[str, can.BusABC],
         step: float = 0.01,
         clock: Callable[[], float] = time.monotonic,
-        on_second: Callable[[PackSimulator, RealtimeStats], None] | None = None,
+        on_second: Callable[[Any, RealtimeStats], None] | None = None,
         max_lag_s: float = 0.5,
     ) -> None:
         if not step > 0:
             raise ValueError(f"step: {step} must be positive")
         self.sim = sim
-        self.bus = bus
+        self._stepped: Simulation = _PackOnBus(sim) if isinstance(sim, PackSimulator) else sim
+        self.buses = {INTERNAL: bus} if isinstance(bus, can.BusABC) else dict(bus)
         self.step = step
         self.clock = clock
         self.on_second = on_second
@@ -95,8 +125,10 @@ class RealtimeRunner:
 
     def run(self, duration: float | None = None) -> RealtimeStats:
         """Run until ``duration`` seconds have been simulated (forever if None) or stopped."""
-        inbox = _Inbox()
-        notifier = can.Notifier(self.bus, [inbox], timeout=0.05)
+        inboxes = {role: _Inbox() for role in self.buses}
+        notifiers = [
+            can.Notifier(bus, [inboxes[role]], timeout=0.05) for role, bus in self.buses.items()
+        ]
         steps_per_second = max(1, round(1.0 / self.step))
         total = None if duration is None else round(duration / self.step)
         anchor, k = self.clock(), 0
@@ -111,27 +143,35 @@ class RealtimeRunner:
                     self.stats.reanchors += 1
                     anchor = self.clock() - (k + 1) * self.step
                 self.stats.max_lag_s = max(self.stats.max_lag_s, lag)
-                if inbox.error is not None:
-                    raise BusReceiveError(f"receiving from {self.bus}: {inbox.error}") from (
-                        inbox.error
-                    )
-                received = inbox.drain()
-                self.stats.frames_received += len(received)
-                self.sim.receive(received)
-                self._send(self.sim.step(self.step))
+                for role, inbox in inboxes.items():
+                    if inbox.error is not None:
+                        raise BusReceiveError(
+                            f"receiving from {self.buses[role]}: {inbox.error}"
+                        ) from inbox.error
+                    received = inbox.drain()
+                    self.stats.frames_received += len(received)
+                    self._stepped.receive(role, received)
+                self._send(self._stepped.step(self.step))
                 k += 1
                 self.stats.steps += 1
                 if self.on_second is not None and self.stats.steps % steps_per_second == 0:
                     self.on_second(self.sim, self.stats)
         finally:
-            notifier.stop()
+            for notifier in notifiers:
+                notifier.stop()
         return self.stats
 
-    def _send(self, frames: list[can.Message]) -> None:
-        for msg in frames:
-            try:
-                self.bus.send(msg, timeout=self.SEND_TIMEOUT_S)
-                self.stats.frames_sent += 1
-            except can.CanError as exc:
-                self.stats.send_errors += 1
-                log.warning("send 0x%X failed: %s", msg.arbitration_id, exc)
+    def _send(self, frames: dict[str, list[can.Message]]) -> None:
+        for role, messages in frames.items():
+            bus = self.buses.get(role)
+            if bus is None:
+                if messages:
+                    raise ValueError(f"no bus for role {role!r} (buses: {sorted(self.buses)})")
+                continue
+            for msg in messages:
+                try:
+                    bus.send(msg, timeout=self.SEND_TIMEOUT_S)
+                    self.stats.frames_sent += 1
+                except can.CanError as exc:
+                    self.stats.send_errors += 1
+                    log.warning("send 0x%X on %s failed: %s", msg.arbitration_id, role, exc)

@@ -109,12 +109,16 @@ class PackSimulator:
 
     # --- stepping ---------------------------------------------------------------------
 
-    def step(self, dt: float) -> list[can.Message]:
-        """Advance by ``dt`` seconds of virtual time; the frames sent meanwhile, in order."""
+    def step(self, dt: float, current: float | None = None) -> list[can.Message]:
+        """Advance by ``dt`` seconds of virtual time; the frames sent meanwhile, in order.
+
+        ``current`` (A, + = charging) replaces the profile for this step: a coupled HV
+        circuit passes the mean current it drew from the cells over the step.
+        """
         if not dt > 0:
             raise ValueError(f"dt: {dt} must be positive")
         plant = self.plant
-        plant.pack_current = float(self.profile(self.t))
+        plant.pack_current = float(self.profile(self.t) if current is None else current)
         self.bleed = self.modules.bleed_current()
         balancing_heat = self.modules.balancing_heat()
         per_cell_temp = np.repeat(plant.thermal.temperature, plant.cells_per_module)

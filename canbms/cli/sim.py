@@ -1,19 +1,29 @@
-"""``canbms sim``: run the simulated pack (slave modules) in real time on a CAN bus."""
+"""``canbms sim``: run the simulated pack in real time on CAN buses.
+
+By default only the slave modules, on one bus; ``--system`` adds the HV side (contactors,
+DC link), the IVT-S current sensor and the contactor driver on that bus, and the EMS on a
+second, vehicle bus.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 
 import can
 import can.cli
 
 from dbc.topology import Topology
 from slaves.chemistry import CHEMISTRIES
+from slaves.ems import EmsCommand, EmsRequest
+from slaves.hv_circuit import ContactorId
 from slaves.realtime import RealtimeRunner, RealtimeStats
 from slaves.simulator import PackSimulator
+from slaves.system import INTERNAL, VEHICLE, SimulatedSystem
 
 DEFAULT_INTERFACE = "virtual"
 DEFAULT_VIRTUAL_CHANNEL = "slaves"
+DEFAULT_VEHICLE_CHANNEL = "vehicle"
 
 
 def add_subparser(subparsers: argparse._SubParsersAction) -> None:
@@ -24,10 +34,14 @@ def add_subparser(subparsers: argparse._SubParsersAction) -> None:
             "Simulate a battery pack and its slave modules in real time: cell voltage, "
             "temperature and module status frames per the slave DBC, obeying balancing "
             "commands. Defaults to python-can's in-process 'virtual' interface on channel "
-            f"'{DEFAULT_VIRTUAL_CHANNEL}'; --fd selects the CAN FD bus and slave layout."
+            f"'{DEFAULT_VIRTUAL_CHANNEL}'; --fd selects the CAN FD bus and slave layout. "
+            "With --system the same bus also carries the current sensor and the contactor "
+            "driver of a simulated HV side, and the EMS talks on the vehicle bus (virtual "
+            f"channel '{DEFAULT_VEHICLE_CHANNEL}' by default)."
         ),
     )
-    can.cli.add_bus_arguments(parser)
+    can.cli.add_bus_arguments(parser, group_title="internal bus (slave modules)")
+    can.cli.add_bus_arguments(parser, prefix="vehicle", group_title="vehicle bus (--system)")
     pack = parser.add_argument_group("pack")
     pack.add_argument("--modules", type=int, default=8, help="slave modules (default 8)")
     pack.add_argument("--cells", type=int, default=12, help="cells per module (default 12)")
@@ -41,6 +55,27 @@ def add_subparser(subparsers: argparse._SubParsersAction) -> None:
         "--current", type=float, default=0.0, help="pack current in A, + charges (default 0)"
     )
     pack.add_argument("--ambient", type=float, default=25.0, help="ambient in degC")
+    system = parser.add_argument_group("system")
+    system.add_argument(
+        "--system",
+        action="store_true",
+        help="simulate the whole plant: HV side, current sensor, contactor driver, EMS",
+    )
+    system.add_argument(
+        "--load",
+        type=float,
+        default=0.0,
+        help="current the load draws from the DC link in A, + discharges (default 0)",
+    )
+    system.add_argument(
+        "--request",
+        action="append",
+        type=_ems_command,
+        default=[],
+        metavar="STATE[@SECONDS]",
+        help="EMS state request (standby, discharge, charge) from a time on (default 0 s); "
+        "repeat for a script. Without it the EMS requests standby",
+    )
     run = parser.add_argument_group("run")
     run.add_argument(
         "--duration", type=float, default=None, help="seconds to run (default: until Ctrl-C)"
@@ -48,6 +83,20 @@ def add_subparser(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--step", type=float, default=0.01, help="simulation step in s")
     run.add_argument("--quiet", action="store_true", help="no status line per second")
     parser.set_defaults(func=run_sim)
+
+
+def _ems_command(text: str) -> EmsCommand:
+    state, _, at = text.partition("@")
+    try:
+        request = EmsRequest[state.strip().upper()]
+    except KeyError:
+        names = ", ".join(r.name.lower() for r in EmsRequest)
+        raise argparse.ArgumentTypeError(f"{state!r} is not one of {names}") from None
+    try:
+        at_s = float(at) if at else 0.0
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{at!r} is not a time in seconds") from None
+    return EmsCommand(at_s, request)
 
 
 def _status_line(sim: PackSimulator, stats: RealtimeStats) -> str:
@@ -62,28 +111,69 @@ def _status_line(sim: PackSimulator, stats: RealtimeStats) -> str:
     )
 
 
+def _system_line(system: SimulatedSystem, stats: RealtimeStats) -> str:
+    closed = "".join(
+        name if system.circuit.contactors[cid].closed else "-"
+        for cid, name in (
+            (ContactorId.MINUS, "M"),
+            (ContactorId.PRECHARGE, "P"),
+            (ContactorId.PLUS, "+"),
+        )
+    )
+    request = system.ems.command_at(system.t).request.name.lower()
+    return (
+        f"{_status_line(system.pack, stats)}  link {system.link_voltage:7.2f} V  "
+        f"contactors {closed}  EMS {request}"
+    )
+
+
+def _default_virtual(args: argparse.Namespace, prefix: str, channel: str) -> None:
+    """python-can leaves options that were not given out of the namespace."""
+    interface, channel_key = f"{prefix}interface", f"{prefix}channel"
+    if getattr(args, interface, None) is None:
+        setattr(args, interface, DEFAULT_INTERFACE)
+    if getattr(args, interface) == DEFAULT_INTERFACE and getattr(args, channel_key, None) is None:
+        setattr(args, channel_key, channel)
+
+
 def run_sim(args: argparse.Namespace) -> int:
     if not 0.0 <= args.soc <= 100.0:
         raise ValueError(f"--soc: {args.soc} is not in 0..100")
+    if not args.system and (args.load or args.request):
+        raise ValueError("--load and --request need --system")
+    if args.system and args.current:
+        raise ValueError("--current sets the pack current of the pack-only mode; use --load")
     topology = Topology(args.modules, args.cells, args.sensors, bool(getattr(args, "fd", False)))
-    sim = PackSimulator(
-        topology,
+    plant = dict(
+        topology=topology,
         chemistry=args.chemistry,
         seed=args.seed,
         initial_soc=args.soc / 100.0,
         ambient=args.ambient,
-        current=args.current,
     )
-    # python-can leaves options that were not given out of the namespace
-    if getattr(args, "interface", None) is None:
-        args.interface = DEFAULT_INTERFACE
-    if args.interface == DEFAULT_INTERFACE and getattr(args, "channel", None) is None:
-        args.channel = DEFAULT_VIRTUAL_CHANNEL
-    on_second = None if args.quiet else lambda s, st: print(_status_line(s, st), flush=True)
-    print(f"canbms sim: {topology.describe()}, {sim.chemistry.name}", flush=True)
-    with can.cli.create_bus_from_namespace(args) as bus:
-        print(f"canbms sim: on {bus.channel_info}", flush=True)
-        runner = RealtimeRunner(sim, bus, step=args.step, on_second=on_second)
+    _default_virtual(args, "", DEFAULT_VIRTUAL_CHANNEL)
+    if args.system:
+        sim: PackSimulator | SimulatedSystem = SimulatedSystem(
+            **plant, load=args.load, ems_script=args.request
+        )
+        _default_virtual(args, "vehicle_", DEFAULT_VEHICLE_CHANNEL)
+        line = _system_line
+    else:
+        sim = PackSimulator(**plant, current=args.current)
+        line = _status_line
+    chemistry = sim.pack.chemistry if isinstance(sim, SimulatedSystem) else sim.chemistry
+    on_second = None if args.quiet else lambda s, st: print(line(s, st), flush=True)
+    mode = ", HV side, current sensor, contactor driver, EMS" if args.system else ""
+    print(f"canbms sim: {topology.describe()}, {chemistry.name}{mode}", flush=True)
+    with contextlib.ExitStack() as stack:
+        internal = stack.enter_context(can.cli.create_bus_from_namespace(args))
+        print(f"canbms sim: internal bus on {internal.channel_info}", flush=True)
+        buses = {INTERNAL: internal}
+        if args.system:
+            vehicle = stack.enter_context(can.cli.create_bus_from_namespace(args, prefix="vehicle"))
+            print(f"canbms sim: vehicle bus on {vehicle.channel_info}", flush=True)
+            buses[VEHICLE] = vehicle
+        runner = RealtimeRunner(sim, buses, step=args.step, on_second=on_second)
         runner.install_signal_handlers()
         stats = runner.run(args.duration)
     print(
