@@ -81,6 +81,9 @@ class Derating:
             return 0.0, "fault", 0.0, "fault"
         if not i.enabled:
             return 0.0, "disabled", 0.0, "disabled"
+        stats = (i.temperature_min, i.temperature_max, i.cell_voltage_min, i.cell_voltage_max)
+        if any(math.isnan(v) for v in stats):
+            return 0.0, "invalid", 0.0, "invalid"
         ccl, why_c = _derate(
             cfg.charge, i.temperature_min, i.temperature_max, i.cell_voltage_max, i.soc_max
         )
@@ -122,8 +125,6 @@ def _derate(
     tables: DirectionTables, t_min: float, t_max: float, cell_v: float, soc: float
 ) -> tuple[float, str]:
     """Smallest fraction of the direction's tables and the table that set it."""
-    if math.isnan(t_min) or math.isnan(t_max) or math.isnan(cell_v):
-        return 0.0, "invalid"
     fraction, why = 1.0, _NONE
     for name, value in (
         ("temperature", min(tables.temperature(t_min), tables.temperature(t_max))),
