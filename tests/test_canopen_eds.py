@@ -10,7 +10,13 @@ import pytest
 from canopen.objectdictionary import ODArray, ODRecord, ODVariable
 
 from canbms.cli import eds as eds_cli
-from controller.canopen_node import BatteryNodeConfig, build_dictionary, export_eds
+from controller.canopen_node import (
+    BatteryNodeConfig,
+    build_dictionary,
+    export_eds,
+    load_battery_node_config,
+)
+from controller.errors import ConfigError
 
 FIELDS = ("name", "data_type", "access_type", "default", "pdo_mappable", "min", "max", "unit")
 
@@ -104,9 +110,6 @@ def test_cli_rejects_node_ids_outside_the_canopen_range(text, capsys):
     ],
 )
 def test_config_errors_name_the_key(table, key):
-    from controller.canopen_node import load_battery_node_config
-    from controller.errors import ConfigError
-
     with pytest.raises(ConfigError) as err:
         load_battery_node_config(table)
     assert err.value.key == key
