@@ -60,6 +60,8 @@ class BmsSnapshot:
     mean_temperature: float
     fault_level: Level
     checks: dict[str, Level] = field(default_factory=dict)
+    min_temperature_position: int = -1
+    max_temperature_position: int = -1
     cells_in_series: int = 96
     modules: int = 8
     capacity_ah: float = 100.0

@@ -1,0 +1,75 @@
+"""``canbms run``: the controller on real buses, at its fixed period, until stopped."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+
+import can
+
+from controller.config.loader import ControllerConfig, default_config, load_config
+from controller.core import Controller
+from controller.shell.runtime import Runtime
+
+log = logging.getLogger("canbms.run")
+
+
+def add_subparser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "run",
+        help="run the controller on the configured buses",
+        description="Run the BMS controller on the buses named in the configuration. "
+        "SIGINT/SIGTERM set the limits to zero, open the contactors and close the buses.",
+    )
+    parser.add_argument("--config", help="configuration TOML (default: the embedded demo pack)")
+    parser.add_argument("--duration", type=float, help="stop after this many seconds")
+    parser.add_argument("--status-every", type=float, default=1.0, help="status line period, s")
+    parser.set_defaults(func=run)
+
+
+def open_buses(config: ControllerConfig) -> dict[str, can.BusABC]:
+    """Open every configured bus; a bus that fails to open closes the ones already open."""
+    buses: dict[str, can.BusABC] = {}
+    try:
+        for role, bus in config.buses.items():
+            buses[role] = can.Bus(**bus.bus_kwargs())
+    except (can.CanError, OSError, ValueError) as exc:
+        for bus in buses.values():
+            bus.shutdown()
+        raise RuntimeError(
+            f"cannot open the {role} bus ({config.buses[role].interface}): {exc}"
+        ) from exc
+    return buses
+
+
+def run(args: argparse.Namespace) -> int:
+    config = load_config(args.config) if args.config else default_config()
+    controller = Controller(config)
+    buses = open_buses(config)
+    last = [0.0]
+
+    def status(state, now: float) -> None:
+        if now - last[0] >= args.status_every:
+            last[0] = now
+            p = state.published
+            print(
+                f"{state.contactors.state.name:<16} fault level {int(state.protection.highest)} "
+                f"CCL {p.ccl:6.1f} A  DCL {p.dcl:6.1f} A",
+                flush=True,
+            )
+
+    runtime = Runtime(
+        controller,
+        controller.initial_state(time.monotonic()),
+        buses,
+        config.cycle_s,
+        on_step=status,
+    )
+    runtime.install_signal_handlers()
+    stats = runtime.run(duration=args.duration)
+    print(
+        f"stopped after {stats.cycles} cycles: {stats.overruns} overruns, "
+        f"longest cycle {stats.max_cycle_s * 1e3:.2f} ms, {stats.send_errors} send errors"
+    )
+    return 0

@@ -1,0 +1,379 @@
+"""The controller's functional core: one deterministic step per cycle.
+
+``Controller.step(state, batch, now)`` decodes the frames received since the last step,
+judges the pack, moves the contactor sequence, computes the current limits and returns the
+frames to send. It reads no clock and touches no bus: the live shell, the simulator harness,
+log replay and property tests all drive it the same way.
+
+Order inside a step, chosen so that a fault acts on the same cycle it is found:
+ingest -> pack view -> protection -> state of charge -> limits -> contactors -> balancing
+-> adapters -> frames.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Any
+
+import cantools
+import numpy as np
+
+from controller.adapters.base import BmsSnapshot, Level
+from controller.adapters.framing import FrameEncoder, schedule
+from controller.balancing import BalancingCommandEncoder, select_cells
+from controller.config.ingest import bus_mappings
+from controller.config.loader import ControllerConfig
+from controller.config.pack import BUS_ROLES
+from controller.contactors import (
+    ContactorInputs,
+    ContactorMachine,
+    ContactorState,
+    ContactorStatus,
+    Feedback,
+    Request,
+)
+from controller.frames import FrameBatch, OutFrame
+from controller.ingest import BatchDecoder, IngestState, compile_decoder
+from controller.limits import Derating, LimitInputs, Limits, LimitsState, SocEstimator, SocState
+from controller.pack_view import PackView, build_view, protection_inputs
+from controller.protection import Protection, ProtectionState
+from controller.status_frames import StatusFrames
+
+BUS_INDEX = {role: index for index, role in enumerate(BUS_ROLES)}
+
+
+@dataclass(frozen=True)
+class ControllerState:
+    """Everything the controller remembers between steps."""
+
+    ingest: dict[str, IngestState]
+    protection: ProtectionState
+    contactors: ContactorStatus
+    limits: LimitsState
+    soc: SocState
+    published: Limits
+    bleed: np.ndarray
+    next_due: dict[Any, float]
+    counters: dict[str, int]
+    adapters: tuple[Any, ...]
+    started_at: float = 0.0
+    initialised: bool = False
+    shutdown: bool = False
+
+
+@dataclass(frozen=True)
+class StepResult:
+    state: ControllerState
+    frames: tuple[OutFrame, ...]
+    events: tuple[object, ...]
+    view: PackView
+
+
+class Controller:
+    """Compiled from a configuration once; immutable afterwards."""
+
+    def __init__(self, config: ControllerConfig) -> None:
+        self.config = config
+        pack = config.pack
+        params = {
+            "cells_per_module": pack.cells_per_module,
+            "sensors_per_module": pack.sensors_per_module,
+        }
+        slaves_db = cantools.database.load_file(str(config.dbc.slaves), strict=True)
+        sensor_db = cantools.database.load_file(str(config.dbc.sensor), strict=True)
+        master_db = cantools.database.load_file(str(config.dbc.master), strict=True)
+        mappings = bus_mappings(config.ingest, params)
+        self.decoders: dict[str, BatchDecoder] = {
+            "internal": compile_decoder(
+                [slaves_db, sensor_db, _only(master_db, "internal")],
+                mappings["internal"],
+                {
+                    "cell_voltage": pack.cells,
+                    "cell_temperature": pack.sensors,
+                    **dict.fromkeys(
+                        (
+                            "module_voltage",
+                            "board_temperature",
+                            "cells_balancing",
+                            "module_open_wire",
+                            "module_adc_fault",
+                            "module_self_test_failed",
+                            "module_balancing_overtemp",
+                        ),
+                        pack.modules,
+                    ),
+                    "pack_current": 1,
+                    "pack_voltage": 1,
+                    "link_voltage": 1,
+                    "contactor_feedback": 3,
+                },
+            ),
+            "vehicle": compile_decoder(
+                [_only(master_db, "vehicle")],
+                mappings["vehicle"],
+                {"ems_request": 1, "ems_reset": 1},
+            ),
+        }
+        self.protection = Protection(config.protection)
+        self.contactors = ContactorMachine(config.contactors)
+        self.limits = Derating(config.limits)
+        self.soc = SocEstimator(config.soc)
+        self.status = StatusFrames(master_db)
+        self.balancing = BalancingCommandEncoder(
+            slaves_db, pack.modules, pack.cells_per_module, bus="internal"
+        )
+        self.adapters = config.adapters
+        self._periods = {**self.status.periods, "balancing": config.balancing.period_s}
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    def initial_state(self, now: float = 0.0) -> ControllerState:
+        return ControllerState(
+            ingest={role: decoder.new_state() for role, decoder in self.decoders.items()},
+            protection=self.protection.initial_state(),
+            contactors=self.contactors.initial_status(now),
+            limits=self.limits.initial_state(),
+            soc=self.soc.initial_state(),
+            published=_blocked(self.config, "init"),
+            bleed=np.zeros(self.config.pack.cells, bool),
+            next_due={},
+            counters={},
+            adapters=tuple(a.initial_state() for a in self.adapters),
+            started_at=now,
+        )
+
+    def request_shutdown(self, state: ControllerState) -> ControllerState:
+        """Limits to zero and contactors open from the next step on, whatever is requested."""
+        return replace(state, shutdown=True)
+
+    def is_safe(self, state: ControllerState) -> bool:
+        """Contactors commanded open and confirmed (or latched in fault with coils off)."""
+        c = state.contactors
+        return not any(c.commands) and c.state in (ContactorState.STANDBY, ContactorState.FAULT)
+
+    # -- the step -----------------------------------------------------------------------
+
+    def step(self, state: ControllerState, batch: FrameBatch, now: float) -> StepResult:
+        events: list[object] = []
+        ingest = dict(state.ingest)
+        for role, decoder in self.decoders.items():
+            decoder.decode(batch.select(batch.bus == BUS_INDEX[role]), ingest[role])
+        internal = ingest["internal"].measurements
+        vehicle = ingest["vehicle"].measurements
+        view = build_view(internal, self.config.pack, self.config.ingest, now)
+
+        request, reset, ems_age = self._ems(vehicle, now, state.shutdown)
+        feedback = self._feedback(internal, now)
+        initialised = state.initialised or self._initialised(view, state.started_at, now)
+        if initialised:
+            charge_mode = state.contactors.state is ContactorState.CLOSED_CHARGE
+            protection, found = self.protection.step(
+                state.protection, protection_inputs(view, ems_age, charge_mode), now, reset
+            )
+            events.extend(found)
+        else:
+            protection, request = state.protection, Request.STANDBY
+
+        contactors, _, contactor_events = self.contactors.step(
+            state.contactors,
+            ContactorInputs(
+                request=request,
+                fault_open=protection.fault_active,
+                reset_requested=reset,
+                pack_voltage=view.pack_voltage.value,
+                pack_voltage_valid=view.pack_voltage.valid,
+                link_voltage=view.link_voltage.value,
+                link_voltage_valid=view.link_voltage.valid,
+                current=view.current.value,
+                current_valid=view.current.valid,
+                feedback=feedback,
+            ),
+            now,
+        )
+        events.extend(contactor_events)
+
+        soc = self.soc.step(
+            state.soc, view.current.value, view.current.valid, view.voltage_stats, now
+        )
+        v, t = view.voltage_stats, view.temperature_stats
+        limits_state, limits = self.limits.step(
+            state.limits,
+            LimitInputs(
+                cell_voltage_min=v.minimum,
+                cell_voltage_max=v.maximum,
+                temperature_min=t.minimum,
+                temperature_max=t.maximum,
+                soc_min=soc.soc_min if soc.valid else math.nan,
+                soc_max=soc.soc_max if soc.valid else math.nan,
+                pack_voltage=view.pack_voltage.value if view.pack_voltage.valid else math.nan,
+                fault=protection.fault_active or state.shutdown,
+                alarm=protection.alarm_active,
+                enabled=contactors.current_allowed,
+            ),
+            now,
+        )
+
+        bleed = select_cells(
+            self.config.balancing,
+            view.cell_voltage,
+            view.cell_voltage_valid,
+            view.voltage_stats,
+            view.temperature_stats,
+            view.current.value,
+            view.current.valid,
+            protection.fault_active or state.shutdown,
+        )
+
+        snapshot = self._snapshot(view, protection, contactors, limits, soc, now)
+        frames: list[OutFrame] = []
+        adapter_states = []
+        for adapter, adapter_state in zip(self.adapters, state.adapters, strict=True):
+            rx = batch.select(batch.bus == BUS_INDEX[adapter.bus])
+            new_state, output = adapter.step(adapter_state, snapshot, rx, now)
+            adapter_states.append(new_state)
+            frames.extend(output.frames)
+            events.extend(output.events)
+            limits = _capped(limits, output.limits.max_ccl, output.limits.max_dcl)
+
+        counters = dict(state.counters)
+        changed = contactors.commands != state.contactors.commands
+        due, next_due = schedule(
+            state.next_due, self._periods, now, force=("ContactorCommand",) if changed else ()
+        )
+        for name in due:
+            if name == "ContactorCommand":
+                frames.append(self.status.contactor_command(contactors.commands, counters))
+            elif name == "balancing":
+                counters["balancing"] = counters.get("balancing", 0) + 1
+                frames.extend(self.balancing.encode(bleed, counters["balancing"]))
+            else:
+                frames.append(
+                    self.status.encode(name, snapshot, protection, contactors, feedback, counters)
+                )
+
+        new_state = ControllerState(
+            ingest=ingest,
+            protection=protection,
+            contactors=contactors,
+            limits=limits_state,
+            soc=soc,
+            published=limits,
+            bleed=bleed,
+            next_due=next_due,
+            counters=counters,
+            adapters=tuple(adapter_states),
+            started_at=state.started_at,
+            initialised=initialised,
+            shutdown=state.shutdown,
+        )
+        return StepResult(new_state, tuple(frames), tuple(events), view)
+
+    # -- helpers ------------------------------------------------------------------------
+
+    def _initialised(self, view: PackView, started_at: float, now: float) -> bool:
+        """Startup ends once every measurement has arrived, or at the startup timeout.
+
+        Until then nothing has been measured yet, which is not a fault: protection waits and
+        the contactors stay open. After the timeout whatever is still missing is judged (and
+        faults) like data that went away.
+        """
+        complete = (
+            view.voltage_stats.count == view.cell_voltage.size
+            and bool(view.temperature_valid.all())
+            and view.current.valid
+            and view.pack_voltage.valid
+        )
+        return complete or now - started_at >= self.config.startup_timeout_s
+
+    def _ems(self, vehicle: Any, now: float, shutdown: bool) -> tuple[Request, bool, float]:
+        """The EMS request, its reset bit and its age; anything stale means standby."""
+        timeout = self.config.ingest.timeout("ems_request")
+        request = vehicle["ems_request"]
+        age = float(request.age(now)[0])
+        if shutdown or not request.valid(now, timeout)[0]:
+            return Request.STANDBY, False, age
+        value = int(request.value[0])
+        wanted = Request(value) if value in Request._value2member_map_ else Request.STANDBY
+        reset_array = vehicle["ems_reset"]
+        reset = bool(reset_array.valid(now, timeout)[0] and reset_array.value[0] > 0.5)
+        return wanted, reset, age
+
+    def _feedback(self, internal: Any, now: float) -> Feedback:
+        """Aux contacts as last reported; ``None`` where the report is stale."""
+        fb = internal["contactor_feedback"]
+        valid = fb.valid(now, self.config.ingest.timeout("contactor_feedback"))
+        closed = fb.value > 0.5
+        return Feedback(*(bool(c) if v else None for c, v in zip(closed, valid, strict=True)))
+
+    def _snapshot(
+        self,
+        view: PackView,
+        protection: ProtectionState,
+        contactors: ContactorStatus,
+        limits: Limits,
+        soc: SocState,
+        now: float,
+    ) -> BmsSnapshot:
+        v, t = view.voltage_stats, view.temperature_stats
+        checks = {check.value: level for check, level in protection.levels.items()}
+        checks["contactor"] = Level.FAULT if contactors.state is ContactorState.FAULT else Level.OK
+        closed = contactors.state in (ContactorState.CLOSED_CHARGE, ContactorState.CLOSED_DISCHARGE)
+        return BmsSnapshot(
+            time=now,
+            bms_state=contactors.state.name,
+            contactors_closed=closed,
+            charge_allowed=closed and limits.ccl > 0,
+            discharge_allowed=closed and limits.dcl > 0,
+            ccl=limits.ccl,
+            dcl=limits.dcl,
+            cvl=limits.cvl,
+            dvl=limits.dvl,
+            soc=soc.soc_mean if soc.valid else math.nan,
+            soh=100.0,
+            pack_voltage=view.pack_voltage.value,
+            pack_current=view.current.value,
+            min_cell_voltage=v.minimum,
+            max_cell_voltage=v.maximum,
+            min_cell_position=v.argmin,
+            max_cell_position=v.argmax,
+            min_temperature=t.minimum,
+            min_temperature_position=t.argmin,
+            max_temperature_position=t.argmax,
+            max_temperature=t.maximum,
+            mean_temperature=t.mean,
+            fault_level=max(Level(protection.highest), checks["contactor"]),
+            checks=checks,
+            cells_in_series=self.config.pack.cells,
+            modules=self.config.pack.modules,
+            capacity_ah=self.config.pack.capacity_ah,
+            data_valid=v.count == self.config.pack.cells and t.valid and view.current.valid,
+        )
+
+
+def _blocked(config: ControllerConfig, why: str) -> Limits:
+    """Zero currents with the configured voltage limits: what is published before any data."""
+    cvl, dvl = config.limits.cvl, config.limits.dvl
+    return Limits(0.0, 0.0, cvl, dvl, 0.0, 0.0, why, why)
+
+
+def _capped(limits: Limits, max_ccl: float | None, max_dcl: float | None) -> Limits:
+    """``limits`` with an adapter's caps applied (a cap never raises a limit)."""
+    ccl = limits.ccl if max_ccl is None else min(limits.ccl, max_ccl)
+    dcl = limits.dcl if max_dcl is None else min(limits.dcl, max_dcl)
+    return replace(limits, ccl=ccl, dcl=dcl)
+
+
+def _only(database: cantools.database.can.Database, role: str) -> cantools.database.can.Database:
+    """The messages of the master DBC that travel on one bus role (``BusRole`` attribute)."""
+    subset = cantools.database.can.Database(
+        messages=[m for m in database.messages if _role(m) == role],
+        strict=False,
+    )
+    return subset
+
+
+def _role(message: cantools.database.can.Message) -> str:
+    attributes = message.dbc.attributes if message.dbc else {}
+    role = attributes.get("BusRole")
+    return str(role.value) if role is not None else "vehicle"

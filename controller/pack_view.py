@@ -1,0 +1,105 @@
+"""What the controller knows about the pack in this cycle, derived from the measurements.
+
+Everything here is recomputed from the measured arrays and their timestamps each step, so
+staleness can never be forgotten: an element older than its timeout is invalid, whatever
+value it holds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from controller.config.ingest import IngestConfig
+from controller.config.pack import PackConfig
+from controller.measurements import ArrayStats, Measurements
+from controller.protection import ProtectionInputs
+
+
+@dataclass(frozen=True)
+class Scalar:
+    value: float
+    valid: bool
+    age: float
+
+
+@dataclass(frozen=True)
+class PackView:
+    cell_voltage: np.ndarray
+    cell_voltage_valid: np.ndarray
+    temperature: np.ndarray
+    temperature_valid: np.ndarray
+    voltage_stats: ArrayStats
+    temperature_stats: ArrayStats
+    current: Scalar
+    pack_voltage: Scalar
+    link_voltage: Scalar
+    module_age: np.ndarray
+    module_errors: dict[str, np.ndarray]
+
+    @property
+    def all_cells_valid(self) -> bool:
+        return bool(self.cell_voltage_valid.all())
+
+
+def _scalar(measurements: Measurements, name: str, now: float, timeout: float) -> Scalar:
+    array = measurements[name]
+    return Scalar(
+        value=float(array.value[0]),
+        valid=bool(array.valid(now, timeout)[0]),
+        age=float(array.age(now)[0]),
+    )
+
+
+def build_view(
+    measurements: Measurements, pack: PackConfig, ingest: IngestConfig, now: float
+) -> PackView:
+    cells = measurements["cell_voltage"]
+    temps = measurements["cell_temperature"]
+    voltage_valid = cells.valid(now, ingest.timeout("cell_voltage"))
+    temperature_valid = temps.valid(now, ingest.timeout("cell_temperature"))
+    # A slave is as old as the oldest of its cell readings or its status frame: one silent
+    # multiplexer group is enough to call the module silent.
+    cell_age = cells.age(now).reshape(pack.modules, pack.cells_per_module).max(axis=1)
+    module_age = np.maximum(cell_age, measurements["module_voltage"].age(now))
+    status_timeout = ingest.timeout("module_voltage")
+    errors = {
+        name: (measurements[name].value > 0.5) & measurements[name].valid(now, status_timeout)
+        for name in ("module_open_wire", "module_adc_fault", "module_self_test_failed")
+    }
+    return PackView(
+        cell_voltage=cells.value,
+        cell_voltage_valid=voltage_valid,
+        temperature=temps.value,
+        temperature_valid=temperature_valid,
+        voltage_stats=ArrayStats.of(cells.value, voltage_valid),
+        temperature_stats=ArrayStats.of(temps.value, temperature_valid),
+        current=_scalar(measurements, "pack_current", now, ingest.timeout("pack_current")),
+        pack_voltage=_scalar(measurements, "pack_voltage", now, ingest.timeout("pack_voltage")),
+        link_voltage=_scalar(measurements, "link_voltage", now, ingest.timeout("link_voltage")),
+        module_age=module_age,
+        module_errors=errors,
+    )
+
+
+def protection_inputs(view: PackView, ems_age: float, charge_mode: bool) -> ProtectionInputs:
+    return ProtectionInputs(
+        cell_voltage=view.cell_voltage,
+        cell_voltage_valid=view.cell_voltage_valid,
+        cell_temperature=view.temperature,
+        cell_temperature_valid=view.temperature_valid,
+        pack_current=view.current.value,
+        pack_current_valid=view.current.valid,
+        pack_voltage=view.pack_voltage.value,
+        pack_voltage_valid=view.pack_voltage.valid,
+        cell_voltage_sum=view.voltage_stats.total if view.voltage_stats.valid else 0.0,
+        all_cells_valid=view.all_cells_valid,
+        module_age=view.module_age,
+        current_sensor_age=view.current.age,
+        ems_request_age=ems_age,
+        charge_mode=charge_mode,
+        module_open_wire=view.module_errors["module_open_wire"],
+        module_adc_fault=view.module_errors["module_adc_fault"],
+        module_self_test_failed=view.module_errors["module_self_test_failed"],
+    )

@@ -1,0 +1,156 @@
+"""The controller's own frames (dbc/canbms_master.dbc): status, limits, statistics, contactors.
+
+Values come from the step's snapshot; encoding saturates at the DBC field limits, so an
+invalid (NaN) statistic goes out as 0 rather than stopping the step. Each frame carries a
+4-bit alive counter where the DBC defines one.
+"""
+
+from __future__ import annotations
+
+from cantools.database.can import Database
+
+from controller.adapters.base import BmsSnapshot, Level
+from controller.adapters.framing import FrameEncoder
+from controller.contactors import (
+    Cause,
+    Commands,
+    Contactor,
+    ContactorState,
+    ContactorStatus,
+    Feedback,
+)
+from controller.frames import OutFrame
+from controller.protection import ProtectionState
+
+VEHICLE_FRAMES = ("BMS_Status", "BMS_Limits", "BMS_CellStats", "BMS_TempStats", "BMS_PackValues")
+
+# BMS_ContactorState values
+_SEQUENCE = {
+    ContactorState.STANDBY: 0,
+    ContactorState.PRECHARGE: 1,
+    ContactorState.CLOSED_DISCHARGE: 2,
+    ContactorState.CLOSED_CHARGE: 2,
+    ContactorState.OPENING: 3,
+    ContactorState.FAULT: 4,
+}
+
+# Bits 16.. of BMS_ActiveFaults: contactor faults (bits 0..15 are the protection checks).
+CONTACTOR_FAULT_BITS = {
+    Cause.FAILED_TO_CLOSE: 16,
+    Cause.WELDED: 17,
+    Cause.PRECHARGE_FAILED: 18,
+    Cause.PRECHARGE_OVERCURRENT: 18,
+    Cause.FEEDBACK_LOST: 19,
+}
+
+
+def active_fault_bits(protection: ProtectionState, contactors: ContactorStatus) -> int:
+    bits = protection.fault_bits
+    for fault in contactors.faults:
+        bit = CONTACTOR_FAULT_BITS.get(fault.cause)
+        if bit is not None:
+            bits |= 1 << bit
+    return bits
+
+
+def _contact_state(closed: bool | None, faulty: bool) -> float:
+    """BMS_*Contactor value: 0 open, 1 closed, 2 fault, 3 unknown (no fresh feedback)."""
+    if faulty:
+        return 2.0
+    if closed is None:
+        return 3.0
+    return 1.0 if closed else 0.0
+
+
+def _counter(counters: dict[str, int], name: str) -> int:
+    counters[name] = (counters.get(name, -1) + 1) % 16
+    return counters[name]
+
+
+class StatusFrames:
+    """Encoders for the master DBC frames the controller sends."""
+
+    def __init__(self, master: Database) -> None:
+        self._vehicle = {
+            name: FrameEncoder(master.get_message_by_name(name), "vehicle")
+            for name in VEHICLE_FRAMES
+        }
+        self._command = FrameEncoder(master.get_message_by_name("ContactorCommand"), "internal")
+        self.periods = {
+            name: (master.get_message_by_name(name).cycle_time or 100) / 1000.0
+            for name in (*VEHICLE_FRAMES, "ContactorCommand")
+        }
+
+    def contactor_command(self, commands: Commands, counters: dict[str, int]) -> OutFrame:
+        return self._command.encode(
+            {
+                "ContactorCmd_MinusClose": float(commands.minus),
+                "ContactorCmd_PrechargeClose": float(commands.precharge),
+                "ContactorCmd_PlusClose": float(commands.plus),
+                "ContactorCmd_Counter": _counter(counters, "ContactorCommand"),
+            }
+        )
+
+    def encode(
+        self,
+        name: str,
+        snap: BmsSnapshot,
+        protection: ProtectionState,
+        contactors: ContactorStatus,
+        feedback: Feedback,
+        counters: dict[str, int],
+    ) -> OutFrame:
+        encoder = self._vehicle[name]
+        if name == "BMS_Status":
+            faulty = {f.contactor for f in contactors.faults if f.contactor is not None}
+            states = [
+                _contact_state(closed, which in faulty)
+                for which, closed in zip(Contactor, feedback)
+            ]
+            return encoder.encode(
+                {
+                    "BMS_State": float(contactors.state.value),
+                    "BMS_ContactorState": float(_SEQUENCE[contactors.state]),
+                    "BMS_MinusContactor": states[Contactor.MINUS],
+                    "BMS_PrechargeContactor": states[Contactor.PRECHARGE],
+                    "BMS_PlusContactor": states[Contactor.PLUS],
+                    "BMS_FaultLevel": float(min(snap.fault_level, Level.FAULT)),
+                    "BMS_ActiveFaults": float(active_fault_bits(protection, contactors)),
+                    "BMS_StatusCounter": _counter(counters, name),
+                }
+            )
+        if name == "BMS_Limits":
+            return encoder.encode(
+                {
+                    "BMS_ChargeCurrentLimit": snap.ccl,
+                    "BMS_DischargeCurrentLimit": snap.dcl,
+                    "BMS_ChargeVoltageLimit": snap.cvl,
+                    "BMS_DischargeVoltageLimit": snap.dvl,
+                }
+            )
+        if name == "BMS_CellStats":
+            return encoder.encode(
+                {
+                    "BMS_MinCellVoltage": snap.min_cell_voltage,
+                    "BMS_MaxCellVoltage": snap.max_cell_voltage,
+                    "BMS_MinCellVoltageIndex": snap.min_cell_position,
+                    "BMS_MaxCellVoltageIndex": snap.max_cell_position,
+                }
+            )
+        if name == "BMS_TempStats":
+            return encoder.encode(
+                {
+                    "BMS_MinTemperature": snap.min_temperature,
+                    "BMS_MaxTemperature": snap.max_temperature,
+                    "BMS_MinTemperatureIndex": snap.min_temperature_position,
+                    "BMS_MaxTemperatureIndex": snap.max_temperature_position,
+                }
+            )
+        return encoder.encode(
+            {
+                "BMS_PackVoltage": snap.pack_voltage,
+                "BMS_PackCurrent": snap.pack_current,
+                "BMS_SOC": snap.soc,
+                "BMS_SOH": snap.soh,
+            }
+        )
