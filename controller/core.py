@@ -20,7 +20,7 @@ import cantools
 import numpy as np
 
 from controller.adapters.base import BmsSnapshot, Level
-from controller.adapters.framing import FrameEncoder, schedule
+from controller.adapters.framing import schedule
 from controller.balancing import BalancingCommandEncoder, select_cells
 from controller.config.ingest import bus_mappings
 from controller.config.loader import ControllerConfig

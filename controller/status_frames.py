@@ -105,7 +105,7 @@ class StatusFrames:
             faulty = {f.contactor for f in contactors.faults if f.contactor is not None}
             states = [
                 _contact_state(closed, which in faulty)
-                for which, closed in zip(Contactor, feedback)
+                for which, closed in zip(Contactor, feedback, strict=False)
             ]
             return encoder.encode(
                 {

@@ -12,7 +12,7 @@ import importlib
 import logging
 import sys
 
-SUBCOMMANDS = ("sim", "run", "demo", "dbc", "bench")
+SUBCOMMANDS = ("sim", "run", "demo", "dbc", "eds", "bench")
 
 
 def build_parser() -> argparse.ArgumentParser:
