@@ -40,10 +40,14 @@ ROLES = (INTERNAL, VEHICLE)
 
 
 class SimulatedSystem:
-    """Pack and HV side in virtual time; ``load`` is the current the load draws from the DC
-    link in A (+ = discharging the pack, - = a charger feeding it), a number or a function
-    of virtual time evaluated at the start of each step. A load model on the vehicle bus
-    drives it by being (or being read by) that function."""
+    """Pack and HV side in virtual time.
+
+    ``load`` is a current drawn from the DC link in A (+ = discharging the pack, - = a
+    charger feeding it), a number or a function of virtual time evaluated at the start of
+    each step. It is one share of ``circuit.load_current``: a load model attached on the
+    vehicle bus either is (or is read by) that function, or adds its own share to
+    ``circuit.load_current`` as `slaves.power_stage.PowerStage` does; the shares add up.
+    """
 
     def __init__(
         self,
@@ -74,6 +78,7 @@ class SimulatedSystem:
         self.pack.add_device("current_sensor", self.sensor)
         self.vehicle_devices: dict[str, Device] = {"ems": self.ems}
         self.load: CurrentProfile = as_profile(load)
+        self._load_share = 0.0  # what ``load`` put into circuit.load_current
         self.charge_drawn_c = 0.0  # charge the circuit took from the cells (+ = discharge)
 
     # --- access for scenarios and fault injection ----------------------------------------
@@ -135,7 +140,9 @@ class SimulatedSystem:
             raise ValueError(f"dt: {dt} must be positive")
         start = self.pack.t
         self._couple()
-        self.circuit.load_current = float(self.load(start))
+        share = float(self.load(start))
+        self.circuit.load_current += share - self._load_share
+        self._load_share = share
         drawn = self._advance_circuit(start, dt)
         self.charge_drawn_c += drawn
         internal = self.pack.step(dt, current=-drawn / dt)

@@ -136,6 +136,34 @@ def test_a_load_device_on_the_vehicle_bus_drives_the_pack_current():
     assert system.pack_current == pytest.approx(-(80.0 + bleed), abs=1e-2)
 
 
+class LinkShareLoad:
+    """A load that adds its own share to the circuit's load current, as power stages do."""
+
+    def __init__(self, system: SimulatedSystem, amps: float) -> None:
+        self.link = system.circuit
+        self.amps = amps
+        self.drawn = 0.0
+
+    def receive(self, msg: can.Message) -> None:
+        """Deaf: this load draws whatever the bus says."""
+
+    def step(self, t: float, dt: float) -> list[can.Message]:
+        self.link.load_current += self.amps - self.drawn
+        self.drawn = self.amps
+        return []
+
+
+def test_load_shares_of_devices_and_the_load_function_add_up():
+    system = SimulatedSystem(topology=SMALL, load=10.0)
+    system.add_device(VEHICLE, "heater", LinkShareLoad(system, 30.0))
+    close_contactors(system, 1.0)
+    bleed = system.link_voltage / system.circuit.config.bleed_resistance_ohm
+    assert system.pack_current == pytest.approx(-(40.0 + bleed), abs=1e-3)
+    system.set_load(-5.0)  # a charger feeding the link while the heater runs
+    close_contactors(system, 0.1)
+    assert system.pack_current == pytest.approx(-(25.0 + bleed), abs=1e-3)
+
+
 def _drain(bus: can.BusABC) -> list[can.Message]:
     out = []
     while (msg := bus.recv(timeout=0.2)) is not None:
