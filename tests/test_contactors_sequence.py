@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
+import numpy as np
 import pytest
 from contactor_support import Rig
 
@@ -15,7 +17,10 @@ from controller.contactors import (
     Contactor,
     ContactorConfig,
     ContactorFault,
+    ContactorInputs,
+    ContactorMachine,
     ContactorState,
+    Feedback,
     Phase,
     Request,
     parse_contactors,
@@ -269,3 +274,26 @@ def test_config_defaults_and_errors_name_the_key():
     with pytest.raises(ConfigError, match=r"contactors\.precharge_retries"):
         parse_contactors({"precharge_retries": 1.5})
     assert math.isclose(cfg.reaction_time_s, cfg.fuse_delay_s + cfg.opening_time_s)
+
+
+def test_feedback_decoded_as_integers_is_understood():
+    m = ContactorMachine(CFG)
+    s = m.initial_status(0.0)
+    closed = ContactorInputs(
+        Request.DISCHARGE,
+        pack_voltage=350.0,
+        pack_voltage_valid=True,
+        link_voltage=349.9,
+        link_voltage_valid=True,
+        current=0.0,
+        current_valid=True,
+        feedback=Feedback(0, 0, 0),
+    )
+    s, cmd, _ = m.step(s, closed, 0.01)
+    assert cmd == PRECHARGING
+    s, cmd, _ = m.step(s, replace(closed, feedback=Feedback(1, np.bool_(True), 0)), 0.02)
+    s, cmd, _ = m.step(s, replace(closed, feedback=Feedback(1, 1, np.int64(1))), 0.03)
+    assert s.state is ContactorState.CLOSED_DISCHARGE and cmd == CLOSED
+    for k in range(4, 40):
+        s, cmd, _ = m.step(s, replace(closed, feedback=Feedback(1, 0, 1)), k / 100)
+    assert s.state is ContactorState.CLOSED_DISCHARGE and s.faults == ()

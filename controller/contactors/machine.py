@@ -182,7 +182,9 @@ class _Step:
             and math.isfinite(i.current)
             and abs(i.current) <= config.break_current_a
         )
-        self.open_confirmed = all(f is False for f in i.feedback)
+        # decoded signals may arrive as 0/1 or numpy booleans: compare as plain bools
+        self.feedback = Feedback(*(None if f is None else bool(f) for f in i.feedback))
+        self.open_confirmed = all(f is False for f in self.feedback)
 
     def go(
         self,
@@ -222,7 +224,7 @@ class ContactorMachine:
         self, status: ContactorStatus, inputs: ContactorInputs, now: float
     ) -> tuple[ContactorStatus, Commands, list[ContactorEvent]]:
         ctx = _Step(self.config, inputs, now)
-        agreed, found = self._supervise(status, inputs.feedback, now)
+        agreed, found = self._supervise(status, ctx.feedback, now)
         new = [f for f in found if f not in status.faults]
         s = replace(status, agreed_at=agreed)
         logged = new
@@ -307,7 +309,7 @@ class ContactorMachine:
                 commands=PRECHARGING,
             )
         if s.phase is Phase.CLOSING_PLUS:
-            if i.feedback.plus is not True:
+            if ctx.feedback.plus is not True:
                 return s  # supervision faults the plus contactor if it does not follow
             return ctx.go(
                 s, _CLOSED_STATE[s.mode], Phase.IDLE, Cause.CLOSED, commands=CLOSED, attempt=0
