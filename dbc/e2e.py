@@ -74,21 +74,27 @@ def crc8_batch(ids: np.ndarray, data: np.ndarray, dlc: np.ndarray) -> np.ndarray
     reduction; the loop runs over the distinct DLCs only. The initial value is folded into
     the first covered byte (the ID's low byte).
     """
-    ids = np.asarray(ids, np.uint32)
+    ids = np.asarray(ids, np.intp)
     data = np.asarray(data, np.uint8)
     covered = np.maximum(np.asarray(dlc, np.intp), 1)  # DLC 0 and 1 both cover the ID only
-    crc = _SPAN[covered, ((ids & 0xFF) ^ INIT).astype(np.uint8)]
-    crc ^= _SPAN[covered - 1, ((ids >> 8) & 0xFF).astype(np.uint8)]
-    lengths = np.unique(covered)
-    for length in lengths[lengths > 1].tolist():
-        if lengths.size == 1:
-            rows = data[:, 1:length]
-            crc ^= np.bitwise_xor.reduce(_SPAN_FLAT.take(rows + _ROW_OFFSETS[length]), axis=1)
-        else:
+    rows = 256 * covered
+    crc = _SPAN_FLAT.take(rows + ((ids & 0xFF) ^ INIT))
+    crc ^= _SPAN_FLAT.take(rows - 256 + ((ids >> 8) & 0xFF))
+    if covered.size and (covered == covered[0]).all():
+        length = int(covered[0])
+        if length > 1:
+            crc ^= _payload_crc(data[:, 1:length], length)
+        return crc ^ np.uint8(XOR_OUT)
+    for length in np.unique(covered).tolist():
+        if length > 1:
             sel = np.flatnonzero(covered == length)
-            rows = data[sel, 1:length]
-            crc[sel] ^= np.bitwise_xor.reduce(_SPAN_FLAT.take(rows + _ROW_OFFSETS[length]), axis=1)
+            crc[sel] ^= _payload_crc(data[sel, 1:length], length)
     return crc ^ np.uint8(XOR_OUT)
+
+
+def _payload_crc(payload: np.ndarray, length: int) -> np.ndarray:
+    """Contribution of payload bytes 1 .. ``length``-1 of frames that all have that DLC."""
+    return np.bitwise_xor.reduce(_SPAN_FLAT.take(payload + _ROW_OFFSETS[length]), axis=1)
 
 
 def protect(arbitration_id: int, payload: bytes | bytearray, counter: int) -> bytes:
