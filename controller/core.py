@@ -207,7 +207,9 @@ class Controller:
                 soc_min=soc.soc_min if soc.valid else math.nan,
                 soc_max=soc.soc_max if soc.valid else math.nan,
                 pack_voltage=view.pack_voltage.value if view.pack_voltage.valid else math.nan,
-                fault=protection.fault_active or state.shutdown,
+                fault=protection.fault_active
+                or state.shutdown
+                or contactors.state is ContactorState.FAULT,
                 alarm=protection.alarm_active,
                 enabled=contactors.current_allowed,
             ),

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 import can
 
+from controller.event_log import event_lines
 from controller.frames import FrameBatch, OutFrame
 from controller.shell.receiver import BatchingListener
 
@@ -102,8 +103,8 @@ class Runtime:
         result = self.core.step(self.state, batch, began)
         self.state = result.state
         self._send(result.frames)
-        for event in result.events:
-            log.warning("%s", event)
+        for line in event_lines(result.events):
+            log.warning("%s", line)
         if self.on_step is not None:
             self.on_step(self.state, began)
         elapsed = self.clock() - began

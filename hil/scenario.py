@@ -1,0 +1,169 @@
+"""Scripted sessions of plant and controller: timed actions, a closed-loop load, a summary.
+
+A scenario drives the simulated system the way a vehicle or storage site would (state
+requests, load and charger currents, injected faults) and reports what the controller did
+in response, with the times that matter: when the contactors closed, how the limits derated,
+how long a fault took from injection to detection and to open contactors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from controller.core import StepResult
+from hil.bench import VirtualBench
+from slaves.ems import EmsCommand, EmsRequest
+from slaves.faults import ModuleSilent
+from slaves.system import SimulatedSystem
+
+
+class LimitFollowingLoad:
+    """A load (or charger) that wants ``demand`` A but obeys the limits the BMS publishes.
+
+    It reads ``BMS_Limits`` as received by the EMS on the vehicle bus, so the loop closes
+    through the bus exactly as with a real inverter: positive demand discharges, negative
+    demand charges, and a missing limits frame means zero.
+    """
+
+    def __init__(self, system: SimulatedSystem) -> None:
+        self.system = system
+        self.demand = 0.0
+
+    def __call__(self, t: float) -> float:
+        limits = self.system.ems.received.get("BMS_Limits")
+        if limits is None:
+            return 0.0
+        if self.demand >= 0:
+            return min(self.demand, float(limits["BMS_DischargeCurrentLimit"]))
+        return -min(-self.demand, float(limits["BMS_ChargeCurrentLimit"]))
+
+
+@dataclass(frozen=True)
+class Action:
+    at: float
+    label: str
+    apply: Callable[[SimulatedSystem, LimitFollowingLoad], None]
+    injects_fault: bool = False
+
+
+@dataclass
+class Milestones:
+    closed_discharge: float | None = None
+    closed_charge: float | None = None
+    fault_injected: float | None = None
+    fault_detected: float | None = None
+    contactors_open: float | None = None
+    peak_discharge: float = 0.0
+    ccl_before_taper: float = 0.0
+    ccl_at_top: float = float("nan")
+    notes: list[str] = field(default_factory=list)
+
+
+def _request(request: EmsRequest, reset: bool = False) -> Callable[..., None]:
+    def apply(system: SimulatedSystem, load: LimitFollowingLoad) -> None:
+        system.ems.script = (EmsCommand(system.t, request, reset),)
+
+    return apply
+
+
+def _demand(amps: float) -> Callable[..., None]:
+    def apply(system: SimulatedSystem, load: LimitFollowingLoad) -> None:
+        load.demand = amps
+
+    return apply
+
+
+def _silence(module: int) -> Callable[..., None]:
+    def apply(system: SimulatedSystem, load: LimitFollowingLoad) -> None:
+        system.faults.inject(ModuleSilent(module))
+
+    return apply
+
+
+FAULT_MODULE = 3
+
+
+def demo_actions() -> list[Action]:
+    """The default demo: close, discharge, charge into the top-of-charge derating, a fault."""
+    return [
+        Action(0.0, "EMS requests standby (with fault reset)", _request(EmsRequest.STANDBY, True)),
+        Action(2.0, "EMS requests discharge", _request(EmsRequest.DISCHARGE)),
+        Action(3.0, "inverter draws up to 150 A", _demand(150.0)),
+        Action(13.0, "inverter stops", _demand(0.0)),
+        Action(14.0, "EMS requests standby", _request(EmsRequest.STANDBY)),
+        Action(
+            16.0,
+            "EMS requests charge (held until the 10 s contactor lock-out has passed)",
+            _request(EmsRequest.CHARGE),
+        ),
+        Action(17.0, "charger pushes up to 150 A", _demand(-150.0)),
+        Action(45.0, f"slave module {FAULT_MODULE} falls silent", _silence(FAULT_MODULE), True),
+    ]
+
+
+DEMO_DURATION = 50.0
+
+
+class Session:
+    """Runs actions against a bench and collects milestones as they happen."""
+
+    def __init__(self, bench: VirtualBench, load: LimitFollowingLoad, actions: list[Action]):
+        self.bench = bench
+        self.load = load
+        self.actions = sorted(actions, key=lambda a: a.at)
+        self.milestones = Milestones()
+        self._next = 0
+        self.log: list[tuple[float, str]] = []
+
+    def step(self) -> None:
+        system = self.bench.plant
+        while self._next < len(self.actions) and self.actions[self._next].at <= self.bench.now:
+            action = self.actions[self._next]
+            action.apply(system, self.load)
+            self.log.append((self.bench.now, action.label))
+            if action.injects_fault:
+                self.milestones.fault_injected = self.bench.now
+            self._next += 1
+        result = self.bench.step()
+        self._observe(result)
+
+    def _observe(self, result: StepResult) -> None:
+        m = self.milestones
+        now = self.bench.now
+        state = result.state.contactors.state.name
+        if state == "CLOSED_DISCHARGE" and m.closed_discharge is None:
+            m.closed_discharge = now
+        if state == "CLOSED_CHARGE" and m.closed_charge is None:
+            m.closed_charge = now
+        current = result.view.current.value
+        if np.isfinite(current):
+            m.peak_discharge = max(m.peak_discharge, -current)
+        if state == "CLOSED_CHARGE":
+            m.ccl_before_taper = max(m.ccl_before_taper, result.state.published.ccl)
+            m.ccl_at_top = result.state.published.ccl
+        if m.fault_injected is not None:
+            if m.fault_detected is None and result.state.protection.fault_active:
+                m.fault_detected = now
+            if (
+                m.contactors_open is None
+                and m.fault_detected
+                and not any(result.state.contactors.commands)
+            ):
+                m.contactors_open = now
+
+    def run(self, duration: float) -> Milestones:
+        end = self.bench.now + duration - 1e-9
+        while self.bench.now < end:
+            self.step()
+        return self.milestones
+
+
+def demo_system(seed: int = 0) -> tuple[SimulatedSystem, LimitFollowingLoad]:
+    """The demo plant: the default 96s NMC pack at 93 % SOC, a limit-following load."""
+    system = SimulatedSystem(seed=seed, initial_soc=0.93)
+    load = LimitFollowingLoad(system)
+    system.set_load(load)
+    return system, load
