@@ -110,6 +110,8 @@ def _scaled(
     if not math.isfinite(value):
         return missing
     raw = value / factor
+    if not math.isfinite(raw):  # a huge finite value overflows the division: saturate
+        return high if raw > 0 else low
     return _clamp(math.floor(raw + 1e-9) if floor else round(raw), low, high)
 
 
@@ -122,8 +124,11 @@ def charge_request_raw(s: BmsSnapshot, params: RequestParams) -> int:
     """6070h in 1/16 A: CCL x scale, capped, rounded down; 0 when charging is not allowed."""
     if not charge_allowed(s) or not math.isfinite(s.ccl) or s.ccl <= 0:
         return 0
-    raw = math.floor(s.ccl * params.scale_pct / 100 * 16 + 1e-9)
-    return _clamp(raw, 0, min(params.cap_raw, _U16))
+    cap = min(params.cap_raw, _U16)
+    scaled = s.ccl * params.scale_pct / 100 * 16
+    if not math.isfinite(scaled):
+        return cap
+    return _clamp(math.floor(scaled + 1e-9), 0, cap)
 
 
 def status_bits(s: BmsSnapshot) -> StatusBit:
