@@ -33,7 +33,8 @@ class RcBattery:
         i = -self.load_current  # into the battery
         self.ocv += self.volts_per_as * i * dt
         settled = i * self.r1
-        self.v_rc = settled + (self.v_rc - settled) * math.exp(-dt / (self.r1 * self.c1))
+        tau = self.r1 * self.c1
+        self.v_rc = settled + (self.v_rc - settled) * math.exp(-dt / tau) if tau > 0 else 0.0
         self.link_voltage = self.ocv + self.v_rc + self.r0 * i
         return []
 
