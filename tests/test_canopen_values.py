@@ -71,7 +71,7 @@ def test_request_is_zero_unless_charging_is_allowed_with_valid_data_and_no_fault
     if not may:
         assert raw == 0
     else:
-        assert raw == min(math.floor(ccl * 16), 0xFFFF)
+        assert raw == min(math.floor(min(ccl, 0x10000) * 16), 0xFFFF)
 
 
 @given(
