@@ -68,6 +68,7 @@ class StepResult:
     frames: tuple[OutFrame, ...]
     events: tuple[object, ...]
     view: PackView
+    snapshot: BmsSnapshot
 
 
 class Controller:
@@ -269,7 +270,7 @@ class Controller:
             initialised=initialised,
             shutdown=state.shutdown,
         )
-        return StepResult(new_state, tuple(frames), tuple(events), view)
+        return StepResult(new_state, tuple(frames), tuple(events), view, snapshot)
 
     # -- helpers ------------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ from typing import Any
 from controller.adapters.base import Adapter
 from controller.adapters.registry import build_adapters
 from controller.balancing import BalancingConfig, parse_balancing
+from controller.canopen_node.config import BatteryNodeConfig, load_battery_node_config
 from controller.config import fields
 from controller.config.ingest import IngestConfig, parse_ingest
 from controller.config.pack import (
@@ -47,6 +48,7 @@ SECTIONS = {
     "soc",
     "balancing",
     "adapters",
+    "canopen",
 }
 
 
@@ -64,6 +66,7 @@ class ControllerConfig:
     soc: SocConfig
     balancing: BalancingConfig
     adapters: tuple[Adapter, ...]
+    canopen: BatteryNodeConfig | None  # the CiA 418 node runs only when [canopen] is given
 
 
 def merged(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
@@ -111,6 +114,11 @@ def parse_config(data: Mapping[str, Any], base: Path | None = None) -> Controlle
         ),
         balancing=parse_balancing(fields.table(data, "balancing", "", {})),
         adapters=tuple(build_adapters(adapters)),
+        canopen=(
+            load_battery_node_config(fields.table(data, "canopen", ""))
+            if "canopen" in data
+            else None
+        ),
     )
 
 

@@ -13,7 +13,7 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -46,7 +46,12 @@ class RuntimeStats:
 
 
 class Runtime:
-    """Owns the buses, the clock and the signals; the core owns every decision."""
+    """Owns the buses, the clock and the signals; the core owns every decision.
+
+    ``services`` are called with each step's result after its frames are sent (the CANopen
+    node publishes the snapshot this way); ``listeners`` adds python-can listeners per bus
+    role to the one notifier that reads that bus.
+    """
 
     def __init__(
         self,
@@ -56,6 +61,8 @@ class Runtime:
         period: float = 0.01,
         clock: Callable[[], float] = time.monotonic,
         on_step: Callable[[Any, float], None] | None = None,
+        services: Sequence[Callable[[Any, float], None]] = (),
+        listeners: Mapping[str, Sequence[can.Listener]] | None = None,
     ) -> None:
         self.core = core
         self.state = state
@@ -63,12 +70,14 @@ class Runtime:
         self.period = period
         self.clock = clock
         self.on_step = on_step
+        self.services = tuple(services)
         self.stats = RuntimeStats()
         self._stop = threading.Event()
         self._listeners = [BatchingListener(index, clock=clock) for index in range(len(self.buses))]
+        extra = listeners or {}
         self._notifiers = [
-            can.Notifier(bus, [listener], timeout=0.05)
-            for bus, listener in zip(self.buses.values(), self._listeners, strict=True)
+            can.Notifier(bus, [listener, *extra.get(role, ())], timeout=0.05)
+            for (role, bus), listener in zip(self.buses.items(), self._listeners, strict=True)
         ]
 
     def stop(self, *_: object) -> None:
@@ -103,6 +112,11 @@ class Runtime:
         result = self.core.step(self.state, batch, began)
         self.state = result.state
         self._send(result.frames)
+        for service in self.services:
+            try:
+                service(result, began)
+            except Exception:  # noqa: BLE001 - a failing service must not stop protection
+                log.exception("service %r failed", service)
         for line in event_lines(result.events):
             log.warning("%s", line)
         if self.on_step is not None:
