@@ -138,6 +138,8 @@ class Inverter:
         self.enable_at: float | None = None
         self.state = InverterState.WAITING
         self._received: dict[int, dict[str, Any]] = {}
+        has_enable = self.variant.enable is not EnableKind.NONE
+        self._wanted = (LIMITS_ID, self.variant.alarm_id) + ((ENABLE_ID,) if has_enable else ())
         self._keepalive = Cyclic(config.keepalive_period_s)
 
     @property
@@ -148,10 +150,7 @@ class Inverter:
     # --- Device -------------------------------------------------------------------------
 
     def receive(self, msg: can.Message) -> None:
-        wanted = (LIMITS_ID, self.variant.alarm_id) + (
-            (ENABLE_ID,) if self.variant.enable is not EnableKind.NONE else ()
-        )
-        if msg.is_extended_id or msg.arbitration_id not in wanted:
+        if msg.is_extended_id or msg.arbitration_id not in self._wanted:
             return
         try:
             values = self.db.decode_message(
@@ -164,9 +163,8 @@ class Inverter:
     def step(self, t: float, dt: float) -> list[can.Message]:
         self._take_frames(t)
         charge, discharge = self._permissions(t)
-        if self.state is InverterState.RUNNING:
-            lim = self.limits
-            assert lim is not None
+        lim = self.limits
+        if self.state is InverterState.RUNNING and lim is not None:
             high = max(lim.ccl, 0.0) if charge else 0.0
             low = -max(lim.dcl, 0.0) if discharge else 0.0
             demand = min(max(self._demand(t), low), high)
