@@ -35,6 +35,8 @@ class RejectReason(IntEnum):
 
 
 _REASONS = len(RejectReason)
+_OK = np.int8(-1)  # reason of a frame that is still acceptable
+_DLC = np.int8(RejectReason.DLC)
 
 
 @dataclass
@@ -151,24 +153,26 @@ class BatchDecoder:
         The CRC is checked before the multiplexer so that a corrupted frame counts as a
         CRC failure, not as an unknown group.
         """
-        pos = np.searchsorted(self._ids, batch.ids).clip(0, len(self._ids) - 1)
+        pos = np.searchsorted(self._ids, batch.ids)
+        np.minimum(pos, self._ids.shape[0] - 1, out=pos)
         known = self._ids[pos] == batch.ids
         rows = np.flatnonzero(known)
-        msg = pos[rows].astype(np.int64)
-        reason = np.full(rows.shape[0], -1, np.int8)
-        reason[batch.dlc[rows] != self._length[msg]] = RejectReason.DLC
+        msg = pos[rows]
+        reason = np.where(batch.dlc[rows] != self._length[msg], _DLC, _OK)
         if check_crc:
             check = np.flatnonzero((reason < 0) & self._e2e.has_crc[msg])
-            sub = rows[check]
-            good = e2e.crc_ok(batch.ids[sub], batch.data[sub], batch.dlc[sub])
-            reason[check[~good]] = RejectReason.CRC
-        slot = self._base_slot[msg].copy()
+            if check.size:
+                sub = rows[check]
+                good = e2e.crc_ok(batch.ids[sub], batch.data[sub], batch.dlc[sub])
+                reason[check[~good]] = RejectReason.CRC
+        slot = self._base_slot[msg]
         muxed = np.flatnonzero(self._is_mux[msg] & (reason < 0))
         if muxed.size:
             value = np.trunc(self._mux.physical(batch.data[rows[muxed]], msg[muxed])[:, 0])
             in_range = (value >= 0) & (value < 2**32)
             key = (msg[muxed] << 32) | np.where(in_range, value, 0).astype(np.int64)
-            at = np.searchsorted(self._slot_keys, key).clip(0, len(self._slot_keys) - 1)
+            at = np.searchsorted(self._slot_keys, key)
+            np.minimum(at, self._slot_keys.shape[0] - 1, out=at)
             hit = in_range & (self._slot_keys[at] == key)
             slot[muxed] = self._keyed_slots[at]
             reason[muxed[~hit]] = RejectReason.UNKNOWN_MUX
@@ -197,54 +201,73 @@ class BatchDecoder:
         n_src = len(self.sources)
         source = self._source[r.msg]
         ok = r.reason < 0
-        bad = ~ok
-        rejected = np.bincount(
-            source[bad] * _REASONS + r.reason[bad], minlength=n_src * _REASONS
-        ).reshape(n_src, _REASONS)
-        accepted = np.bincount(source[ok], minlength=n_src)
+        rejected = np.zeros((n_src, _REASONS), np.int64)
+        if ok.all():  # the usual batch: nothing to count as rejected, no selection
+            rows, slot = r.rows, r.slot
+        else:
+            bad = ~ok
+            rejected.flat += np.bincount(
+                source[bad] * _REASONS + r.reason[bad], minlength=n_src * _REASONS
+            )
+            rows, slot, source = r.rows[ok], r.slot[ok], source[ok]
+            state.rejected += rejected
+        accepted = np.bincount(source, minlength=n_src)
         unknown = len(batch) - r.rows.shape[0]
-        np.maximum.at(state.last_seen, source[ok], batch.timestamps[r.rows[ok]])
+        np.maximum.at(state.last_seen, source, batch.timestamps[rows])
         state.accepted += accepted
-        state.rejected += rejected
         state.unknown += unknown
-        use = np.flatnonzero(ok & self._routes.has_mapped[r.slot])
-        updated = self._scatter(batch, r.rows[use], r.slot[use], meas)
+        use = self._routes.has_mapped[slot]
+        if not use.all():
+            rows, slot = rows[use], slot[use]
+        updated = self._scatter(batch, rows, slot, meas)
         return IngestReport(self.sources, len(batch), unknown, accepted, rejected, updated)
 
     def _scatter(
         self, batch: FrameBatch, rows: np.ndarray, slot: np.ndarray, meas: Measurements
     ) -> int:
-        """Write decoded values of accepted frames; per element the latest timestamp wins."""
+        """Write decoded values of accepted frames; per element the latest timestamp wins.
+
+        ``rows`` ascend (arrival order), so stable sorts keep arrival order among frames
+        with equal timestamps and the later arrival wins.
+        """
         if rows.size == 0:
             return 0
         routes = self._routes
         when = batch.timestamps[rows]
-        if routes.slot_exclusive:
+        if routes.slot_exclusive and rows.size > 1:
             # Every element belongs to one slot: keep the newest frame of each slot.
-            order = np.lexsort((rows, when, slot))
-            keep = order[np.r_[slot[order][1:] != slot[order][:-1], True]]
-            rows, slot, when = rows[keep], slot[keep], when[keep]
+            order = np.lexsort((when, slot))
+            ordered = slot[order]
+            newest = np.ones(order.shape[0], bool)
+            np.not_equal(ordered[1:], ordered[:-1], out=newest[:-1])
+            if not newest.all():
+                keep = np.sort(order[newest])
+                rows, slot, when = rows[keep], slot[keep], when[keep]
         values = routes.table.physical(batch.data[rows], slot)
         element = routes.element[slot]
-        flag_col = routes.flag[slot]
-        flag = np.take_along_axis(values, np.maximum(flag_col, 0), axis=1)
-        invalid = (flag_col >= 0) & (flag == routes.invalid_value[slot])
-        values *= routes.unit_scale[slot]
-        mapped = element >= 0
-        elem = element[mapped]
-        value = values[mapped]
-        good = ~invalid[mapped] & np.isfinite(value)
-        when = np.broadcast_to(when[:, None], element.shape)[mapped]
+        frame, col = np.nonzero(element >= 0)  # row-major: frames stay in arrival order
+        slot_of = slot[frame]
+        elem = element[frame, col]
+        value = values[frame, col]
+        flag = values[frame, routes.flag_column[slot_of, col]]
+        invalid = routes.has_flag[slot_of, col] & (flag == routes.invalid_value[slot_of, col])
+        if routes.scaled:
+            value *= routes.unit_scale[slot_of, col]
+        good = ~invalid & np.isfinite(value)
+        when = when[frame]
         if not routes.slot_exclusive:
-            arrival = np.broadcast_to(rows[:, None], element.shape)[mapped]
-            order = np.lexsort((arrival, when, elem))
-            last = order[np.r_[elem[order][1:] != elem[order][:-1], True]]
+            order = np.lexsort((when, elem))
+            ordered = elem[order]
+            newest = np.ones(order.shape[0], bool)
+            np.not_equal(ordered[1:], ordered[:-1], out=newest[:-1])
+            last = order[newest]
             elem, value, good, when = elem[last], value[last], good[last], when[last]
         newer = when >= meas.updated_at[elem]
-        elem = elem[newer]
-        meas.value[elem] = value[newer]
-        meas.reported_valid[elem] = good[newer]
-        meas.updated_at[elem] = when[newer]
+        if not newer.all():
+            elem, value, good, when = elem[newer], value[newer], good[newer], when[newer]
+        meas.value[elem] = value
+        meas.reported_valid[elem] = good
+        meas.updated_at[elem] = when
         return int(elem.size)
 
     # -- generic decoding ---------------------------------------------------------------

@@ -106,19 +106,67 @@ def check_counters(
     jump = np.zeros(n, bool)
     if n == 0:
         return CounterVerdict(frozen, jump)
-    order = np.lexsort((np.arange(n), timestamps, msg))
-    sorted_msg = msg[order]
-    starts = np.flatnonzero(np.r_[True, sorted_msg[1:] != sorted_msg[:-1]])
-    sizes = np.diff(np.r_[starts, n])
     counter = counter.astype(np.int64)
+    order = np.lexsort((timestamps, msg))  # stable: arrival order breaks timestamp ties
+    sorted_msg = msg[order]
+    first = np.ones(n, bool)
+    np.not_equal(sorted_msg[1:], sorted_msg[:-1], out=first[1:])
+    if _all_advance(table, order, sorted_msg, first, counter, last):
+        return CounterVerdict(frozen, jump)
+    starts = np.flatnonzero(first)
+    sizes = np.diff(starts, append=n)
     for rank in range(int(sizes.max())):
         frames = order[starts[sizes > rank] + rank]  # at most one frame per message
-        m = msg[frames]
-        ref = last[m]
-        step = (counter[frames] - ref) % table.modulo[m]
-        fresh = ref < 0
-        good = fresh | ((step >= 1) & (step <= table.max_jump[m]))
-        frozen[frames] = ~fresh & (step == 0)
-        jump[frames] = ~good & ~frozen[frames]
-        last[m[good]] = counter[frames[good]]
+        _advance(table, frames, msg, counter, last, frozen, jump)
     return CounterVerdict(frozen, jump)
+
+
+def _all_advance(
+    table: E2ETable,
+    order: np.ndarray,
+    sorted_msg: np.ndarray,
+    first: np.ndarray,
+    counter: np.ndarray,
+    last: np.ndarray,
+) -> bool:
+    """The usual case in one pass: every frame steps validly from its predecessor.
+
+    Each frame is compared with the previous frame of its message in the batch (or with
+    ``last`` for the first one); when all pass, that is exactly what the frame-by-frame
+    check would have found, and ``last`` takes each message's newest counter. Otherwise
+    nothing is changed and the caller checks rank by rank.
+    """
+    value = counter[order]
+    ref = np.empty_like(value)
+    ref[1:] = value[:-1]
+    ref[first] = last[sorted_msg[first]]
+    step = (value - ref) % table.modulo[sorted_msg]
+    good = (ref < 0) | ((step >= 1) & (step <= table.max_jump[sorted_msg]))
+    if not good.all():
+        return False
+    newest = np.ones_like(first)
+    newest[:-1] = first[1:]
+    last[sorted_msg[newest]] = value[newest]
+    return True
+
+
+def _advance(
+    table: E2ETable,
+    frames: np.ndarray,
+    msg: np.ndarray,
+    counter: np.ndarray,
+    last: np.ndarray,
+    frozen: np.ndarray,
+    jump: np.ndarray,
+) -> None:
+    """Judge ``frames`` (at most one per message) and advance ``last`` where accepted."""
+    m = msg[frames]
+    ref = last[m]
+    value = counter[frames]
+    step = (value - ref) % table.modulo[m]
+    fresh = ref < 0
+    good = fresh | ((step >= 1) & (step <= table.max_jump[m]))
+    still = ~fresh & (step == 0)
+    frozen[frames] = still
+    jump[frames] = ~(good | still)
+    last[m[good]] = value[good]

@@ -160,12 +160,17 @@ class _Family:
         self.scale = np.array([sig.scale for sig in row], np.float64)
         self.offset = np.array([sig.offset for sig in row], np.float64)
         self.any_signed = bool(self.signed.any())
+        self.shifts_right = bool(self.rshift.any())
+        self.single = j == 1  # one byte per signal: no shifting left, no OR reduction
         self.identity = bool((self.scale == 1).all() and (self.offset == 0).all())
 
     def raw(self, data: np.ndarray) -> np.ndarray:
         parts = data[:, self.byte].astype(np.uint64)  # (N, S, J)
-        parts >>= self.rshift
+        if self.shifts_right:
+            parts >>= self.rshift
         parts &= self.mask
+        if self.single:
+            return parts[:, :, 0]
         parts <<= self.lshift
         return np.bitwise_or.reduce(parts, axis=2)
 
@@ -198,30 +203,38 @@ class SlotTable:
         self._family = np.array([families[_shape_key(row)] for row in rows] or [0], np.intp)
         self.width = max((len(r) for r in rows), default=0) or 1
 
-    def _split(self, rows: np.ndarray) -> list[tuple[_Family, np.ndarray]]:
-        """(family, positions in ``rows``) for every family present."""
-        family = self._family[rows]
-        if family.size == 0:
+    def _split(self, rows: np.ndarray) -> list[tuple[_Family, np.ndarray | None]]:
+        """(family, positions in ``rows``) for every family present; None means all rows."""
+        if rows.size == 0:
             return []
-        if (family == family[0]).all():
-            return [(self._families[family[0]], np.arange(family.size))]
+        family = self._family[rows]
+        first = family[0]
+        if family.size == 1 or not (family != first).any():
+            return [(self._families[first], None)]
         order = np.argsort(family, kind="stable")
-        cuts = np.flatnonzero(np.diff(family[order])) + 1
+        sorted_family = family[order]
+        cuts = np.flatnonzero(sorted_family[1:] != sorted_family[:-1]) + 1
         return [(self._families[family[part[0]]], part) for part in np.split(order, cuts)]
+
+    def _decode(self, data: np.ndarray, rows: np.ndarray, dtype: type, physical: bool):
+        split = self._split(rows)
+        if len(split) == 1 and split[0][1] is None and split[0][0].width == self.width:
+            family = split[0][0]  # the usual small batch: one layout, no copy into ``out``
+            return family.physical(data) if physical else family.raw(data)
+        out = np.zeros((rows.shape[0], self.width), dtype)
+        for family, part in split:
+            where = slice(None) if part is None else part
+            frames = data if part is None else data[part]
+            out[where, : family.width] = family.physical(frames) if physical else family.raw(frames)
+        return out
 
     def raw(self, data: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """Unsigned raw values ``(N, S)`` of frames ``data`` (N, 64) laid out as ``rows``."""
-        out = np.zeros((rows.shape[0], self.width), np.uint64)
-        for family, part in self._split(rows):
-            out[part, : family.width] = family.raw(data[part])
-        return out
+        return self._decode(data, rows, np.uint64, physical=False)
 
     def physical(self, data: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """Scaled values ``(N, S)`` as float64: sign-extended raw * scale + offset."""
-        out = np.zeros((rows.shape[0], self.width), np.float64)
-        for family, part in self._split(rows):
-            out[part, : family.width] = family.physical(data[part])
-        return out
+        return self._decode(data, rows, np.float64, physical=True)
 
 
 def _shape_key(row: Sequence[SignalLayout]) -> tuple:

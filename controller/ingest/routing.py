@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -28,6 +28,15 @@ class Routes:
     invalid_value: np.ndarray  # (K, S) float64
     has_mapped: np.ndarray  # (K,) bool: the slot feeds at least one element
     slot_exclusive: bool  # no element is fed from two slots (e.g. a root signal of a mux)
+    # derived once for the per-batch scatter
+    has_flag: np.ndarray = field(init=False)  # (K, S) bool: the column has a validity flag
+    flag_column: np.ndarray = field(init=False)  # (K, S) intp: flag column, 0 where none
+    scaled: bool = field(init=False)  # some column has a unit scale other than 1
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "has_flag", self.flag >= 0)
+        object.__setattr__(self, "flag_column", np.maximum(self.flag, 0))
+        object.__setattr__(self, "scaled", bool((self.unit_scale != 1).any()))
 
 
 def _groups(rule: Rule, message: str, signal: str) -> dict[str, str] | None:
