@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import cantools
@@ -35,6 +36,11 @@ EXPECTED_IDS = {
     "sma": {0x351, 0x355, 0x356, 0x35A, 0x35C, 0x35E, 0x35F},
 }
 EMPTY = FrameBatch.empty()
+
+
+@functools.cache
+def variant_database(variant: str) -> cantools.database.can.Database:
+    return cantools.database.load_file(str(dbc_path(f"canbms_inverter_{variant}.dbc")))
 
 
 def make(variant: str, **options: object) -> CanBmsInverter:
@@ -71,7 +77,7 @@ def test_every_frame_matches_snapshot_by_independent_decoder_and_dbc(variant, sn
     adapter = make(variant, model_id=7, hardware_version=2, software_version=0x0103)
     frames = first_frames(adapter, snap)
     assert set(frames) == EXPECTED_IDS[variant]
-    db = cantools.database.load_file(str(dbc_path(f"canbms_inverter_{variant}.dbc")))
+    db = variant_database(variant)
     for frame in frames.values():
         message = db.get_message_by_frame_id(frame.arbitration_id)
         assert len(frame.data) == message.length
