@@ -22,7 +22,7 @@ import numpy as np
 from controller.adapters.base import BmsSnapshot, Level
 from controller.adapters.framing import schedule
 from controller.balancing import BalancingCommandEncoder, select_cells
-from controller.config.ingest import bus_mappings
+from controller.config.ingest import bus_mappings, bus_targets
 from controller.config.loader import ControllerConfig
 from controller.config.pack import BUS_ROLES
 from controller.contactors import (
@@ -85,35 +85,15 @@ class Controller:
         sensor_db = cantools.database.load_file(str(config.dbc.sensor), strict=True)
         master_db = cantools.database.load_file(str(config.dbc.master), strict=True)
         mappings = bus_mappings(config.ingest, params)
+        targets = bus_targets(pack)
         self.decoders: dict[str, BatchDecoder] = {
             "internal": compile_decoder(
                 [slaves_db, sensor_db, _only(master_db, "internal")],
                 mappings["internal"],
-                {
-                    "cell_voltage": pack.cells,
-                    "cell_temperature": pack.sensors,
-                    **dict.fromkeys(
-                        (
-                            "module_voltage",
-                            "board_temperature",
-                            "cells_balancing",
-                            "module_open_wire",
-                            "module_adc_fault",
-                            "module_self_test_failed",
-                            "module_balancing_overtemp",
-                        ),
-                        pack.modules,
-                    ),
-                    "pack_current": 1,
-                    "pack_voltage": 1,
-                    "link_voltage": 1,
-                    "contactor_feedback": 3,
-                },
+                targets["internal"],
             ),
             "vehicle": compile_decoder(
-                [_only(master_db, "vehicle")],
-                mappings["vehicle"],
-                {"ems_request": 1, "ems_reset": 1},
+                [_only(master_db, "vehicle")], mappings["vehicle"], targets["vehicle"]
             ),
         }
         self.protection = Protection(config.protection)

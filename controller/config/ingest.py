@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from controller.config import fields
+from controller.config.pack import PackConfig
 from controller.ingest import MappingConfig, load_mapping
 
 # Default staleness timeouts (ms): about three periods of the sender, so one lost frame
@@ -63,6 +64,33 @@ def merge_mappings(*mappings: MappingConfig) -> MappingConfig:
         sources=tuple(source for m in mappings for source in m.sources),
         e2e=tuple(check for m in mappings for check in m.e2e),
     )
+
+
+MODULE_ARRAYS = (
+    "module_voltage",
+    "board_temperature",
+    "cells_balancing",
+    "module_open_wire",
+    "module_adc_fault",
+    "module_self_test_failed",
+    "module_balancing_overtemp",
+)
+
+
+def bus_targets(pack: PackConfig) -> dict[str, dict[str, int]]:
+    """Names and sizes of the measured arrays each bus feeds."""
+    return {
+        "internal": {
+            "cell_voltage": pack.cells,
+            "cell_temperature": pack.sensors,
+            **dict.fromkeys(MODULE_ARRAYS, pack.modules),
+            "pack_current": 1,
+            "pack_voltage": 1,
+            "link_voltage": 1,
+            "contactor_feedback": 3,  # minus, precharge, plus
+        },
+        "vehicle": {"ems_request": 1, "ems_reset": 1},
+    }
 
 
 def bus_mappings(config: IngestConfig, params: Mapping[str, int]) -> dict[str, MappingConfig]:
