@@ -155,6 +155,8 @@ class Controller:
             events.extend(found)
         else:
             protection, request = state.protection, Request.STANDBY
+        if state.contactors.state is ContactorState.STANDBY and not _complete(view):
+            request = Request.STANDBY  # never start closing onto a pack not fully measured
 
         contactors, _, contactor_events = self.contactors.step(
             state.contactors,
@@ -261,13 +263,7 @@ class Controller:
         the contactors stay open. After the timeout whatever is still missing is judged (and
         faults) like data that went away.
         """
-        complete = (
-            view.voltage_stats.count == view.cell_voltage.size
-            and bool(view.temperature_valid.all())
-            and view.current.valid
-            and view.pack_voltage.valid
-        )
-        return complete or now - started_at >= self.config.startup_timeout_s
+        return _complete(view) or now - started_at >= self.config.startup_timeout_s
 
     def _ems(self, vehicle: Any, now: float, shutdown: bool) -> tuple[Request, bool, float]:
         """The EMS request, its reset bit and its age; anything stale means standby."""
@@ -332,6 +328,16 @@ class Controller:
             capacity_ah=self.config.pack.capacity_ah,
             data_valid=v.count == self.config.pack.cells and t.valid and view.current.valid,
         )
+
+
+def _complete(view: PackView) -> bool:
+    """Every cell, temperature, the current and the pack voltage measured and valid now."""
+    return (
+        view.voltage_stats.count == view.cell_voltage.size
+        and bool(view.temperature_valid.all())
+        and view.current.valid
+        and view.pack_voltage.valid
+    )
 
 
 def _blocked(config: ControllerConfig, why: str) -> Limits:

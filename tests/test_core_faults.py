@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
-from core_support import BASE_CELL_V, Plant, Rig
+from core_support import BASE_CELL_V, Plant, Rig, crc8_j1850, with_crc
 
 from controller.adapters.base import Level
 from controller.contactors import ContactorState, Request
@@ -400,3 +400,47 @@ def test_fault_reaction_and_clear(case: Case) -> None:
     assert after[-1]["BMS_State"] == ContactorState.STANDBY
     assert after[-1]["BMS_FaultLevel"] < 3 and not after[-1]["BMS_ActiveFaults"] & bit
     assert all(_all_open(v) for _, v in rig.plant.sent("ContactorCommand", since=t_open))
+
+
+def test_latched_fault_needs_reset_and_standby() -> None:
+    """Cause gone is not enough: the EMS must ask for a reset, and standby to leave FAULT."""
+    rig = Rig()
+    check = Check.CELL_OVERVOLTAGE
+    level = rig.config.protection.checks[check].levels[Level.FAULT]
+    ems_period = 0.1 + rig.cycle
+    rig.close(Request.DISCHARGE)
+    _cell(lambda lv: _thr(lv) + 0.05)(rig.plant, level)
+    rig.run_until(lambda r: r.state.protection.levels[check] is Level.FAULT, 5.0)
+    _restore_cell(rig.plant)
+
+    rig.run(level.clear_delay_ms / 1000 + 0.3)  # cause long gone, still discharge, no reset
+    assert rig.level(check) is Level.FAULT
+    rig.plant.request = Request.STANDBY  # standby without reset
+    rig.run(0.5)
+    assert rig.level(check) is Level.FAULT
+    assert rig.state.contactors.state is ContactorState.FAULT
+
+    rig.plant.request, rig.plant.reset = Request.DISCHARGE, True  # reset, but not standby
+    t_reset = rig.now
+    rig.run_until(lambda r: r.state.protection.levels[check] is not Level.FAULT, ems_period)
+    rig.run(0.5)
+    assert rig.state.contactors.state is ContactorState.FAULT
+    assert not any(rig.state.contactors.commands)
+    status = rig.plant.received["BMS_Status"]
+    assert status["BMS_State"] == ContactorState.FAULT and status["BMS_FaultLevel"] == 3
+    assert not status["BMS_ActiveFaults"] & (1 << check.bit)
+    for _, v in rig.plant.sent("BMS_Limits", since=t_reset):
+        assert v["BMS_ChargeCurrentLimit"] == 0 and v["BMS_DischargeCurrentLimit"] == 0
+
+    rig.plant.request = Request.STANDBY
+    rig.run_until(lambda r: r.state.contactors.state is ContactorState.STANDBY, ems_period)
+    rig.run(0.15)
+    status = rig.plant.received["BMS_Status"]
+    assert status["BMS_State"] == ContactorState.STANDBY and status["BMS_ActiveFaults"] == 0
+
+
+def test_crc_matches_the_profile_check_value() -> None:
+    """The test's bitwise CRC is J1850 (check value 0x4B) and protects the ID as well."""
+    assert crc8_j1850(b"123456789") == 0x4B
+    payload = bytes([0, 0x05, 1, 2, 3, 4, 5, 6])
+    assert with_crc(0x200, payload) != with_crc(0x201, payload)
