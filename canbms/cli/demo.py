@@ -16,6 +16,7 @@ from controller.core import Controller, StepResult
 from controller.event_log import event_lines
 from hil.bench import VirtualBench
 from hil.scenario import DEMO_DURATION, Milestones, Session, demo_actions, demo_system
+from hil.scenarios import SCENARIOS
 
 
 def add_subparser(subparsers: argparse._SubParsersAction) -> None:
@@ -24,12 +25,29 @@ def add_subparser(subparsers: argparse._SubParsersAction) -> None:
         help="simulated pack + controller through a scripted session",
         description=__doc__.splitlines()[0],
     )
-    parser.add_argument("--duration", type=float, default=DEMO_DURATION, help="virtual seconds")
+    parser.add_argument(
+        "--scenario",
+        choices=("session", *SCENARIOS),
+        default="session",
+        help="session: the scripted tour (default); charge, discharge, canopen: closed loops "
+        "through the charger/inverter protocols",
+    )
+    parser.add_argument(
+        "--duration",
+        type=float,
+        default=None,
+        help=f"virtual seconds (session: {DEMO_DURATION:.0f}; scenarios: until they end)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the simulated pack")
     parser.add_argument(
         "--speed", type=float, default=0.0, help="pace: 1 = real time, 0 = as fast as possible"
     )
-    parser.add_argument("--every", type=float, default=1.0, help="status line period, virtual s")
+    parser.add_argument(
+        "--every",
+        type=float,
+        default=None,
+        help="status line period, virtual s (session: 1; scenarios: 10)",
+    )
     parser.set_defaults(func=demo)
 
 
@@ -78,6 +96,10 @@ def summary(m: Milestones, wall: float, virtual: float, frames: int) -> list[str
 
 
 def demo(args: argparse.Namespace) -> int:
+    if args.scenario != "session":
+        return run_scenario(args)
+    duration = DEMO_DURATION if args.duration is None else args.duration
+    every = 1.0 if args.every is None else args.every
     system, load = demo_system(args.seed)
     controller = Controller(demo_config())
     started = time.perf_counter()
@@ -96,7 +118,7 @@ def demo(args: argparse.Namespace) -> int:
             for line in event_lines(result.events):
                 print(f"t={now:5.1f}s  !! {line}", flush=True)
             if now + 1e-9 >= next_line[0]:
-                next_line[0] += args.every
+                next_line[0] += every
                 speed = now / max(time.perf_counter() - started, 1e-9)
                 print(status_line(now, result, float(system.pack.soc.mean()), speed), flush=True)
             if args.speed > 0:
@@ -109,8 +131,46 @@ def demo(args: argparse.Namespace) -> int:
             "canbms demo: 96s NMC pack and controller on the python-can virtual bus, "
             "in virtual time (faster than real time unless --speed 1)"
         )
-        milestones = session.run(args.duration)
+        milestones = session.run(duration)
         wall = time.perf_counter() - started
         for line in summary(milestones, wall, bench.now, bench.frames_carried):
             print(line)
+    return 0
+
+
+def run_scenario(args: argparse.Namespace) -> int:
+    """A closed-loop scenario: live status every ``--every`` virtual seconds, then its summary."""
+    every = 10.0 if args.every is None else args.every
+    started = time.perf_counter()
+    with SCENARIOS[args.scenario](seed=args.seed) as scenario:
+        if args.duration is not None:
+            scenario.max_duration = args.duration
+        next_line = 0.0
+        printed = 0
+        print(f"canbms demo --scenario {scenario.title}", flush=True)
+        while not scenario.finished and scenario.bench.now < scenario.max_duration - 1e-9:
+            result = scenario.step()
+            now = scenario.bench.now
+            for at, label in scenario.log[printed:]:
+                print(f"t={at:6.1f}s  >> {label}", flush=True)
+            printed = len(scenario.log)
+            for line in event_lines(result.events):
+                print(f"t={now:6.1f}s  !! {line}", flush=True)
+            if now + 1e-9 >= next_line or scenario.finished:
+                next_line += every
+                print(scenario.status(now, result), flush=True)
+            if args.speed > 0:
+                ahead = now / args.speed - (time.perf_counter() - started)
+                if ahead > 0:
+                    time.sleep(ahead)
+        wall = time.perf_counter() - started
+        virtual = scenario.bench.now
+        print("\nsummary (virtual time)")
+        for line in scenario.summary():
+            print(line)
+        print(
+            f"  {virtual:.0f} s of virtual time in {wall:.1f} s of wall time "
+            f"({virtual / max(wall, 1e-9):.1f}x real time), "
+            f"{scenario.bench.frames_carried} frames over the virtual bus"
+        )
     return 0
