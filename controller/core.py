@@ -74,14 +74,19 @@ class StepResult:
 class Controller:
     """Compiled from a configuration once; immutable afterwards."""
 
-    def __init__(self, config: ControllerConfig) -> None:
+    def __init__(
+        self, config: ControllerConfig, slaves_db: cantools.database.can.Database | None = None
+    ) -> None:
+        """``slaves_db``, when given, stands in for loading ``config.dbc.slaves``: a large
+        generated pack is built in memory, where writing and parsing its DBC takes minutes."""
         self.config = config
         pack = config.pack
         params = {
             "cells_per_module": pack.cells_per_module,
             "sensors_per_module": pack.sensors_per_module,
         }
-        slaves_db = cantools.database.load_file(str(config.dbc.slaves), strict=True)
+        if slaves_db is None:
+            slaves_db = cantools.database.load_file(str(config.dbc.slaves), strict=True)
         sensor_db = cantools.database.load_file(str(config.dbc.sensor), strict=True)
         master_db = cantools.database.load_file(str(config.dbc.master), strict=True)
         mappings = bus_mappings(config.ingest, params)

@@ -20,6 +20,17 @@ CELL_VOLTAGES_BASE_ID = 0x200
 TEMPERATURES_BASE_ID = 0x280
 MODULE_STATUS_BASE_ID = 0x300
 
+# 29-bit scheme (Topology.extended_ids): EXTENDED_BASE_ID | kind << 12 | module. The low
+# 16 bits (kind, module) are unique on the bus, so the E2E data ID (the low 16 bits of the
+# arbitration ID) still tells every message apart. The 11-bit part of the base, 0x700,
+# ranks slave frames below the standard IDs of the current sensor and contactor driver.
+EXTENDED_BASE_ID = 0x1C00_0000
+EXTENDED_MODULE_BITS = 12
+BALANCING_KIND = 0x1
+CELL_VOLTAGES_KIND = 0x2
+TEMPERATURES_KIND = 0x3
+MODULE_STATUS_KIND = 0x4
+
 BALANCING_PERIOD_MS = 500
 CELL_VOLTAGES_PERIOD_MS = 100
 TEMPERATURES_PERIOD_MS = 1000
@@ -80,17 +91,23 @@ def slave_node(module: int) -> str:
     return f"Slave_M{module:02}"
 
 
-def balancing_id(module: int) -> int:
-    return BALANCING_BASE_ID + module
+def _frame_id(base: int, kind: int, module: int, extended: bool) -> int:
+    if extended:
+        return EXTENDED_BASE_ID | kind << EXTENDED_MODULE_BITS | module
+    return base + module
 
 
-def cell_voltages_id(module: int) -> int:
-    return CELL_VOLTAGES_BASE_ID + module
+def balancing_id(module: int, extended: bool = False) -> int:
+    return _frame_id(BALANCING_BASE_ID, BALANCING_KIND, module, extended)
 
 
-def temperatures_id(module: int) -> int:
-    return TEMPERATURES_BASE_ID + module
+def cell_voltages_id(module: int, extended: bool = False) -> int:
+    return _frame_id(CELL_VOLTAGES_BASE_ID, CELL_VOLTAGES_KIND, module, extended)
 
 
-def module_status_id(module: int) -> int:
-    return MODULE_STATUS_BASE_ID + module
+def temperatures_id(module: int, extended: bool = False) -> int:
+    return _frame_id(TEMPERATURES_BASE_ID, TEMPERATURES_KIND, module, extended)
+
+
+def module_status_id(module: int, extended: bool = False) -> int:
+    return _frame_id(MODULE_STATUS_BASE_ID, MODULE_STATUS_KIND, module, extended)

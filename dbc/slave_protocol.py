@@ -18,12 +18,18 @@ from cantools.database.can.formats.dbc.dbc_attribute_definition import DbcAttrib
 from cantools.database.conversion import BaseConversion
 
 from dbc.layout import (
+    BALANCING_KIND,
     BALANCING_PERIOD_MS,
     BAUDRATE,
+    CELL_VOLTAGES_KIND,
     CELL_VOLTAGES_PERIOD_MS,
+    EXTENDED_BASE_ID,
+    EXTENDED_MODULE_BITS,
     FD_LENGTHS,
     HEADER_BITS,
+    MODULE_STATUS_KIND,
     MODULE_STATUS_PERIOD_MS,
+    TEMPERATURES_KIND,
     TEMPERATURES_PERIOD_MS,
     SlotLayout,
     balancing_id,
@@ -131,6 +137,7 @@ def _message(
         senders=[sender],
         send_type="Cyclic",
         cycle_time=period_ms,
+        is_extended_frame=topology.extended_ids,
         is_fd=topology.fd,
         strict=True,
         sort_signals=None,
@@ -155,7 +162,14 @@ def _balancing_command(topology: Topology, m: int) -> Message:
     length = _fd_length(n_bytes) if topology.fd else 8
     comment = f"Passive balancing request from the master to module {m}"
     return _message(
-        balancing_id(m), name, length, signals, MASTER, BALANCING_PERIOD_MS, comment, topology
+        balancing_id(m, topology.extended_ids),
+        name,
+        length,
+        signals,
+        MASTER,
+        BALANCING_PERIOD_MS,
+        comment,
+        topology,
     )
 
 
@@ -251,7 +265,7 @@ def _module_status(topology: Topology, m: int) -> Message:
     ]
     comment = f"Health of module {m}'s slave: module voltage, board temperature, error flags"
     return _message(
-        module_status_id(m),
+        module_status_id(m, topology.extended_ids),
         name,
         8,
         signals,
@@ -285,6 +299,14 @@ def _dbc_specifics(topology: Topology) -> DbcSpecifics:
 
 
 def _description(topology: Topology) -> str:
+    extended = (
+        f" 29-bit IDs: 0x{EXTENDED_BASE_ID:X} | kind << {EXTENDED_MODULE_BITS} | module (kind "
+        f"{BALANCING_KIND} BalancingCommand, {CELL_VOLTAGES_KIND} CellVoltages, "
+        f"{TEMPERATURES_KIND} Temperatures, {MODULE_STATUS_KIND} ModuleStatus); the CRC's "
+        "data ID is the low 16 bits of the arbitration ID."
+        if topology.extended_ids
+        else ""
+    )
     return (
         f"canbms slave bus: {topology.describe()}. "
         "End-to-end protection on every frame: byte 0 is a CRC-8 SAE J1850 "
@@ -292,7 +314,7 @@ def _description(topology: Topology) -> str:
         "arbitration ID as two bytes little-endian followed by bytes 1..DLC-1; "
         "bits 8-11 are an alive counter incremented by one (modulo 16) per "
         "transmission of that ID. Multiplexed messages send each group once per period."
-    )
+    ) + extended
 
 
 def build_database(topology: Topology) -> Database:
@@ -306,7 +328,7 @@ def build_database(topology: Topology) -> Database:
                 topology,
                 m,
                 "CellVoltages",
-                cell_voltages_id(m),
+                cell_voltages_id(m, topology.extended_ids),
                 CELL_VOLTAGES_PERIOD_MS,
                 topology.cells_per_module,
                 cell_layout(topology),
@@ -318,7 +340,7 @@ def build_database(topology: Topology) -> Database:
                 topology,
                 m,
                 "Temperatures",
-                temperatures_id(m),
+                temperatures_id(m, topology.extended_ids),
                 TEMPERATURES_PERIOD_MS,
                 topology.sensors_per_module,
                 sensor_layout(topology),
@@ -338,7 +360,9 @@ def build_database(topology: Topology) -> Database:
         buses=[bus],
         version=PROTOCOL_VERSION,
         dbc_specifics=_dbc_specifics(topology),
-        strict=True,
+        # Each message was checked strictly when built; a strict database would check
+        # them all again, which doubles the build time of large packs.
+        strict=False,
         sort_signals=None,
     )
 

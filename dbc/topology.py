@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 from dbc.errors import TopologyError
 
-MAX_MODULES = 64
+MAX_MODULES = 64  # with 11-bit IDs (dbc.layout)
+MAX_MODULES_EXTENDED = 4096  # with 29-bit IDs: a 12-bit module field (dbc.layout)
 # Classic frames carry 3 slots after the 2 header bytes; a 4-bit mux selects up to 16 groups.
 CLASSIC_CELLS_PER_FRAME = 3
 CLASSIC_SENSORS_PER_FRAME = 3
@@ -24,19 +25,31 @@ MAX_SENSORS_PER_MODULE = {False: 48, True: 64}
 
 @dataclass(frozen=True)
 class Topology:
-    """Modules x cells x sensors on one slave bus, classic CAN or CAN FD."""
+    """Modules x cells x sensors on one slave bus, classic CAN or CAN FD.
+
+    ``extended_ids`` selects 29-bit arbitration IDs, which packs of more than 64 modules
+    need (see ``dbc.layout``); the frame layouts do not change.
+    """
 
     modules: int = 8
     cells_per_module: int = 12
     sensors_per_module: int = 4
     fd: bool = False
+    extended_ids: bool = False
 
     def __post_init__(self) -> None:
-        if not isinstance(self.fd, bool):
-            raise TopologyError("fd", f"must be true or false, got {self.fd!r}")
+        for name in ("fd", "extended_ids"):
+            if not isinstance(getattr(self, name), bool):
+                raise TopologyError(name, f"must be true or false, got {getattr(self, name)!r}")
         bus = "CAN FD" if self.fd else "classic CAN"
+        if not self.extended_ids and isinstance(self.modules, int) and self.modules > MAX_MODULES:
+            raise TopologyError(
+                "modules",
+                f"must be 1..{MAX_MODULES} with 11-bit IDs, got {self.modules} "
+                f"(extended_ids allows up to {MAX_MODULES_EXTENDED})",
+            )
         limits = (
-            ("modules", self.modules, MAX_MODULES),
+            ("modules", self.modules, MAX_MODULES_EXTENDED),
             ("cells_per_module", self.cells_per_module, MAX_CELLS_PER_MODULE[self.fd]),
             ("sensors_per_module", self.sensors_per_module, MAX_SENSORS_PER_MODULE[self.fd]),
         )
@@ -74,8 +87,9 @@ class Topology:
 
     def describe(self) -> str:
         bus = "CAN FD" if self.fd else "classic CAN"
+        ids = ", 29-bit IDs" if self.extended_ids else ""
         return (
             f"{self.modules} modules x {self.cells_per_module} cells x "
-            f"{self.sensors_per_module} temperature sensors, {bus} "
+            f"{self.sensors_per_module} temperature sensors, {bus}{ids} "
             f"({self.n_cells} cells, {self.n_sensors} sensors)"
         )

@@ -10,6 +10,7 @@ from typing import Any
 import dbc
 from controller.config import fields
 from controller.errors import ConfigError
+from dbc.topology import MAX_MODULES_EXTENDED
 
 CHEMISTRIES = ("nmc", "lfp", "lto")
 BUS_ROLES = ("internal", "vehicle")
@@ -41,7 +42,8 @@ def parse_pack(data: Mapping[str, Any], path: str = "pack") -> PackConfig:
     )
     return PackConfig(
         chemistry=fields.string(data, "chemistry", path, "nmc", CHEMISTRIES),
-        modules=fields.integer(data, "modules", path, 8, 1, 64),
+        # above 64 modules the slave DBC uses 29-bit IDs (dbc.topology.Topology.extended_ids)
+        modules=fields.integer(data, "modules", path, 8, 1, MAX_MODULES_EXTENDED),
         cells_per_module=fields.integer(data, "cells_per_module", path, 12, 1, 64),
         sensors_per_module=fields.integer(data, "sensors_per_module", path, 4, 1, 64),
         capacity_ah=fields.number(data, "capacity_ah", path, 100.0, 0.1, 100_000.0),
