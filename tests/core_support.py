@@ -326,11 +326,13 @@ class Rig:
         self.k = 0
         self.now = 0.0
         self.result: StepResult | None = None
+        self.frames_in: list[tuple[int, int, bytes]] = []  # (bus, id, payload) of the last step
 
     def step(self) -> StepResult:
         self.k += 1
         self.now = round(self.k * self.cycle, 9)
-        batch = to_batch(self.plant.frames(self.k, self.now, self.cycle), self.now)
+        self.frames_in = self.plant.frames(self.k, self.now, self.cycle)
+        batch = to_batch(self.frames_in, self.now)
         self.result = self.controller.step(self.state, batch, self.now)
         self.state = self.result.state
         self.deliver(self.result.frames)
