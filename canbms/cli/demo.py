@@ -33,6 +33,12 @@ def add_subparser(subparsers: argparse._SubParsersAction) -> None:
         "through the charger/inverter protocols",
     )
     parser.add_argument(
+        "--variant",
+        choices=("victron", "pylontech", "sma"),
+        default="victron",
+        help="CAN-BMS inverter variant of the discharge scenario",
+    )
+    parser.add_argument(
         "--duration",
         type=float,
         default=None,
@@ -142,7 +148,8 @@ def run_scenario(args: argparse.Namespace) -> int:
     """A closed-loop scenario: live status every ``--every`` virtual seconds, then its summary."""
     every = 10.0 if args.every is None else args.every
     started = time.perf_counter()
-    with SCENARIOS[args.scenario](seed=args.seed) as scenario:
+    options = {"variant": args.variant} if args.scenario == "discharge" else {}
+    with SCENARIOS[args.scenario](seed=args.seed, **options) as scenario:
         if args.duration is not None:
             scenario.max_duration = args.duration
         next_line = 0.0

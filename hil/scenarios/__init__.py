@@ -9,6 +9,7 @@ demo --scenario NAME`` runs them; ``SCENARIOS`` maps the names to their classes.
 from __future__ import annotations
 
 from hil.scenarios.charge import Charge
+from hil.scenarios.discharge import Discharge
 from hil.scenarios.loop import ClosedLoop
 
-SCENARIOS: dict[str, type[ClosedLoop]] = {"charge": Charge}
+SCENARIOS: dict[str, type[ClosedLoop]] = {"charge": Charge, "discharge": Discharge}

@@ -18,8 +18,6 @@ from hil.scenarios.loop import (
     at,
     compressed,
     compressed_sim,
-    limit_excess,
-    max_ratio,
     scenario_config,
 )
 from slaves.chemistry import NMC
@@ -121,9 +119,6 @@ class Charge(ClosedLoop):
 
     def summary(self) -> list[str]:
         r = self.record
-        period = self.adapter.config.period
-        bound, excess = limit_excess(np.asarray(r.current), np.asarray(r.limit), period, self.cycle)
-        ratio = max_ratio(np.asarray(r.current), bound)
         controller_soc = self.bench.state.soc.soc_mean
         thermal = (
             f"CCL down to {self.lowest_thermal_ccl:.1f} A"
@@ -136,8 +131,7 @@ class Charge(ClosedLoop):
             f"  contactors closed for charge     {at(self.closed_at)}",
             f"  time in CC / CV                  {r.phase_time('CC', self.cycle):.1f} s / "
             f"{r.phase_time('CV', self.cycle):.1f} s",
-            f"  max current / CCL one period ago {ratio:.3f} (period {period:.1f} s; "
-            f"worst excess {max(float(excess.max()), 0.0):.2f} A)",
+            r.check(self.adapter.config.period, self.cycle).line("CCL"),
             f"  temperature derating             hottest sensor {self.hottest:.1f} C, {thermal}",
             f"  charge complete                  {at(self.complete_at)}",
             f"  contactors commanded open        {at(self.open_at)}",

@@ -49,10 +49,14 @@ def compressed_sim(factor: float, conductance_w_per_k: float = 2.0) -> SimConfig
     )
 
 
-def scenario_config(name: str) -> ControllerConfig:
-    """The controller configuration ``hil/<name>.toml`` shipped with the scenarios."""
+def scenario_config(name: str, **adapter: object) -> ControllerConfig:
+    """The controller configuration ``hil/<name>.toml``; ``adapter`` overrides keys of its
+    first ``[[adapters]]`` table (the inverter variant, for one)."""
     text = resources.files("hil").joinpath(f"{name}.toml").read_text(encoding="utf-8")
-    return parse_config(tomllib.loads(text))
+    data = tomllib.loads(text)
+    if adapter:
+        data["adapters"][0].update(adapter)
+    return parse_config(data)
 
 
 @dataclass
@@ -61,7 +65,8 @@ class LoopRecord:
 
     ``current`` is the pack current the controller measured (A, + = charging); ``limit`` the
     limit of the direction the scenario drives (CCL for a charge, DCL as a positive number
-    for a discharge) as published in that step.
+    for a discharge) as published in that step; ``judged`` is false while precharging (the
+    inrush into the DC link is no load's current).
     """
 
     time: list[float] = field(default_factory=list)
@@ -70,6 +75,7 @@ class LoopRecord:
     max_cell: list[float] = field(default_factory=list)
     min_cell: list[float] = field(default_factory=list)
     phase: list[str] = field(default_factory=list)
+    judged: list[bool] = field(default_factory=list)
 
     def add(self, now: float, result: StepResult, limit: float, phase: str) -> None:
         v = result.view.voltage_stats
@@ -79,9 +85,40 @@ class LoopRecord:
         self.max_cell.append(v.maximum)
         self.min_cell.append(v.minimum)
         self.phase.append(phase)
+        self.judged.append(result.state.contactors.state.name != "PRECHARGE")
 
     def phase_time(self, phase: str, cycle: float) -> float:
         return cycle * sum(p == phase for p in self.phase)
+
+    def check(self, period: float, cycle: float, sign: float = 1.0) -> LimitCheck:
+        """The loop check over the record; ``sign`` -1 judges discharge currents."""
+        amps = sign * np.asarray(self.current, np.float64)
+        bound, excess = limit_excess(amps, np.asarray(self.limit, np.float64), period, cycle)
+        judged = np.asarray(self.judged, bool) & np.isfinite(amps)
+        excess = np.where(judged, excess, -np.inf)
+        worst = int(np.argmax(excess)) if excess.size else 0
+        return LimitCheck(
+            ratio=max_ratio(amps[judged], bound[judged]),
+            worst_excess=float(excess[worst]) if excess.size else -np.inf,
+            worst_at=self.time[worst] if excess.size else math.nan,
+            period=period,
+        )
+
+
+@dataclass(frozen=True)
+class LimitCheck:
+    """Measured current against the limit in force one period earlier (see `limit_excess`)."""
+
+    ratio: float  # largest current / bound where the bound is at least 1 A
+    worst_excess: float  # A, largest current - bound (negative: always below)
+    worst_at: float  # s, when
+    period: float
+
+    def line(self, limit: str) -> str:
+        return (
+            f"  max current / {limit} one period ago {self.ratio:.3f} (period {self.period:.1f} s;"
+            f" worst excess {max(self.worst_excess, 0.0):.2f} A)"
+        )
 
 
 def limit_excess(
@@ -89,13 +126,15 @@ def limit_excess(
 ) -> tuple[np.ndarray, np.ndarray]:
     """The limit each measured current is judged against, and the excess over it.
 
-    A device hears the limit at most one protocol ``period`` (plus one cycle of transport)
-    after the BMS publishes it, so a cut may take that long to show; a rise must never be
-    anticipated. The bound at step k is therefore the highest limit published in the
-    window ``[k - period/cycle - 1, k]``: after a cut, the limit in force one period
-    earlier; otherwise the present one. ``amps`` is the current in the limit's direction.
+    A device hears the limit at most one protocol ``period`` after the BMS publishes it and
+    the measurement shows its reaction two cycles later (it acts at its next step, the
+    sensor sees it at the one after), so a cut may take that long to show; a rise must never
+    be anticipated. The bound at step k is therefore the highest limit published in the
+    window ``[k - period/cycle - 2, k]``: after a cut, the limit in force one period (and
+    the transport) earlier; otherwise the present one. ``amps`` is the current in the
+    limit's direction.
     """
-    n = int(round(period / cycle)) + 1
+    n = int(round(period / cycle)) + 2
     padded = np.concatenate([np.zeros(n), np.asarray(limit, np.float64)])
     bound = sliding_window_view(padded, n + 1).max(axis=1)
     return bound, np.asarray(amps, np.float64) - bound
