@@ -1,0 +1,186 @@
+"""The live shell on python-can's virtual bus, against the test plant answering in real time.
+
+The plant runs on its own thread with its own bus objects on the same virtual channels, so
+every frame crosses python-can exactly as it would on hardware: the controller precharges
+and closes, and on SIGINT must publish zero limits, command the contactors open, wait for the
+aux contacts and close its buses. The loop must keep its absolute schedule (no drift), and a
+bus that fails under it is logged and counted, not fatal.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+
+import can
+import pytest
+from can.interfaces.virtual import VirtualBus
+from core_support import Plant
+
+from controller.config.loader import ControllerConfig, parse_config
+from controller.config.pack import BUS_ROLES
+from controller.contactors import ContactorState, Request
+from controller.core import BUS_INDEX, Controller
+from controller.shell.runtime import Runtime
+
+
+class Responder(threading.Thread):
+    """The plant on its own buses, stepped on an absolute real-time schedule."""
+
+    def __init__(self, config: ControllerConfig, plant: Plant) -> None:
+        super().__init__(daemon=True)
+        self.plant = plant
+        self.cycle = config.cycle_s
+        self.buses = [
+            can.Bus(interface="virtual", channel=config.buses[role].channel) for role in BUS_ROLES
+        ]
+        self._halt = threading.Event()
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            start = time.monotonic()
+            k = 0
+            while not self._halt.is_set():
+                k += 1
+                now = time.monotonic()
+                for bus, frame_id, payload in self.plant.frames(k, now, self.cycle):
+                    self.buses[bus].send(can.Message(arbitration_id=frame_id, data=payload))
+                for bus in self.buses:
+                    while (msg := bus.recv(0)) is not None:
+                        self.plant.receive(msg.arbitration_id, bytes(msg.data), now)
+                self._halt.wait(max(0.0, start + k * self.cycle - time.monotonic()))
+        except BaseException as exc:  # surfaced on the test's thread
+            self.error = exc
+
+    def halt(self) -> None:
+        self._halt.set()
+        self.join(2.0)
+        for bus in self.buses:
+            bus.shutdown()
+        assert self.error is None, f"plant thread failed: {self.error!r}"
+
+
+class FailingBus(VirtualBus):
+    """A virtual bus whose transmit path goes away on request (cable pulled, driver dead)."""
+
+    def __init__(self, channel: str) -> None:
+        super().__init__(channel=channel)
+        self.broken = False
+        self.failed = 0
+
+    def send(self, msg: can.Message, timeout: float | None = None) -> None:
+        if self.broken:
+            self.failed += 1
+            raise can.CanOperationError("transmit failed: bus is gone")
+        super().send(msg, timeout)
+
+
+@pytest.fixture
+def config() -> ControllerConfig:
+    run = uuid.uuid4().hex[:8]
+    return parse_config({"buses": {role: {"channel": f"shell-{run}-{role}"} for role in BUS_ROLES}})
+
+
+@pytest.fixture
+def plant(config: ControllerConfig) -> Iterator[tuple[Plant, Responder]]:
+    plant = Plant(config)
+    plant.request = Request.DISCHARGE
+    responder = Responder(config, plant)
+    responder.start()
+    yield plant, responder
+    if responder.is_alive():
+        responder.halt()
+
+
+def _controller_buses(config: ControllerConfig, **special: can.BusABC) -> dict[str, can.BusABC]:
+    buses = {
+        role: special.get(role) or can.Bus(interface="virtual", channel=config.buses[role].channel)
+        for role in BUS_ROLES
+    }
+    assert list(buses) == sorted(BUS_INDEX, key=BUS_INDEX.__getitem__)  # listener order
+    return buses
+
+
+def test_sigint_stops_safely_without_drift(config, plant) -> None:  # noqa: ANN001
+    plant, responder = plant
+    controller = Controller(config)
+    buses = _controller_buses(config)
+    began: list[float] = []
+    states: list[ContactorState] = []
+
+    def on_step(state, now: float) -> None:  # noqa: ANN001
+        began.append(now)
+        states.append(state.contactors.state)
+
+    runtime = Runtime(
+        controller,
+        controller.initial_state(time.monotonic()),
+        buses,
+        config.cycle_s,
+        on_step=on_step,
+    )
+    previous = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    stop_at = 1.5
+    try:
+        runtime.install_signal_handlers()
+        timer = threading.Timer(stop_at, os.kill, (os.getpid(), signal.SIGINT))
+        start = time.monotonic()
+        timer.start()
+        stats = runtime.run()
+        returned = time.monotonic()
+        timer.join()
+    finally:
+        signal.signal(signal.SIGINT, previous[0])
+        signal.signal(signal.SIGTERM, previous[1])
+    time.sleep(3 * config.cycle_s)
+    responder.halt()
+
+    period = config.cycle_s
+    stopped = start + stop_at
+    before = [t for t in began if t < stopped]
+    expected = (stopped - start) / period
+    assert 0.8 * expected <= len(before) <= expected + 2
+    # an absolute schedule keeps every cycle on the grid start + n * period: the time
+    # spanned equals the whole periods counted between cycles, within one period
+    gaps = [b - a for a, b in zip(before, before[1:], strict=False)]
+    whole = sum(round(g / period) for g in gaps)
+    assert abs(before[-1] - before[0] - whole * period) < period
+    assert stats.cycles == len(began)
+
+    assert ContactorState.CLOSED_DISCHARGE in states, "never closed before the stop"
+    assert returned - stopped < 1.0  # stopped once the aux contacts read open
+    limits = plant.sent("BMS_Limits", since=returned - 0.2)
+    assert limits and limits[-1][1]["BMS_ChargeCurrentLimit"] == 0
+    assert limits[-1][1]["BMS_DischargeCurrentLimit"] == 0
+    command = plant.received["ContactorCommand"]
+    assert not any(command[f"ContactorCmd_{c}Close"] for c in ("Minus", "Precharge", "Plus"))
+    assert plant.contacts == (False, False, False)
+    for bus in buses.values():
+        with pytest.raises(can.CanOperationError):
+            bus.send(can.Message(arbitration_id=0x123, data=b"\0"))
+
+
+def test_a_bus_that_goes_away_is_logged_and_counted(config, plant, caplog) -> None:  # noqa: ANN001
+    plant, responder = plant
+    controller = Controller(config)
+    vehicle = FailingBus(config.buses["vehicle"].channel)
+    buses = _controller_buses(config, vehicle=vehicle)
+    period = config.cycle_s
+    runtime = Runtime(controller, controller.initial_state(time.monotonic()), buses, period)
+    threading.Timer(0.3, setattr, (vehicle, "broken", True)).start()
+    broke_at = time.monotonic() + 0.3
+    with caplog.at_level(logging.ERROR, logger="controller.shell.runtime"):
+        stats = runtime.run(duration=1.0)
+    responder.halt()
+
+    assert vehicle.failed > 0 and stats.send_errors == vehicle.failed
+    assert any("send on vehicle failed" in r.getMessage() for r in caplog.records)
+    assert stats.cycles >= 0.8 * 1.0 / period  # the loop kept running
+    # the internal bus still carries the contactor commands after the vehicle bus broke
+    assert plant.sent("ContactorCommand", since=broke_at + 0.1)
