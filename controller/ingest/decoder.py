@@ -196,9 +196,14 @@ class BatchDecoder:
         meas = state.measurements
         if meas.layout != self.layout:
             raise MappingError("measurements were not built for this decoder's targets")
+        n_src = len(self.sources)
+        if len(batch) == 0:  # a quiet bus in this cycle: nothing to route or count
+            nothing = np.zeros(n_src, np.int64)
+            return IngestReport(
+                self.sources, 0, 0, nothing, np.zeros((n_src, _REASONS), np.int64), 0
+            )
         r = self._route(batch, check_crc=True)
         self._check_counters(batch, r, state)
-        n_src = len(self.sources)
         source = self._source[r.msg]
         ok = r.reason < 0
         rejected = np.zeros((n_src, _REASONS), np.int64)
