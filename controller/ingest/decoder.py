@@ -249,17 +249,20 @@ class BatchDecoder:
                 keep = np.sort(order[newest])
                 rows, slot, when = rows[keep], slot[keep], when[keep]
         values = routes.table.physical(batch.data[rows], slot)
-        element = routes.element[slot]
-        frame, col = np.nonzero(element >= 0)  # row-major: frames stay in arrival order
-        slot_of = slot[frame]
-        elem = element[frame, col]
-        value = values[frame, col]
-        flag = values[frame, routes.flag_column[slot_of, col]]
-        invalid = routes.has_flag[slot_of, col] & (flag == routes.invalid_value[slot_of, col])
+        frame = np.arange(rows.shape[0])[:, None]
+        elem = routes.target[slot]  # (n, W), whole rows per slot
+        value = values[frame, routes.column[slot]]
+        flag = values[frame, routes.flag_column[slot]]
+        invalid = routes.has_flag[slot] & (flag == routes.flag_invalid[slot])
         if routes.scaled:
-            value *= routes.unit_scale[slot_of, col]
+            value *= routes.scale[slot]
         good = ~invalid & np.isfinite(value)
-        when = when[frame]
+        when = np.broadcast_to(when[:, None], elem.shape)
+        if routes.padded:
+            real = elem >= 0
+            elem, value, good, when = elem[real], value[real], good[real], when[real]
+        else:
+            elem, value, good, when = elem.ravel(), value.ravel(), good.ravel(), when.ravel()
         if not routes.slot_exclusive:
             order = np.lexsort((when, elem))
             ordered = elem[order]

@@ -28,15 +28,37 @@ class Routes:
     invalid_value: np.ndarray  # (K, S) float64
     has_mapped: np.ndarray  # (K,) bool: the slot feeds at least one element
     slot_exclusive: bool  # no element is fed from two slots (e.g. a root signal of a mux)
-    # derived once for the per-batch scatter
-    has_flag: np.ndarray = field(init=False)  # (K, S) bool: the column has a validity flag
-    flag_column: np.ndarray = field(init=False)  # (K, S) intp: flag column, 0 where none
+    # Derived once for the per-batch scatter: per slot its mapped columns first, padded
+    # to the widest slot (W), so a batch gathers whole rows instead of masking (N, S).
+    column: np.ndarray = field(init=False)  # (K, W) intp: mapped column, 0 in padding
+    target: np.ndarray = field(init=False)  # (K, W) int64: its element, -1 in padding
+    flag_column: np.ndarray = field(init=False)  # (K, W) intp: its flag's column, or 0
+    has_flag: np.ndarray = field(init=False)  # (K, W) bool: it has a validity flag
+    flag_invalid: np.ndarray = field(init=False)  # (K, W) float64: the flag's invalid value
+    scale: np.ndarray = field(init=False)  # (K, W) float64: its unit scale
+    padded: bool = field(init=False)  # some slot maps fewer columns than W
     scaled: bool = field(init=False)  # some column has a unit scale other than 1
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "has_flag", self.flag >= 0)
-        object.__setattr__(self, "flag_column", np.maximum(self.flag, 0))
-        object.__setattr__(self, "scaled", bool((self.unit_scale != 1).any()))
+        mapped = self.element >= 0
+        count = mapped.sum(axis=1)
+        width = max(int(count.max(initial=0)), 1)
+        column = np.argsort(~mapped, axis=1, kind="stable")[:, :width]
+        pad = np.arange(width) >= count[:, None]
+        rows = np.arange(self.element.shape[0])[:, None]
+        flag = self.flag[rows, column]
+        derived = {
+            "column": np.where(pad, 0, column),
+            "target": np.where(pad, -1, self.element[rows, column]),
+            "flag_column": np.where(pad | (flag < 0), 0, flag),
+            "has_flag": ~pad & (flag >= 0),
+            "flag_invalid": self.invalid_value[rows, column],
+            "scale": self.unit_scale[rows, column],
+            "padded": bool(pad.any()),
+            "scaled": bool((self.unit_scale[mapped] != 1).any()),
+        }
+        for name, value in derived.items():
+            object.__setattr__(self, name, value)
 
 
 def _groups(rule: Rule, message: str, signal: str) -> dict[str, str] | None:
