@@ -8,8 +8,13 @@ demo --scenario NAME`` runs them; ``SCENARIOS`` maps the names to their classes.
 
 from __future__ import annotations
 
+from hil.scenarios.canopen import CanopenCharge
 from hil.scenarios.charge import Charge
 from hil.scenarios.discharge import Discharge
 from hil.scenarios.loop import ClosedLoop
 
-SCENARIOS: dict[str, type[ClosedLoop]] = {"charge": Charge, "discharge": Discharge}
+SCENARIOS: dict[str, type[ClosedLoop]] = {
+    "charge": Charge,
+    "discharge": Discharge,
+    "canopen": CanopenCharge,
+}
