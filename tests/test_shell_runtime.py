@@ -59,8 +59,12 @@ class Responder(threading.Thread):
             self.error = exc
 
     def halt(self) -> None:
+        """Stop and close the plant's buses; calling it again does nothing."""
+        if self._halt.is_set():
+            return
         self._halt.set()
-        self.join(2.0)
+        if self.ident is not None:
+            self.join(2.0)
         for bus in self.buses:
             bus.shutdown()
         assert self.error is None, f"plant thread failed: {self.error!r}"
@@ -91,11 +95,9 @@ def config() -> ControllerConfig:
 def plant(config: ControllerConfig) -> Iterator[tuple[Plant, Responder]]:
     plant = Plant(config)
     plant.request = Request.DISCHARGE
-    responder = Responder(config, plant)
-    responder.start()
+    responder = Responder(config, plant)  # started once the controller's buses exist
     yield plant, responder
-    if responder.is_alive():
-        responder.halt()
+    responder.halt()
 
 
 def _controller_buses(config: ControllerConfig, **special: can.BusABC) -> dict[str, can.BusABC]:
@@ -125,6 +127,7 @@ def test_sigint_stops_safely_without_drift(config, plant) -> None:  # noqa: ANN0
         config.cycle_s,
         on_step=on_step,
     )
+    responder.start()
     previous = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
     stop_at = 1.5
     try:
@@ -173,6 +176,7 @@ def test_a_bus_that_goes_away_is_logged_and_counted(config, plant, caplog) -> No
     buses = _controller_buses(config, vehicle=vehicle)
     period = config.cycle_s
     runtime = Runtime(controller, controller.initial_state(time.monotonic()), buses, period)
+    responder.start()
     threading.Timer(0.3, setattr, (vehicle, "broken", True)).start()
     broke_at = time.monotonic() + 0.3
     with caplog.at_level(logging.ERROR, logger="controller.shell.runtime"):
