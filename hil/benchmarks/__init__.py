@@ -1,0 +1,91 @@
+"""The benchmark suite behind ``canbms bench``: numbers against baselines of the same run.
+
+| benchmark | measures | baseline |
+|---|---|---|
+| `decode` | batch decoder frames/s, 10 ms to 1 s batches | a cantools `decode_message` loop |
+| `core` | wall time of one `Controller.step`, 100 to 100,000 cells | the 1 ms cycle budget |
+| `simulator` | virtual seconds per wall second of the pack simulator | real time |
+
+Each module measures one thing and returns plain numbers; ``run`` turns them into rows.
+The suite lives in ``hil`` because it drives controller, contract and simulator together;
+it is part of the install (``canbms bench``) but nothing else imports it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Row:
+    """One measured case: its value, the baseline's and how many times better ours is."""
+
+    benchmark: str
+    case: str
+    value: float
+    unit: str
+    baseline: str
+    baseline_value: float
+    better: float  # > 1: faster than the baseline
+    note: str = ""
+
+
+def run(
+    quick: bool = False,
+    only: tuple[str, ...] = ("decode", "core", "simulator"),
+    progress: Callable[[str], None] = lambda _: None,
+) -> Iterator[Row]:
+    """Measure the selected benchmarks; ``quick`` shortens runs and skips 100,000 cells."""
+    if "decode" in only:
+        from hil.benchmarks import decode
+
+        for case, (topology, merge) in decode.CASES.items():
+            progress(f"decode: {case}")
+            per_batch, ours, theirs = decode.measure(topology, 2.0 if quick else 10.0, merge)
+            yield Row(
+                "decode",
+                case,
+                ours,
+                "frames/s",
+                "cantools loop",
+                theirs,
+                ours / theirs,
+                f"{per_batch:.0f} frames/batch",
+            )
+    if "core" in only:
+        from hil.benchmarks import core_cycle
+
+        for case, topology in core_cycle.PACKS.items():
+            if quick and topology.n_cells > 10_000:
+                continue
+            progress(f"core: {case}")
+            r = core_cycle.measure(topology, 100 if quick else 300)
+            state = r.state if r.fault_free else f"{r.state}, FAULT"
+            yield Row(
+                "core",
+                case,
+                r.median_ms,
+                "ms/step (median)",
+                "1 ms budget",
+                core_cycle.BUDGET_MS,
+                core_cycle.BUDGET_MS / r.median_ms,
+                f"p99 {r.p99_ms:.2f} ms, {r.frames_per_step:.0f} frames/step, "
+                f"build {r.build_s:.1f} s, {state}",
+            )
+    if "simulator" in only:
+        from hil.benchmarks import simulator
+
+        for case, topologies in simulator.CASES.items():
+            progress(f"simulator: {case}")
+            factor, rate = simulator.realtime_factor(topologies, 3.0 if quick else 20.0)
+            yield Row(
+                "simulator",
+                case,
+                factor,
+                "x real time",
+                "real time",
+                1.0,
+                factor,
+                f"{rate:.0f} frames/s",
+            )
