@@ -22,6 +22,7 @@ SLAVE_TARGETS = (
     "module_voltage board_temperature cells_balancing module_open_wire module_adc_fault "
     "module_self_test_failed module_balancing_overtemp"
 ).split()
+REPEATS = 3  # best of: the machine may be shared
 CANTOOLS_FRAMES = 2000  # the cantools loop decodes at least this many frames (or all)
 CASES = {  # name: (topology, 10 ms steps per batch)
     "96 cells (8 x 12, classic), 10 ms batches": (Topology(8, 12, 4, False), 1),
@@ -61,24 +62,27 @@ def measure(topology: Topology, seconds: float, merge: int) -> tuple[float, floa
     batches = _batches(topology, ids, round(seconds / 0.01), merge)
     frames = sum(len(b) for b in batches)
     decoder.decode(batches[0], decoder.new_state())  # warm up
-    state = decoder.new_state()
-    began = time.perf_counter()
-    for batch in batches:
-        report = decoder.decode(batch, state)
-    ours = frames / (time.perf_counter() - began)
-    if state.rejected.sum() or report.unknown:
-        raise RuntimeError(f"decoder rejected benchmark frames: {state.rejected.sum()}")
+    ours = 0.0
+    for _ in range(REPEATS):
+        state = decoder.new_state()
+        began = time.perf_counter()
+        for batch in batches:
+            decoder.decode(batch, state)
+        ours = max(ours, frames / (time.perf_counter() - began))
+        if state.rejected.sum() or state.unknown:
+            raise RuntimeError(f"decoder rejected benchmark frames: {state.rejected.sum()}")
     sample = batches[: max(1, len(batches) // 10)]
     while sum(len(b) for b in sample) < CANTOOLS_FRAMES and len(sample) < len(batches):
         sample = batches[: 2 * len(sample)]
-    first = sample[0]
+    decoded = sum(len(b) for b in sample)
+    first = next(b for b in sample if len(b))
     db.decode_message(int(first.ids[0]), bytes(first.data[0, : first.dlc[0]]))  # warm up
-    decoded = 0
-    began = time.perf_counter()
-    for batch in sample:
-        for i in range(len(batch)):
-            payload = bytes(batch.data[i, : batch.dlc[i]])
-            db.decode_message(int(batch.ids[i]), payload, decode_choices=False)
-            decoded += 1
-    theirs = decoded / (time.perf_counter() - began)
+    theirs = 0.0
+    for _ in range(REPEATS):
+        began = time.perf_counter()
+        for batch in sample:
+            for i in range(len(batch)):
+                payload = bytes(batch.data[i, : batch.dlc[i]])
+                db.decode_message(int(batch.ids[i]), payload, decode_choices=False)
+        theirs = max(theirs, decoded / (time.perf_counter() - began))
     return frames / len(batches), ours, theirs
