@@ -36,6 +36,7 @@ EXPECTED_IDS = {
     "sma": {0x351, 0x355, 0x356, 0x35A, 0x35C, 0x35E, 0x35F},
 }
 EMPTY = FrameBatch.empty()
+HALF_STEP = 0.05 + 1e-6  # half of a 0.1 field step, plus float noise at exact halves
 
 
 @functools.cache
@@ -84,24 +85,25 @@ def test_every_frame_matches_snapshot_by_independent_decoder_and_dbc(variant, sn
         db.decode_message(frame.arbitration_id, frame.data)  # every frame decodes
     limits = decode_351(frames[0x351].data)
     by_dbc = db.decode_message(0x351, frames[0x351].data)
-    assert limits["cvl"] == pytest.approx(snap.cvl, abs=0.05)
-    assert limits["ccl"] == pytest.approx(snap.ccl, abs=0.05)
-    assert limits["dcl"] == pytest.approx(snap.dcl, abs=0.05)
-    assert limits["dvl"] == pytest.approx(snap.dvl, abs=0.05)
+    assert limits["cvl"] == pytest.approx(snap.cvl, abs=HALF_STEP)
+    # current limits are rounded down: never more than the BMS allows, at most one step less
+    assert snap.ccl - 0.1 - 1e-6 <= limits["ccl"] <= snap.ccl + 1e-6
+    assert snap.dcl - 0.1 - 1e-6 <= limits["dcl"] <= snap.dcl + 1e-6
+    assert limits["dvl"] == pytest.approx(snap.dvl, abs=HALF_STEP)
     assert by_dbc["ChargeVoltageLimit"] == pytest.approx(limits["cvl"])
     assert by_dbc["ChargeCurrentLimit"] == pytest.approx(limits["ccl"])
     soc = decode_355(frames[0x355].data)
-    assert soc["soc"] == pytest.approx(snap.soc, abs=0.5)
-    assert soc["soh"] == pytest.approx(snap.soh, abs=0.5)
+    assert soc["soc"] == pytest.approx(snap.soc, abs=0.5 + 1e-6)
+    assert soc["soh"] == pytest.approx(snap.soh, abs=0.5 + 1e-6)
     if variant == "sma":
-        assert soc["soc_hires"] == pytest.approx(snap.soc, abs=0.005)
+        assert soc["soc_hires"] == pytest.approx(snap.soc, abs=0.005 + 1e-6)
         assert db.decode_message(0x355, frames[0x355].data)["StateOfChargeHiRes"] == (
             pytest.approx(soc["soc_hires"])
         )
     meas = decode_356(frames[0x356].data)
-    assert meas["voltage"] == pytest.approx(snap.pack_voltage, abs=0.005)
-    assert meas["current"] == pytest.approx(snap.pack_current, abs=0.05)
-    assert meas["temperature"] == pytest.approx(snap.mean_temperature, abs=0.05)
+    assert meas["voltage"] == pytest.approx(snap.pack_voltage, abs=0.005 + 1e-6)
+    assert meas["current"] == pytest.approx(snap.pack_current, abs=HALF_STEP)
+    assert meas["temperature"] == pytest.approx(snap.mean_temperature, abs=HALF_STEP)
     assert bytes(frames[0x35E].data) == b"canbms  "
     if variant in ("victron", "sma"):
         info = decode_35f(frames[0x35F].data)
@@ -115,10 +117,10 @@ def test_every_frame_matches_snapshot_by_independent_decoder_and_dbc(variant, sn
         ext = decode_373(frames[0x373].data)
         assert ext["vmin_mv"] == round(snap.min_cell_voltage * 1000)
         assert ext["vmax_mv"] == round(snap.max_cell_voltage * 1000)
-        assert ext["tmin_k"] == pytest.approx(snap.min_temperature + 273.15, abs=0.5)
-        assert ext["tmax_k"] == pytest.approx(snap.max_temperature + 273.15, abs=0.5)
+        assert ext["tmin_k"] == pytest.approx(snap.min_temperature + 273.15, abs=0.5 + 1e-6)
+        assert ext["tmax_k"] == pytest.approx(snap.max_temperature + 273.15, abs=0.5 + 1e-6)
         by_dbc = db.decode_message(0x373, frames[0x373].data)
-        assert by_dbc["MinTemperature"] == pytest.approx(snap.min_temperature, abs=0.5)
+        assert by_dbc["MinTemperature"] == pytest.approx(snap.min_temperature, abs=0.5 + 1e-6)
         assert int.from_bytes(frames[0x379].data[:2], "little") == round(snap.capacity_ah)
 
 

@@ -237,7 +237,8 @@ class CanBmsInverter:
                 "ChargeCurrentLimit": c.ccl,
                 "DischargeCurrentLimit": c.dcl,
                 "DischargeVoltageLimit": c.dvl,
-            }
+            },
+            round_down=("ChargeCurrentLimit", "DischargeCurrentLimit"),
         )
 
     def _soc(self, s: BmsSnapshot, c: Commanded) -> OutFrame:

@@ -49,20 +49,26 @@ class FrameEncoder:
         except KeyError as exc:
             raise MappingError(f"message 0x{frame_id:X} is not in the DBC") from exc
 
-    def raw(self, name: str, value: float) -> int:
-        """Raw field value of a physical value: rounded, saturated, non-finite -> physical 0."""
+    def raw(self, name: str, value: float, down: bool = False) -> int:
+        """Raw field value of a physical value: rounded (or rounded down), saturated,
+        non-finite -> physical 0."""
         scale, offset, lo, hi = self._fields[name]
         if not math.isfinite(value):
             value = 0.0
         # saturate before dividing: a huge physical value would overflow to inf
         value = min(max(value, lo * scale + offset), hi * scale + offset)
-        return min(max(round((value - offset) / scale), lo), hi)
+        exact = (value - offset) / scale
+        raw = math.floor(exact + 1e-9) if down else round(exact)
+        return min(max(raw, lo), hi)
 
-    def encode(self, values: Mapping[str, float]) -> OutFrame:
-        """The frame carrying ``values`` (physical units); unnamed fields are sent as raw 0."""
+    def encode(self, values: Mapping[str, float], round_down: Collection[str] = ()) -> OutFrame:
+        """The frame carrying ``values`` (physical units); unnamed fields are sent as raw 0.
+
+        Fields named in ``round_down`` never exceed the value: a current limit rounded to the
+        nearest step could allow more than the BMS does."""
         raw = {name: 0 for name in self._fields}
         for name, value in values.items():
-            raw[name] = self.raw(name, value)
+            raw[name] = self.raw(name, value, down=name in round_down)
         data = self.message.encode(raw, scaling=False, padding=False, strict=True)
         return OutFrame(self.frame_id, bytes(data), self.bus, is_extended_id=self.is_extended)
 
