@@ -45,7 +45,14 @@ BUS_INDEX = {role: index for index, role in enumerate(BUS_ROLES)}
 
 @dataclass(frozen=True)
 class ControllerState:
-    """Everything the controller remembers between steps."""
+    """Everything the controller remembers between steps.
+
+    The measured arrays inside ``ingest`` are updated in place by each step (copying
+    100,000-cell arrays every 10 ms would cost more than the step itself); everything else is
+    replaced. So a state is consumed by the step that takes it: to branch or replay, start a
+    new state from ``Controller.initial_state`` and feed it the same frames, which gives the
+    same result because the step is deterministic.
+    """
 
     ingest: dict[str, IngestState]
     protection: ProtectionState
