@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import cantools
 import numpy as np
+from e2e_reference import frame_crc
 
 from controller.adapters.base import Level
 from controller.config.loader import ControllerConfig, default_config
@@ -38,20 +39,10 @@ DRIVER_TIMEOUT_S = 0.1  # the driver opens every coil without a fresh command th
 STATE_NAMES = {s.value: s for s in ContactorState}
 
 
-def crc8_j1850(data: bytes) -> int:
-    """CRC-8 SAE J1850 (poly 0x1D, init 0xFF, xor-out 0xFF), one bit at a time."""
-    crc = 0xFF
-    for byte in data:
-        crc ^= byte
-        for _ in range(8):
-            crc = ((crc << 1) ^ 0x1D) & 0xFF if crc & 0x80 else (crc << 1) & 0xFF
-    return crc ^ 0xFF
-
-
 def with_crc(frame_id: int, payload: bytes) -> bytes:
     """``payload`` with byte 0 set to the CRC over the ID (2 bytes, LE) and bytes 1..DLC-1."""
     data = bytearray(payload)
-    data[0] = crc8_j1850(frame_id.to_bytes(2, "little") + bytes(data[1:]))
+    data[0] = frame_crc(frame_id, bytes(data))
     return bytes(data)
 
 

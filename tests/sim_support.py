@@ -5,24 +5,14 @@ from __future__ import annotations
 from collections import defaultdict
 
 import can
+from e2e_reference import frame_crc
 
 from slaves.simulator import PackSimulator
 
 
-def crc8_j1850_bitwise(data: bytes) -> int:
-    """CRC-8 SAE J1850 computed bit by bit (poly 0x1D, init 0xFF, xorout 0xFF)."""
-    crc = 0xFF
-    for byte in data:
-        crc ^= byte
-        for _ in range(8):
-            crc = ((crc << 1) ^ 0x1D) & 0xFF if crc & 0x80 else (crc << 1) & 0xFF
-    return crc ^ 0xFF
-
-
 def crc_ok(msg: can.Message) -> bool:
     data = bytes(msg.data)
-    covered = msg.arbitration_id.to_bytes(2, "little") + data[1:]
-    return len(data) >= 2 and crc8_j1850_bitwise(covered) == data[0]
+    return len(data) >= 2 and frame_crc(msg.arbitration_id, data) == data[0]
 
 
 def counter(msg: can.Message) -> int:
@@ -48,7 +38,7 @@ def balancing_command(sim: PackSimulator, module: int, cells: list[int], ctr: in
     signals[f"M{module:02}_BalanceMask"] = mask
     signals[f"{msg.name}_Counter"] = ctr % 16
     data = bytearray(msg.encode(signals))
-    data[0] = crc8_j1850_bitwise(msg.frame_id.to_bytes(2, "little") + bytes(data[1:]))
+    data[0] = frame_crc(msg.frame_id, bytes(data))
     return can.Message(
         arbitration_id=msg.frame_id, data=bytes(data), is_extended_id=False, is_fd=msg.is_fd
     )

@@ -15,7 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
-from core_support import BASE_CELL_V, Plant, Rig, crc8_j1850, with_crc
+from core_support import BASE_CELL_V, Plant, Rig, with_crc
+from e2e_reference import crc8_j1850
 
 from controller.adapters.base import Level
 from controller.contactors import ContactorState, Request
