@@ -116,11 +116,12 @@ class ArrayStats:
         count = int(np.count_nonzero(valid))
         if count == 0:
             return cls(0, np.nan, np.nan, np.nan, np.nan, -1, -1)
-        low = np.where(valid, values, np.inf)
-        high = np.where(valid, values, -np.inf)
-        argmin = int(np.argmin(low))
-        argmax = int(np.argmax(high))
-        total = float(np.sum(values, where=valid))
+        if count == values.size:  # the healthy case: no masked copies of the whole array
+            argmin, argmax, total = int(values.argmin()), int(values.argmax()), float(values.sum())
+        else:
+            argmin = int(np.argmin(np.where(valid, values, np.inf)))
+            argmax = int(np.argmax(np.where(valid, values, -np.inf)))
+            total = float(np.sum(values, where=valid))
         return cls(
             count,
             float(values[argmin]),
