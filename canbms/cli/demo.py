@@ -12,7 +12,7 @@ import tomllib
 from importlib import resources
 
 from controller.config.loader import parse_config
-from controller.core import Controller, StepResult
+from controller.core import Controller, ControllerState, StepResult
 from controller.event_log import event_lines
 from hil.bench import VirtualBench
 from hil.scenario import DEMO_DURATION, Milestones, Session, demo_actions, demo_system
@@ -72,6 +72,15 @@ def status_line(now: float, result: StepResult, soc: float, speed: float) -> str
         f"cell {v.minimum:.3f}..{v.maximum:.3f} V (#{v.argmin}/#{v.argmax})  "
         f"T {t.maximum:4.1f} C  SOC {soc * 100:5.1f} %  [{speed:4.1f}x real time]"
     )
+
+
+def reception(state: ControllerState) -> str:
+    """Frames the controller accepted, rejected (E2E, length, mux) and did not know."""
+    ingest = state.ingest.values()
+    accepted = sum(int(s.accepted.sum()) for s in ingest)
+    rejected = sum(int(s.rejected.sum()) for s in ingest)
+    unknown = sum(s.unknown for s in ingest)
+    return f"{accepted} frames accepted, {rejected} rejected, {unknown} with unknown IDs"
 
 
 def summary(m: Milestones, wall: float, virtual: float, frames: int) -> list[str]:
@@ -141,6 +150,7 @@ def demo(args: argparse.Namespace) -> int:
         wall = time.perf_counter() - started
         for line in summary(milestones, wall, bench.now, bench.frames_carried):
             print(line)
+        print(f"  controller reception             {reception(bench.state)}")
     return 0
 
 
