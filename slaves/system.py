@@ -47,7 +47,16 @@ class SimulatedSystem:
     each step. It is one share of ``circuit.load_current``: a load model attached on the
     vehicle bus either is (or is read by) that function, or adds its own share to
     ``circuit.load_current`` as `slaves.power_stage.PowerStage` does; the shares add up.
+
+    Like a real inverter or charger, the ``load`` share has an under-voltage lock-out: it
+    draws only once the main contactors are closed on a DC link that is up (above
+    ``LOAD_ON_FRACTION`` of the pack's source voltage) and stops when they open or the link
+    collapses below ``LOAD_OFF_FRACTION``. A constant current drawn from a link that is
+    still precharging through its resistor would drive the link voltage negative.
     """
+
+    LOAD_ON_FRACTION = 0.9
+    LOAD_OFF_FRACTION = 0.5
 
     def __init__(
         self,
@@ -79,6 +88,7 @@ class SimulatedSystem:
         self.vehicle_devices: dict[str, Device] = {"ems": self.ems}
         self.load: CurrentProfile = as_profile(load)
         self._load_share = 0.0  # what ``load`` put into circuit.load_current
+        self._load_on = False
         self.charge_drawn_c = 0.0  # charge the circuit took from the cells (+ = discharge)
 
     # --- access for scenarios and fault injection ----------------------------------------
@@ -140,7 +150,7 @@ class SimulatedSystem:
             raise ValueError(f"dt: {dt} must be positive")
         start = self.pack.t
         self._couple()
-        share = float(self.load(start))
+        share = float(self.load(start)) if self._load_enabled() else 0.0
         self.circuit.load_current += share - self._load_share
         self._load_share = share
         drawn = self._advance_circuit(start, dt)
@@ -160,6 +170,18 @@ class SimulatedSystem:
             for role, frames in self.step(dt).items():
                 out[role].extend(frames)
         return out
+
+    def _load_enabled(self) -> bool:
+        """Under-voltage lock-out of the ``load`` share, with hysteresis; the precharge path
+        alone cannot carry a load, so the main contactors must be closed."""
+        k = self.circuit.contactors
+        link, source = self.circuit.link_voltage, self.circuit.pack_voltage
+        main_closed = k[ContactorId.MINUS].closed and k[ContactorId.PLUS].closed
+        if not main_closed or link < self.LOAD_OFF_FRACTION * source:
+            self._load_on = False
+        elif link >= self.LOAD_ON_FRACTION * source:
+            self._load_on = True
+        return self._load_on
 
     def _couple(self) -> None:
         """The cells as the circuit's source: EMF (OCV + RC voltage) behind the sum of R0."""

@@ -247,3 +247,21 @@ def test_precharge_and_charge_books_hold_for_any_step(dt, soc, load):
     # closed now: the cells carry the load plus the bleed, whatever the step
     bleed = system.link_voltage / HV.bleed_resistance_ohm
     assert system.pack_current == pytest.approx(-(load + bleed), abs=1e-3)
+
+
+def test_a_load_waits_for_the_dc_link_and_stops_when_it_collapses():
+    """A constant load requested from the start draws nothing while the link precharges
+    (it would pull the link negative through the resistor), runs once closed, and stops
+    when the contactors open under it."""
+    system = SimulatedSystem(seed=4, initial_soc=0.6, load=LOAD_A)
+    emf, _ = source_of(system)
+    plan = [*PRECHARGE_THEN_CLOSE, (2.0, False, False, False)]
+    trace, _ = run(system, Master(plan), 3.0)
+    t, current, link = trace[:, 0], trace[:, 1], trace[:, 2]
+    assert link.min() > -1.0  # never driven negative
+    precharging = t < 0.6
+    assert np.abs(current[precharging]).max() < 1.5 * emf / HV.precharge_resistance_ohm
+    closed = (t > 1.0) & (t < 2.0)
+    assert current[closed] == pytest.approx(-LOAD_A, abs=1.0)
+    opened = t > 2.2
+    assert np.abs(current[opened]).max() < 1e-6
