@@ -13,6 +13,7 @@ from typing import Protocol
 import numpy as np
 
 MAX_PAYLOAD = 64
+EXTENDED_FLAG = 0x8000_0000  # set in a frame key for 29-bit identifiers
 
 
 class _MessageLike(Protocol):
@@ -27,7 +28,10 @@ class FrameBatch:
     """Frames received since the last step, in arrival order.
 
     ``data`` is ``(N, 64)`` uint8; bytes beyond ``dlc`` (the payload length in bytes,
-    0..64) are zero. ``bus`` is the index of the bus the frame came from.
+    0..64) are zero. ``bus`` is the index of the bus the frame came from. ``extended`` marks
+    29-bit identifiers: an 11-bit frame 0x100 and a 29-bit frame 0x100 are different
+    messages. Where it is not given, identifiers above 0x7FF are taken as 29-bit (they cannot
+    be anything else) and the others as 11-bit.
     """
 
     ids: np.ndarray  # (N,) uint32
@@ -35,10 +39,20 @@ class FrameBatch:
     data: np.ndarray  # (N, 64) uint8
     timestamps: np.ndarray  # (N,) float64, seconds
     bus: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint8))  # (N,) uint8
+    extended: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))  # (N,) bool
 
     def __post_init__(self) -> None:
         if self.bus.shape[0] != self.ids.shape[0]:
             object.__setattr__(self, "bus", np.zeros(self.ids.shape[0], np.uint8))
+        if self.extended.shape[0] != self.ids.shape[0]:
+            object.__setattr__(self, "extended", self.ids > 0x7FF)
+
+    @property
+    def keys(self) -> np.ndarray:
+        """Identifier plus `EXTENDED_FLAG` for 29-bit frames: what decoders look up."""
+        return self.ids.astype(np.uint32) | np.where(self.extended, EXTENDED_FLAG, 0).astype(
+            np.uint32
+        )
 
     def __len__(self) -> int:
         return int(self.ids.shape[0])
@@ -65,6 +79,7 @@ class FrameBatch:
             data=np.frombuffer(payload, np.uint8).reshape(n, MAX_PAYLOAD).copy(),
             timestamps=np.fromiter((m.timestamp for m in messages), np.float64, n),
             bus=np.full(n, bus, np.uint8),
+            extended=np.fromiter((m.is_extended_id for m in messages), bool, n),
         )
 
     @classmethod
@@ -78,6 +93,7 @@ class FrameBatch:
             data=np.concatenate([b.data for b in parts]),
             timestamps=np.concatenate([b.timestamps for b in parts]),
             bus=np.concatenate([b.bus for b in parts]),
+            extended=np.concatenate([b.extended for b in parts]),
         )
 
     def select(self, mask: np.ndarray) -> FrameBatch:
@@ -88,7 +104,13 @@ class FrameBatch:
             data=self.data[mask],
             timestamps=self.timestamps[mask],
             bus=self.bus[mask],
+            extended=self.extended[mask],
         )
+
+
+def frame_key(arbitration_id: int, is_extended: bool) -> int:
+    """The key of one message, as `FrameBatch.keys` gives it for received frames."""
+    return arbitration_id | (EXTENDED_FLAG if is_extended else 0)
 
 
 @dataclass(frozen=True)

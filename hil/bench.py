@@ -149,7 +149,12 @@ class VirtualBench:
         batch = FrameBatch.from_messages(messages, bus=index)
         # Stamp with virtual time: the bus stamps wall-clock time on send.
         return FrameBatch(
-            batch.ids, batch.dlc, batch.data, np.full(len(batch), self.now), batch.bus
+            batch.ids,
+            batch.dlc,
+            batch.data,
+            np.full(len(batch), self.now),
+            batch.bus,
+            batch.extended,
         )
 
     def close(self) -> None:

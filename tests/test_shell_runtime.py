@@ -50,7 +50,9 @@ class Responder(threading.Thread):
                 k += 1
                 now = time.monotonic()
                 for bus, frame_id, payload in self.plant.frames(k, now, self.cycle):
-                    self.buses[bus].send(can.Message(arbitration_id=frame_id, data=payload))
+                    self.buses[bus].send(
+                        can.Message(arbitration_id=frame_id, data=payload, is_extended_id=False)
+                    )
                 for bus in self.buses:
                     while (msg := bus.recv(0)) is not None:
                         self.plant.receive(msg.arbitration_id, bytes(msg.data), now)

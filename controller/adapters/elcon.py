@@ -128,7 +128,7 @@ class ElconState:
 def decode_status(rx: FrameBatch, addresses: tuple[int, ...]) -> dict[int, ChargerStatus]:
     """The newest status frame per charger address in ``rx`` (big-endian, 0.1 V / 0.1 A)."""
     ids = np.array([status_id(a) for a in addresses], np.uint32)
-    rows = np.flatnonzero(np.isin(rx.ids, ids) & (rx.dlc >= 5))
+    rows = np.flatnonzero(np.isin(rx.ids, ids) & rx.extended & (rx.dlc >= 5))
     if rows.size == 0:
         return {}
     data = rx.data[rows].astype(np.uint16)

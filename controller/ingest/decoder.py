@@ -16,7 +16,7 @@ import numpy as np
 from cantools.database import Database
 
 from controller.errors import MappingError
-from controller.frames import FrameBatch
+from controller.frames import FrameBatch, frame_key
 from controller.ingest import e2e
 from controller.ingest.layout import MessageLayout, SlotTable, compile_message
 from controller.ingest.mapping import MappingConfig
@@ -153,9 +153,10 @@ class BatchDecoder:
         The CRC is checked before the multiplexer so that a corrupted frame counts as a
         CRC failure, not as an unknown group.
         """
-        pos = np.searchsorted(self._ids, batch.ids)
+        keys = batch.keys
+        pos = np.searchsorted(self._ids, keys)
         np.minimum(pos, self._ids.shape[0] - 1, out=pos)
-        known = self._ids[pos] == batch.ids
+        known = self._ids[pos] == keys
         rows = np.flatnonzero(known)
         msg = pos[rows]
         reason = np.where(batch.dlc[rows] != self._length[msg], _DLC, _OK)
@@ -322,7 +323,7 @@ class BatchDecoder:
         if message not in self._by_name:
             raise MappingError(f"{message!r} is not a message of the decoder's databases")
         m = self._by_name[message]
-        sub = batch.select(batch.ids == self._ids[m])
+        sub = batch.select(batch.keys == self._ids[m])
         r = self._route(sub, check_crc=True)
         ok = np.flatnonzero(r.reason < 0)
         if ok.size == 0:
@@ -352,12 +353,12 @@ def compile_decoder(
     owner: dict[int, str] = {}
     for db in dbs:
         for message in db.messages:
-            if message.frame_id in owner:
+            key = frame_key(message.frame_id, message.is_extended_frame)
+            if key in owner:
                 raise MappingError(
-                    f"frame ID 0x{message.frame_id:X} is both {owner[message.frame_id]} "
-                    f"and {message.name}"
+                    f"frame ID 0x{message.frame_id:X} is both {owner[key]} and {message.name}"
                 )
-            owner[message.frame_id] = message.name
+            owner[key] = message.name
             try:
                 layouts.append(compile_message(message))
             except MappingError as exc:

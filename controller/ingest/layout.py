@@ -17,6 +17,7 @@ import numpy as np
 from cantools.database.can import Message, Signal
 
 from controller.errors import MappingError
+from controller.frames import frame_key
 
 MAX_SEGMENTS = 9  # 64 bits spread over 9 bytes when not byte-aligned
 MAX_PAYLOAD = 64
@@ -94,7 +95,7 @@ class MessageLayout:
     """A compiled message: its multiplexer (if any) and one slot per mux value."""
 
     name: str
-    frame_id: int
+    frame_id: int  # with `EXTENDED_FLAG` for 29-bit messages, as `FrameBatch.keys`
     length: int
     mux: SignalLayout | None
     slots: tuple[Slot, ...]
@@ -118,7 +119,7 @@ def compile_message(message: Message) -> MessageLayout:
     root = tuple(layouts[s.name] for s in message.signals if s.multiplexer_signal is None)
     if not muxes:
         slot = Slot(None, root)
-        return MessageLayout(message.name, message.frame_id, message.length, None, (slot,))
+        return MessageLayout(message.name, _key(message), message.length, None, (slot,))
     children = [s for s in message.signals if s.multiplexer_signal == muxes[0].name]
     values = sorted(
         {v for s in children for v in (s.multiplexer_ids or ())}
@@ -133,9 +134,7 @@ def compile_message(message: Message) -> MessageLayout:
         )
         for value in values
     )
-    return MessageLayout(
-        message.name, message.frame_id, message.length, layouts[muxes[0].name], slots
-    )
+    return MessageLayout(message.name, _key(message), message.length, layouts[muxes[0].name], slots)
 
 
 class _Family:
@@ -240,3 +239,7 @@ class SlotTable:
 def _shape_key(row: Sequence[SignalLayout]) -> tuple:
     """What decoding depends on: segments, signedness and scaling, not names."""
     return tuple((s.segments, s.length, s.signed, s.scale, s.offset) for s in row)
+
+
+def _key(message: Message) -> int:
+    return frame_key(message.frame_id, message.is_extended_frame)

@@ -43,6 +43,7 @@ class BatchingListener(can.Listener):
         self._dlc = np.zeros(self.capacity, np.uint8)
         self._data = np.zeros((self.capacity, MAX_PAYLOAD), np.uint8)
         self._timestamps = np.zeros(self.capacity, np.float64)
+        self._extended = np.zeros(self.capacity, bool)
         self._count = 0
 
     def on_message_received(self, msg: can.Message) -> None:
@@ -58,6 +59,7 @@ class BatchingListener(can.Listener):
             self._dlc[i] = len(payload)
             self._data[i, : len(payload)] = np.frombuffer(payload, np.uint8)
             self._timestamps[i] = self.clock()
+            self._extended[i] = msg.is_extended_id
             self._count = i + 1
 
     def on_error(self, exc: Exception) -> None:
@@ -79,6 +81,7 @@ class BatchingListener(can.Listener):
                 data=self._data[:n].copy(),
                 timestamps=self._timestamps[:n].copy(),
                 bus=np.full(n, self.bus_index, np.uint8),
+                extended=self._extended[:n].copy(),
             )
             self._count = 0
         return batch

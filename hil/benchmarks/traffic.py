@@ -140,7 +140,7 @@ class Traffic:
         batch = FrameBatch.concatenate([slaves, self._devices.frames(k)])
         stamps = np.linspace(k * STEP_S, (k + 1) * STEP_S, len(batch), endpoint=False)
         self.step_index += 1
-        return FrameBatch(batch.ids, batch.dlc, batch.data, stamps, batch.bus)
+        return FrameBatch(batch.ids, batch.dlc, batch.data, stamps, batch.bus, batch.extended)
 
     @property
     def now(self) -> float:
