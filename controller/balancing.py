@@ -113,6 +113,7 @@ class BalancingCommandEncoder:
         self._offset = offsets[0]
         self._mask_bytes = (cells_per_module + 7) // 8
         self._is_fd = bool(max(lengths) > 8)
+        self._extended = bool(message.is_extended_frame)
 
     def encode(self, bleed: np.ndarray, counter: int) -> list[OutFrame]:
         """Frames for every module; ``counter`` is the alive counter of this transmission."""
@@ -123,6 +124,12 @@ class BalancingCommandEncoder:
         counters = np.full(self.modules, counter % COUNTER_MODULO)
         data = protect_batch(self._ids, data, self._dlc, counters)
         return [
-            OutFrame(int(i), data[row, :length].tobytes(), self.bus, is_fd=self._is_fd)
+            OutFrame(
+                int(i),
+                data[row, :length].tobytes(),
+                self.bus,
+                is_extended_id=self._extended,
+                is_fd=self._is_fd,
+            )
             for row, (i, length) in enumerate(zip(self._ids, self._dlc, strict=True))
         ]

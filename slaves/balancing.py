@@ -46,6 +46,7 @@ class Balancer:
     ) -> None:
         self.params = params
         self.topology = topology
+        self._extended = topology.extended_ids
         m, c = topology.modules, topology.cells_per_module
         self._module_of_id: dict[int, int] = {}
         self._mask_signal: list[str] = []
@@ -70,7 +71,7 @@ class Balancer:
 
     def receive(self, msg: can.Message) -> None:
         module = self._module_of_id.get(msg.arbitration_id)
-        if module is None or msg.is_extended_id or msg.is_remote_frame:
+        if module is None or msg.is_extended_id != self._extended or msg.is_remote_frame:
             return
         data = bytes(msg.data)
         if len(data) < 2 or protect(msg.arbitration_id, bytearray(data), data[1] & 0x0F) != data:

@@ -324,7 +324,7 @@ class SlaveModules:
                 arbitration_id=int(ids[k]),
                 data=data[k, : dlc[k]].tobytes(),
                 timestamp=float(stamps[k]),
-                is_extended_id=False,
+                is_extended_id=self.topology.extended_ids,
                 is_fd=fd,
                 bitrate_switch=fd,
             )

@@ -23,10 +23,15 @@ def _add_topology_arguments(parser: argparse.ArgumentParser) -> None:
         "--sensors", type=int, default=defaults.sensors_per_module, help="sensors per module"
     )
     parser.add_argument("--fd", action="store_true", help="CAN FD (64-byte frames)")
+    parser.add_argument(
+        "--extended-ids",
+        action="store_true",
+        help="29-bit identifiers (needed above 64 modules)",
+    )
 
 
 def _topology(args: argparse.Namespace) -> Topology:
-    return Topology(args.modules, args.cells, args.sensors, args.fd)
+    return Topology(args.modules, args.cells, args.sensors, args.fd, args.extended_ids)
 
 
 def _generate(args: argparse.Namespace) -> int:
