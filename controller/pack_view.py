@@ -61,7 +61,8 @@ def build_view(
     temperature_valid = temps.valid(now, ingest.timeout("cell_temperature"))
     # A slave is as old as the oldest of its cell readings or its status frame: one silent
     # multiplexer group is enough to call the module silent.
-    cell_age = cells.age(now).reshape(pack.modules, pack.cells_per_module).max(axis=1)
+    oldest = cells.updated_at.reshape(pack.modules, pack.cells_per_module).min(axis=1)
+    cell_age = now - oldest
     module_age = np.maximum(cell_age, measurements["module_voltage"].age(now))
     status_timeout = ingest.timeout("module_voltage")
     errors = {
