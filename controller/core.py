@@ -223,15 +223,11 @@ class Controller:
         )
 
         snapshot = self._snapshot(view, protection, contactors, limits, soc, now)
-        frames: list[OutFrame] = []
-        adapter_states = []
-        for adapter, adapter_state in zip(self.adapters, state.adapters, strict=True):
-            rx = batch.select(batch.bus == BUS_INDEX[adapter.bus])
-            new_state, output = adapter.step(adapter_state, snapshot, rx, now)
-            adapter_states.append(new_state)
-            frames.extend(output.frames)
-            events.extend(output.events)
-            limits = _capped(limits, output.limits.max_ccl, output.limits.max_dcl)
+        adapter_states, frames, adapter_events, limits = self._run_adapters(
+            state.adapters, snapshot, batch, limits, now
+        )
+        events.extend(adapter_events)
+        snapshot = replace(snapshot, ccl=limits.ccl, dcl=limits.dcl)  # as published
 
         counters = dict(state.counters)
         changed = contactors.commands != state.contactors.commands
@@ -259,7 +255,7 @@ class Controller:
             bleed=bleed,
             next_due=next_due,
             counters=counters,
-            adapters=tuple(adapter_states),
+            adapters=adapter_states,
             started_at=state.started_at,
             initialised=initialised,
             shutdown=state.shutdown,
@@ -267,6 +263,25 @@ class Controller:
         return StepResult(new_state, tuple(frames), tuple(events), view, snapshot)
 
     # -- helpers ------------------------------------------------------------------------
+
+    def _run_adapters(
+        self,
+        states: tuple[Any, ...],
+        snapshot: BmsSnapshot,
+        batch: FrameBatch,
+        limits: Limits,
+        now: float,
+    ) -> tuple[tuple[Any, ...], list[OutFrame], list[object], Limits]:
+        """Every protocol adapter on its bus; their caps can only lower the limits."""
+        new_states, frames, events = [], [], []
+        for adapter, adapter_state in zip(self.adapters, states, strict=True):
+            rx = batch.select(batch.bus == BUS_INDEX[adapter.bus])
+            new_state, output = adapter.step(adapter_state, snapshot, rx, now)
+            new_states.append(new_state)
+            frames.extend(output.frames)
+            events.extend(output.events)
+            limits = _capped(limits, output.limits.max_ccl, output.limits.max_dcl)
+        return tuple(new_states), frames, events, limits
 
     def _initialised(self, view: PackView, started_at: float, now: float) -> bool:
         """Startup ends once every measurement has arrived, or at the startup timeout.
