@@ -20,8 +20,7 @@ from controller.adapters.base import Level
 from controller.config.loader import merged, parse_config
 from controller.core import Controller, StepResult
 from controller.protection import Check
-from hil.bench import VirtualBench
-from hil.scenario import FAULT_MODULE, Action, Session, demo_system
+from hil.scenarios.session import FAULT_MODULE, Action, DemoSession
 from slaves.ems import EmsCommand, EmsRequest
 from slaves.faults import ModuleSilent
 
@@ -60,15 +59,15 @@ ACTIONS = [
 
 
 @pytest.fixture(scope="module")
-def session() -> tuple[Controller, Session, list[tuple[float, StepResult]]]:
+def session() -> tuple[Controller, DemoSession, list[tuple[float, StepResult]]]:
     text = resources.files("hil").joinpath("demo.toml").read_text(encoding="utf-8")
     data = merged(tomllib.loads(text), {"contactors": {"lockout_s": LOCKOUT_S}})
     controller = Controller(parse_config(data))
-    system, load = demo_system(seed=1)
     steps: list[tuple[float, StepResult]] = []
-    with VirtualBench(system, controller, on_step=lambda t, r: steps.append((t, r))) as bench:
-        run = Session(bench, load, ACTIONS)
-        run.run(FAULT_AT + 1.5)
+    with DemoSession(seed=1, controller=controller, actions=ACTIONS) as run:
+        while run.bench.now < FAULT_AT + 1.5 - 1e-9:
+            result = run.step()
+            steps.append((run.bench.now, result))
     return controller, run, steps
 
 

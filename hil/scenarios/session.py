@@ -8,13 +8,17 @@ how long a fault took from injection to detection and to open contactors.
 
 from __future__ import annotations
 
+import time
+import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from importlib import resources
 
 import numpy as np
 
-from controller.core import StepResult
-from hil.bench import VirtualBench
+from controller.config.loader import ControllerConfig, parse_config
+from controller.core import Controller, ControllerState, StepResult
+from hil.scenarios.loop import ClosedLoop
 from slaves.ems import EmsCommand, EmsRequest
 from slaves.faults import ModuleSilent
 from slaves.system import SimulatedSystem
@@ -107,32 +111,40 @@ def demo_actions() -> list[Action]:
 DEMO_DURATION = 50.0
 
 
-class Session:
-    """Runs actions against a bench and collects milestones as they happen."""
+class DemoSession(ClosedLoop):
+    """The default ``canbms demo`` tour: timed actions against the plant, milestones kept."""
 
-    def __init__(self, bench: VirtualBench, load: LimitFollowingLoad, actions: list[Action]):
-        self.bench = bench
-        self.load = load
-        self.actions = sorted(actions, key=lambda a: a.at)
+    title = (
+        "session: 96s NMC pack and controller on the python-can virtual bus, in virtual "
+        "time (faster than real time unless --speed 1)"
+    )
+    max_duration = DEMO_DURATION
+
+    def __init__(
+        self,
+        seed: int = 0,
+        controller: Controller | None = None,
+        actions: list[Action] | None = None,
+    ) -> None:
+        system, self.load = demo_system(seed)
+        super().__init__(system, controller or Controller(demo_config()))
+        self.actions = sorted(actions or demo_actions(), key=lambda a: a.at)
         self.milestones = Milestones()
         self._next = 0
-        self.log: list[tuple[float, str]] = []
+        self._started = time.perf_counter()
 
-    def step(self) -> None:
-        system = self.bench.plant
+    def step(self) -> StepResult:
         while self._next < len(self.actions) and self.actions[self._next].at <= self.bench.now:
             action = self.actions[self._next]
-            action.apply(system, self.load)
+            action.apply(self.system, self.load)
             self.log.append((self.bench.now, action.label))
             if action.injects_fault:
                 self.milestones.fault_injected = self.bench.now
             self._next += 1
-        result = self.bench.step()
-        self._observe(result)
+        return super().step()
 
-    def _observe(self, result: StepResult) -> None:
+    def observe(self, now: float, result: StepResult) -> None:
         m = self.milestones
-        now = self.bench.now
         state = result.state.contactors.state.name
         if state == "CLOSED_DISCHARGE" and m.closed_discharge is None:
             m.closed_discharge = now
@@ -154,11 +166,56 @@ class Session:
             ):
                 m.contactors_open = now
 
-    def run(self, duration: float) -> Milestones:
-        end = self.bench.now + duration - 1e-9
-        while self.bench.now < end:
-            self.step()
-        return self.milestones
+    def status(self, now: float, result: StepResult) -> str:
+        s = result.state
+        v, t = result.view.voltage_stats, result.view.temperature_stats
+        speed = now / max(time.perf_counter() - self._started, 1e-9)
+        return (
+            f"t={now:6.1f}s  {s.contactors.state.name:<16} level {int(s.protection.highest)}  "
+            f"I={result.view.current.value:7.1f} A  "
+            f"CCL={s.published.ccl:6.1f} DCL={s.published.dcl:6.1f} A  "
+            f"cell {v.minimum:.3f}..{v.maximum:.3f} V (#{v.argmin}/#{v.argmax})  "
+            f"T {t.maximum:4.1f} C  SOC {self.system.pack.soc.mean() * 100:5.1f} %  "
+            f"[{speed:4.1f}x real time]"
+        )
+
+    def summary(self) -> list[str]:
+        m = self.milestones
+        lines = [
+            f"  contactors closed for discharge  {_at(m.closed_discharge)}",
+            f"  peak discharge current           {m.peak_discharge:.1f} A",
+            f"  contactors closed for charge     {_at(m.closed_charge)}",
+            f"  CCL before / at top of charge    {m.ccl_before_taper:.1f} A / {m.ccl_at_top:.1f} A",
+            f"  fault injected                   {_at(m.fault_injected)}",
+        ]
+        if m.fault_injected is not None:
+            detected = None if m.fault_detected is None else m.fault_detected - m.fault_injected
+            opened = None if m.contactors_open is None else m.contactors_open - m.fault_injected
+            lines += [
+                f"  fault detected after             {_at(detected)}",
+                f"  contactors commanded open after  {_at(opened)}",
+            ]
+        lines.append(f"  controller reception             {reception(self.bench.state)}")
+        return lines
+
+
+def _at(value: float | None) -> str:
+    return "not reached" if value is None else f"{value:.2f} s"
+
+
+def reception(state: ControllerState) -> str:
+    """Frames the controller accepted, rejected (E2E, length, mux) and did not know."""
+    ingest = state.ingest.values()
+    accepted = sum(int(s.accepted.sum()) for s in ingest)
+    rejected = sum(int(s.rejected.sum()) for s in ingest)
+    unknown = sum(s.unknown for s in ingest)
+    return f"{accepted} frames accepted, {rejected} rejected, {unknown} with unknown IDs"
+
+
+def demo_config() -> ControllerConfig:
+    """The controller configuration of the demo: ``hil/demo.toml`` over the defaults."""
+    text = resources.files("hil").joinpath("demo.toml").read_text(encoding="utf-8")
+    return parse_config(tomllib.loads(text))
 
 
 def demo_system(seed: int = 0) -> tuple[SimulatedSystem, LimitFollowingLoad]:
