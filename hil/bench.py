@@ -12,7 +12,6 @@ from __future__ import annotations
 import itertools
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import can
@@ -31,49 +30,6 @@ class Plant(Protocol):
     def receive(self, role: str, messages: list[can.Message]) -> None: ...
 
 
-@dataclass
-class Trace:
-    """Per-step record of what the controller decided, for checks and summaries."""
-
-    time: list[float] = field(default_factory=list)
-    state: list[str] = field(default_factory=list)
-    fault_level: list[int] = field(default_factory=list)
-    ccl: list[float] = field(default_factory=list)
-    dcl: list[float] = field(default_factory=list)
-    current: list[float] = field(default_factory=list)
-    min_cell: list[float] = field(default_factory=list)
-    max_cell: list[float] = field(default_factory=list)
-    max_temperature: list[float] = field(default_factory=list)
-    soc: list[float] = field(default_factory=list)
-    plus_closed: list[bool] = field(default_factory=list)
-    events: list[tuple[float, object]] = field(default_factory=list)
-
-    def record(self, now: float, result: StepResult, soc: float) -> None:
-        s = result.state
-        v, t = result.view.voltage_stats, result.view.temperature_stats
-        self.time.append(now)
-        self.state.append(s.contactors.state.name)
-        self.fault_level.append(int(s.protection.highest))
-        self.ccl.append(s.published.ccl)
-        self.dcl.append(s.published.dcl)
-        self.current.append(result.view.current.value)
-        self.min_cell.append(v.minimum)
-        self.max_cell.append(v.maximum)
-        self.max_temperature.append(t.maximum)
-        self.soc.append(soc)
-        self.plus_closed.append(bool(s.contactors.commands.plus))
-        self.events.extend((now, e) for e in result.events)
-
-    def array(self, name: str) -> np.ndarray:
-        return np.asarray(getattr(self, name))
-
-    def first_time(self, condition: np.ndarray, after: float = -np.inf) -> float | None:
-        """Time of the first step at or after ``after`` where ``condition`` holds."""
-        times = self.array("time")
-        hits = np.flatnonzero(condition & (times >= after))
-        return float(times[hits[0]]) if hits.size else None
-
-
 class VirtualBench:
     """Steps plant and controller together; ``interface`` chooses the python-can transport."""
 
@@ -90,7 +46,6 @@ class VirtualBench:
         self.cycle = cycle or controller.config.cycle_s
         self.state: ControllerState = controller.initial_state(0.0)
         self.now = 0.0
-        self.trace = Trace()
         self.on_step = on_step
         self.frames_carried = 0
         run = uuid.uuid4().hex[:8]
@@ -126,23 +81,9 @@ class VirtualBench:
             received = list(iter(lambda b=self._plant_side[role]: b.recv(0), None))
             if received:
                 self.plant.receive(role, received)
-        self.trace.record(self.now, result, _soc(self.plant))
         if self.on_step is not None:
             self.on_step(self.now, result)
         return result
-
-    def run(self, duration: float) -> None:
-        end = self.now + duration - 1e-9
-        while self.now < end:
-            self.step()
-
-    def run_until(self, condition: Callable[[StepResult], bool], timeout: float) -> float | None:
-        """Step until ``condition`` holds; the time it first held, or None after ``timeout``."""
-        end = self.now + timeout
-        while self.now < end:
-            if condition(self.step()):
-                return self.now
-        return None
 
     def _drain(self, bus: can.BusABC, index: int) -> FrameBatch:
         messages = list(iter(lambda: bus.recv(0), None))
@@ -166,9 +107,3 @@ class VirtualBench:
 
     def __exit__(self, *_: Any) -> None:
         self.close()
-
-
-def _soc(plant: Plant) -> float:
-    pack = getattr(plant, "pack", plant)
-    soc = getattr(pack, "soc", None)
-    return float(np.mean(soc)) if soc is not None else float("nan")

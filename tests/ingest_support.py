@@ -7,21 +7,12 @@ from dataclasses import asdict
 import cantools
 import numpy as np
 
+from controller.config.ingest import MODULE_ARRAYS as MODULE_TARGETS
 from controller.frames import MAX_PAYLOAD, FrameBatch
 from controller.ingest import BatchDecoder, compile_decoder, load_mapping
 from dbc import e2e
 from dbc.slave_protocol import build_database
 from dbc.topology import Topology
-
-MODULE_TARGETS = (
-    "module_voltage",
-    "board_temperature",
-    "cells_balancing",
-    "module_open_wire",
-    "module_adc_fault",
-    "module_self_test_failed",
-    "module_balancing_overtemp",
-)
 
 
 def slave_targets(topology: Topology) -> dict[str, int]:

@@ -12,16 +12,13 @@ import time
 
 import numpy as np
 
+from controller.config.ingest import MODULE_ARRAYS
 from controller.frames import FrameBatch
 from controller.ingest import compile_decoder, load_mapping
 from dbc.slave_protocol import build_database
 from dbc.topology import Topology
 from hil.benchmarks.traffic import Traffic
 
-SLAVE_TARGETS = (
-    "module_voltage board_temperature cells_balancing module_open_wire module_adc_fault "
-    "module_self_test_failed module_balancing_overtemp"
-).split()
 REPEATS = 3  # best of: the machine may be shared
 CANTOOLS_FRAMES = 2000  # the cantools loop decodes at least this many frames (or all)
 CASES = {  # name: (topology, 10 ms steps per batch)
@@ -39,7 +36,7 @@ CASES = {  # name: (topology, 10 ms steps per batch)
 
 def targets(topology: Topology) -> dict[str, int]:
     sizes = {"cell_voltage": topology.n_cells, "cell_temperature": topology.n_sensors}
-    return sizes | dict.fromkeys(SLAVE_TARGETS, topology.modules)
+    return sizes | dict.fromkeys(MODULE_ARRAYS, topology.modules)
 
 
 def _batches(topology: Topology, ids: np.ndarray, steps: int, merge: int) -> list[FrameBatch]:
