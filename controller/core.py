@@ -299,8 +299,10 @@ class Controller:
         age = float(request.age(now)[0])
         if shutdown or not request.valid(now, timeout)[0]:
             return Request.STANDBY, False, age
-        value = int(request.value[0])
-        wanted = Request(value) if value in Request._value2member_map_ else Request.STANDBY
+        try:
+            wanted = Request(int(request.value[0]))
+        except ValueError:  # a state the DBC does not define: the safe one
+            wanted = Request.STANDBY
         reset_array = vehicle["ems_reset"]
         reset = bool(reset_array.valid(now, timeout)[0] and reset_array.value[0] > 0.5)
         return wanted, reset, age
