@@ -146,8 +146,9 @@ def max_ratio(amps: np.ndarray, bound: np.ndarray, floor: float = 1.0) -> float:
     return float(np.max(amps[use] / bound[use])) if use.any() else math.nan
 
 
-def at(value: float | None) -> str:
-    return "not reached" if value is None else f"{value:.1f} s"
+def at(value: float | None, digits: int = 1) -> str:
+    """A time for a summary line, or "not reached"."""
+    return "not reached" if value is None else f"{value:.{digits}f} s"
 
 
 class ClosedLoop:

@@ -18,7 +18,7 @@ import numpy as np
 
 from controller.config.loader import ControllerConfig, parse_config
 from controller.core import Controller, ControllerState, StepResult
-from hil.scenarios.loop import ClosedLoop
+from hil.scenarios.loop import ClosedLoop, at
 from slaves.ems import EmsCommand, EmsRequest
 from slaves.faults import ModuleSilent
 from slaves.system import SimulatedSystem
@@ -182,25 +182,21 @@ class DemoSession(ClosedLoop):
     def summary(self) -> list[str]:
         m = self.milestones
         lines = [
-            f"  contactors closed for discharge  {_at(m.closed_discharge)}",
+            f"  contactors closed for discharge  {at(m.closed_discharge, 2)}",
             f"  peak discharge current           {m.peak_discharge:.1f} A",
-            f"  contactors closed for charge     {_at(m.closed_charge)}",
+            f"  contactors closed for charge     {at(m.closed_charge, 2)}",
             f"  CCL before / at top of charge    {m.ccl_before_taper:.1f} A / {m.ccl_at_top:.1f} A",
-            f"  fault injected                   {_at(m.fault_injected)}",
+            f"  fault injected                   {at(m.fault_injected, 2)}",
         ]
         if m.fault_injected is not None:
             detected = None if m.fault_detected is None else m.fault_detected - m.fault_injected
             opened = None if m.contactors_open is None else m.contactors_open - m.fault_injected
             lines += [
-                f"  fault detected after             {_at(detected)}",
-                f"  contactors commanded open after  {_at(opened)}",
+                f"  fault detected after             {at(detected, 2)}",
+                f"  contactors commanded open after  {at(opened, 2)}",
             ]
         lines.append(f"  controller reception             {reception(self.bench.state)}")
         return lines
-
-
-def _at(value: float | None) -> str:
-    return "not reached" if value is None else f"{value:.2f} s"
 
 
 def reception(state: ControllerState) -> str:
