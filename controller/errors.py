@@ -1,20 +1,17 @@
-"""Exception hierarchy of the controller: one root, one subclass per role."""
+"""The controller's errors: the canbms hierarchy of `dbc.errors`, with the controller's names.
+
+``ConfigError`` is raised for a configuration section, ``MappingError`` for a DBC plus a
+mapping that cannot be compiled into a decoder (a contract problem found at load).
+"""
 
 from __future__ import annotations
 
-
-class ControllerError(Exception):
-    """Root of every error the controller raises on purpose."""
-
-
-class ConfigError(ControllerError):
-    """Configuration that cannot be used; the message names the offending key."""
-
-    def __init__(self, key: str, problem: str) -> None:
-        super().__init__(f"{key}: {problem}")
-        self.key = key
-        self.problem = problem
+from dbc.errors import BusError, CanbmsError, ContractError, RuntimeFault
+from dbc.errors import ConfigurationError as ConfigError
 
 
-class MappingError(ControllerError):
+class MappingError(ContractError):
     """A DBC plus mapping that cannot be compiled into a decoder."""
+
+
+__all__ = ["BusError", "CanbmsError", "ConfigError", "ContractError", "MappingError", "RuntimeFault"]
