@@ -18,7 +18,7 @@ from cantools.database.can import Database
 
 from controller.config import fields
 from controller.errors import MappingError
-from controller.frames import MAX_PAYLOAD, OutFrame
+from controller.frames import MAX_PAYLOAD, OutFrame, frame_key
 from controller.measurements import ArrayStats
 from dbc.e2e import COUNTER_MODULO, protect_batch
 
@@ -114,6 +114,10 @@ class BalancingCommandEncoder:
         self._mask_bytes = (cells_per_module + 7) // 8
         self._is_fd = bool(max(lengths) > 8)
         self._extended = bool(message.is_extended_frame)
+
+    def produced(self) -> frozenset[int]:
+        """Frame keys of the BalancingCommand frames."""
+        return frozenset(frame_key(int(i), self._extended) for i in self._ids)
 
     def encode(self, bleed: np.ndarray, counter: int) -> list[OutFrame]:
         """Frames for every module; ``counter`` is the alive counter of this transmission."""

@@ -7,7 +7,15 @@ log replay and property tests all drive it the same way.
 
 Order inside a step, chosen so that a fault acts on the same cycle it is found:
 ingest -> pack view -> protection -> state of charge -> limits -> contactors -> balancing
--> adapters -> frames.
+-> stages -> frames.
+
+`Controller` is the whole assembly built from one configuration: the pack core on the
+``internal`` and ``vehicle`` buses, then the configured stages (inverter and charger protocols,
+the CiA 418 node; see `controller.stage`), each on the bus its configuration names. At
+construction it checks that every stage's bus is configured and that no two producers share
+a frame identifier on one bus, so a bad combination fails at load naming the key, never in a
+cycle. A stage that raises in a cycle becomes a latched ``stage_exception`` fault (limits to
+zero, contactors open) instead of ending the process.
 """
 
 from __future__ import annotations
@@ -19,13 +27,14 @@ from typing import Any
 import cantools
 import numpy as np
 
-from controller.adapters.base import BmsSnapshot, Level
+from controller.adapters.base import BmsSnapshot, Level, LimitRequest
 from controller.adapters.framing import schedule
 from controller.balancing import BalancingCommandEncoder, select_cells
+from controller.canopen_node.stage import BatteryNodeStage
 from controller.config.ingest import bus_mappings, bus_targets
 from controller.config.loader import ControllerConfig
-from controller.config.pack import BUS_ROLES
 from controller.contactors import (
+    Commands,
     ContactorInputs,
     ContactorMachine,
     ContactorState,
@@ -33,14 +42,17 @@ from controller.contactors import (
     Feedback,
     Request,
 )
+from controller.errors import ConfigError
 from controller.frames import FrameBatch, OutFrame
 from controller.ingest import BatchDecoder, IngestState, compile_decoder
 from controller.limits import Derating, LimitInputs, Limits, LimitsState, SocEstimator, SocState
 from controller.pack_view import PackView, build_view, protection_inputs
 from controller.protection import Protection, ProtectionState
+from controller.stage import Stage, StageInputs, StageOutput
 from controller.status_frames import StatusFrames
+from controller.traffic import check_traffic
 
-BUS_INDEX = {role: index for index, role in enumerate(BUS_ROLES)}
+INTERNAL, VEHICLE = "internal", "vehicle"  # the buses the pack core itself lives on
 
 
 @dataclass(frozen=True)
@@ -63,7 +75,8 @@ class ControllerState:
     bleed: np.ndarray
     next_due: dict[Any, float]
     counters: dict[str, int]
-    adapters: tuple[Any, ...]
+    stages: tuple[Any, ...]  # the state of each configured stage, in `Controller.stages` order
+    failed_stages: frozenset[str] = frozenset()  # latched until a fault reset
     started_at: float = 0.0
     initialised: bool = False
     shutdown: bool = False
@@ -98,14 +111,17 @@ class Controller:
         master_db = cantools.database.load_file(str(config.dbc.master), strict=True)
         mappings = bus_mappings(config.ingest, params)
         targets = bus_targets(pack)
+        for core_bus in (INTERNAL, VEHICLE):
+            if core_bus not in config.buses:
+                raise ConfigError(f"buses.{core_bus}", "missing: the pack core lives on this bus")
         self.decoders: dict[str, BatchDecoder] = {
-            "internal": compile_decoder(
-                [slaves_db, sensor_db, _only(master_db, "internal")],
-                mappings["internal"],
-                targets["internal"],
+            INTERNAL: compile_decoder(
+                [slaves_db, sensor_db, _only(master_db, INTERNAL)],
+                mappings[INTERNAL],
+                targets[INTERNAL],
             ),
-            "vehicle": compile_decoder(
-                [_only(master_db, "vehicle")], mappings["vehicle"], targets["vehicle"]
+            VEHICLE: compile_decoder(
+                [_only(master_db, VEHICLE)], mappings[VEHICLE], targets[VEHICLE]
             ),
         }
         self.protection = Protection(config.protection)
@@ -114,10 +130,20 @@ class Controller:
         self.soc = SocEstimator(config.soc)
         self.status = StatusFrames(master_db)
         self.balancing = BalancingCommandEncoder(
-            slaves_db, pack.modules, pack.cells_per_module, bus="internal"
+            slaves_db, pack.modules, pack.cells_per_module, bus=INTERNAL
         )
-        self.adapters = config.adapters
+        self.stages: tuple[Stage, ...] = (
+            *config.adapters,
+            *((BatteryNodeStage(config.canopen),) if config.canopen is not None else ()),
+        )
+        self._stage_keys = (
+            *(f"adapters[{i}]" for i in range(len(config.adapters))),
+            *(("canopen",) if config.canopen is not None else ()),
+        )
         self._periods = {**self.status.periods, "balancing": config.balancing.period_s}
+        core_traffic = self.status.produced()
+        core_traffic[INTERNAL] |= self.balancing.produced()
+        check_traffic(config.buses, core_traffic, zip(self._stage_keys, self.stages, strict=True))
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -132,13 +158,22 @@ class Controller:
             bleed=np.zeros(self.config.pack.cells, bool),
             next_due={},
             counters={},
-            adapters=tuple(a.initial_state() for a in self.adapters),
+            stages=tuple(stage.initial_state() for stage in self.stages),
             started_at=now,
         )
 
     def request_shutdown(self, state: ControllerState) -> ControllerState:
         """Limits to zero and contactors open from the next step on, whatever is requested."""
         return replace(state, shutdown=True)
+
+    def fail_safe_frames(self, state: ControllerState) -> tuple[OutFrame, ...]:
+        """What the shell sends when a step could not complete: all contactors open and
+        zero current limits, built without the pipeline that failed."""
+        counters = dict(state.counters)
+        return (
+            self.status.contactor_command(Commands(False, False, False), counters),
+            self.status.limits(0.0, 0.0, self.config.limits.cvl, self.config.limits.dvl),
+        )
 
     def is_safe(self, state: ControllerState) -> bool:
         """Contactors commanded open and confirmed (or latched in fault with coils off)."""
@@ -150,13 +185,14 @@ class Controller:
     def step(self, state: ControllerState, batch: FrameBatch, now: float) -> StepResult:
         events: list[object] = []
         ingest = dict(state.ingest)
-        for role, decoder in self.decoders.items():
-            decoder.decode(batch.select(batch.bus == BUS_INDEX[role]), ingest[role])
-        internal = ingest["internal"].measurements
-        vehicle = ingest["vehicle"].measurements
+        for bus, decoder in self.decoders.items():
+            decoder.decode(batch.on(bus), ingest[bus])
+        internal = ingest[INTERNAL].measurements
+        vehicle = ingest[VEHICLE].measurements
         view = build_view(internal, self.config.pack, self.config.ingest, now)
 
         request, reset, ems_age = self._ems(vehicle, now, state.shutdown)
+        failed_stages = frozenset() if reset else state.failed_stages
         feedback = self._feedback(internal, now)
         initialised = state.initialised or self._initialised(view, state.started_at, now)
         if initialised:
@@ -174,7 +210,7 @@ class Controller:
             state.contactors,
             ContactorInputs(
                 request=request,
-                fault_open=protection.fault_active,
+                fault_open=protection.fault_active or bool(failed_stages),
                 reset_requested=reset,
                 pack_voltage=view.pack_voltage.value,
                 pack_voltage_valid=view.pack_voltage.valid,
@@ -203,6 +239,7 @@ class Controller:
                 soc_max=soc.soc_max if soc.valid else math.nan,
                 pack_voltage=view.pack_voltage.value if view.pack_voltage.valid else math.nan,
                 fault=protection.fault_active
+                or bool(failed_stages)
                 or state.shutdown
                 or contactors.state is ContactorState.FAULT,
                 alarm=protection.alarm_active,
@@ -223,10 +260,11 @@ class Controller:
         )
 
         snapshot = self._snapshot(view, protection, contactors, limits, soc, now)
-        adapter_states, frames, adapter_events, limits = self._run_adapters(
-            state.adapters, snapshot, batch, limits, now
+        stage_states, frames, stage_events, limits, failed_now = self._run_stages(
+            state.stages, snapshot, batch, limits, now
         )
-        events.extend(adapter_events)
+        events.extend(stage_events)
+        failed_stages |= failed_now
         snapshot = replace(snapshot, ccl=limits.ccl, dcl=limits.dcl)  # as published
 
         counters = dict(state.counters)
@@ -255,7 +293,8 @@ class Controller:
             bleed=bleed,
             next_due=next_due,
             counters=counters,
-            adapters=adapter_states,
+            stages=stage_states,
+            failed_stages=failed_stages,
             started_at=state.started_at,
             initialised=initialised,
             shutdown=state.shutdown,
@@ -264,24 +303,33 @@ class Controller:
 
     # -- helpers ------------------------------------------------------------------------
 
-    def _run_adapters(
+    def _run_stages(
         self,
         states: tuple[Any, ...],
         snapshot: BmsSnapshot,
         batch: FrameBatch,
         limits: Limits,
         now: float,
-    ) -> tuple[tuple[Any, ...], list[OutFrame], list[object], Limits]:
-        """Every protocol adapter on its bus; their caps can only lower the limits."""
-        new_states, frames, events = [], [], []
-        for adapter, adapter_state in zip(self.adapters, states, strict=True):
-            rx = batch.select(batch.bus == BUS_INDEX[adapter.bus])
-            new_state, output = adapter.step(adapter_state, snapshot, rx, now)
+    ) -> tuple[tuple[Any, ...], list[OutFrame], list[object], Limits, frozenset[str]]:
+        """Every configured stage on its bus; their caps can only lower the limits.
+
+        A stage that raises keeps its previous state, sends nothing this cycle, caps the
+        limits to zero and is reported as failed (latched by the caller): the rest of the
+        assembly, and the safe frames, go on.
+        """
+        new_states, frames, events, failed = [], [], [], set()
+        for stage, stage_state in zip(self.stages, states, strict=True):
+            inputs = StageInputs(snapshot, batch.on(stage.bus))
+            try:
+                new_state, output = stage.step(stage_state, inputs, now)
+            except Exception as exc:  # noqa: BLE001 - a stage must never take protection down
+                new_state, output = stage_state, _failed_output(stage, exc)
+                failed.add(stage.name)
             new_states.append(new_state)
             frames.extend(output.frames)
             events.extend(output.events)
             limits = _capped(limits, output.limits.max_ccl, output.limits.max_dcl)
-        return tuple(new_states), frames, events, limits
+        return tuple(new_states), frames, events, limits, frozenset(failed)
 
     def _initialised(self, view: PackView, started_at: float, now: float) -> bool:
         """Startup ends once every measurement has arrived, or at the startup timeout.
@@ -380,6 +428,11 @@ def _capped(limits: Limits, max_ccl: float | None, max_dcl: float | None) -> Lim
     ccl = limits.ccl if max_ccl is None else min(limits.ccl, max_ccl)
     dcl = limits.dcl if max_dcl is None else min(limits.dcl, max_dcl)
     return replace(limits, ccl=ccl, dcl=dcl)
+
+
+def _failed_output(stage: Stage, exc: Exception) -> StageOutput:
+    why = f"stage {stage.name!r} failed: {type(exc).__name__}: {exc}"
+    return StageOutput(events=(why,), limits=LimitRequest(0.0, 0.0, why))
 
 
 def _only(database: cantools.database.can.Database, role: str) -> cantools.database.can.Database:

@@ -14,4 +14,11 @@ class MappingError(ContractError):
     """A DBC plus mapping that cannot be compiled into a decoder."""
 
 
-__all__ = ["BusError", "CanbmsError", "ConfigError", "ContractError", "MappingError", "RuntimeFault"]
+__all__ = [
+    "BusError",
+    "CanbmsError",
+    "ConfigError",
+    "ContractError",
+    "MappingError",
+    "RuntimeFault",
+]

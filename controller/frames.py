@@ -7,7 +7,7 @@ core runs on a live bus, on a recorded log and under hypothesis.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import numpy as np
@@ -28,10 +28,12 @@ class FrameBatch:
     """Frames received since the last step, in arrival order.
 
     ``data`` is ``(N, 64)`` uint8; bytes beyond ``dlc`` (the payload length in bytes,
-    0..64) are zero. ``bus`` is the index of the bus the frame came from. ``extended`` marks
-    29-bit identifiers: an 11-bit frame 0x100 and a 29-bit frame 0x100 are different
-    messages. Where it is not given, identifiers above 0x7FF are taken as 29-bit (they cannot
-    be anything else) and the others as 11-bit.
+    0..64) are zero. Each frame names the bus it came from: ``bus`` indexes ``bus_names``,
+    which the batch carries itself, so whoever builds a batch and whoever reads it share
+    names, never positions (`on` selects one bus). ``extended`` marks 29-bit identifiers: an
+    11-bit frame 0x100 and a 29-bit frame 0x100 are different messages. Where it is not
+    given, identifiers above 0x7FF are taken as 29-bit (they cannot be anything else) and the
+    others as 11-bit.
     """
 
     ids: np.ndarray  # (N,) uint32
@@ -40,6 +42,7 @@ class FrameBatch:
     timestamps: np.ndarray  # (N,) float64, seconds
     bus: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint8))  # (N,) uint8
     extended: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))  # (N,) bool
+    bus_names: tuple[str, ...] = ()  # name of each value of ``bus``
 
     def __post_init__(self) -> None:
         if self.bus.shape[0] != self.ids.shape[0]:
@@ -67,8 +70,8 @@ class FrameBatch:
         )
 
     @classmethod
-    def from_messages(cls, messages: Sequence[_MessageLike], bus: int = 0) -> FrameBatch:
-        """Pack python-can messages (or anything shaped like them) into arrays."""
+    def from_messages(cls, messages: Sequence[_MessageLike], bus: str) -> FrameBatch:
+        """Pack python-can messages (or anything shaped like them) from the bus named ``bus``."""
         n = len(messages)
         if n == 0:
             return cls.empty()
@@ -78,22 +81,32 @@ class FrameBatch:
             dlc=np.fromiter((min(len(m.data), MAX_PAYLOAD) for m in messages), np.uint8, n),
             data=np.frombuffer(payload, np.uint8).reshape(n, MAX_PAYLOAD).copy(),
             timestamps=np.fromiter((m.timestamp for m in messages), np.float64, n),
-            bus=np.full(n, bus, np.uint8),
             extended=np.fromiter((m.is_extended_id for m in messages), bool, n),
+            bus_names=(bus,),
         )
 
     @classmethod
     def concatenate(cls, batches: Iterable[FrameBatch]) -> FrameBatch:
+        """One batch of several, in order; bus names are merged, never positions."""
         parts = [b for b in batches if len(b)]
         if not parts:
             return cls.empty()
+        names = tuple(dict.fromkeys(name for b in parts for name in b.bus_names))
+        if len(names) > 255:
+            raise ValueError("a batch carries at most 255 buses")
+        index = {name: i for i, name in enumerate(names)}
+        buses = [
+            np.array([index[n] for n in b.bus_names], np.uint8)[b.bus] if b.bus_names else b.bus
+            for b in parts
+        ]
         return cls(
             ids=np.concatenate([b.ids for b in parts]),
             dlc=np.concatenate([b.dlc for b in parts]),
             data=np.concatenate([b.data for b in parts]),
             timestamps=np.concatenate([b.timestamps for b in parts]),
-            bus=np.concatenate([b.bus for b in parts]),
+            bus=np.concatenate(buses),
             extended=np.concatenate([b.extended for b in parts]),
+            bus_names=names,
         )
 
     def select(self, mask: np.ndarray) -> FrameBatch:
@@ -105,7 +118,20 @@ class FrameBatch:
             timestamps=self.timestamps[mask],
             bus=self.bus[mask],
             extended=self.extended[mask],
+            bus_names=self.bus_names,
         )
+
+    def on(self, bus: str) -> FrameBatch:
+        """The frames received on the bus named ``bus`` (none when the batch has no such bus)."""
+        if bus not in self.bus_names:
+            return self.select(np.zeros(len(self), bool))
+        if len(self.bus_names) == 1:
+            return self
+        return self.select(self.bus == self.bus_names.index(bus))
+
+    def restamped(self, timestamps: np.ndarray) -> FrameBatch:
+        """The same frames with other reception times (virtual time, replay)."""
+        return replace(self, timestamps=timestamps)
 
 
 def frame_key(arbitration_id: int, is_extended: bool) -> int:

@@ -19,7 +19,7 @@ from controller.contactors import (
     ContactorStatus,
     Feedback,
 )
-from controller.frames import OutFrame
+from controller.frames import OutFrame, frame_key
 from controller.protection import ProtectionState
 
 VEHICLE_FRAMES = ("BMS_Status", "BMS_Limits", "BMS_CellStats", "BMS_TempStats", "BMS_PackValues")
@@ -81,6 +81,15 @@ class StatusFrames:
             for name in (*VEHICLE_FRAMES, "ContactorCommand")
         }
 
+    def produced(self) -> dict[str, frozenset[int]]:
+        """Frame keys sent per bus: the status frames outside, the contactor command inside."""
+        return {
+            "vehicle": frozenset(
+                frame_key(e.frame_id, e.is_extended) for e in self._vehicle.values()
+            ),
+            "internal": frozenset((frame_key(self._command.frame_id, self._command.is_extended),)),
+        }
+
     def contactor_command(self, commands: Commands, counters: dict[str, int]) -> OutFrame:
         return self._command.encode(
             {
@@ -88,6 +97,16 @@ class StatusFrames:
                 "ContactorCmd_PrechargeClose": float(commands.precharge),
                 "ContactorCmd_PlusClose": float(commands.plus),
                 "ContactorCmd_Counter": _counter(counters, "ContactorCommand"),
+            }
+        )
+
+    def limits(self, ccl: float, dcl: float, cvl: float, dvl: float) -> OutFrame:
+        return self._vehicle["BMS_Limits"].encode(
+            {
+                "BMS_ChargeCurrentLimit": ccl,
+                "BMS_DischargeCurrentLimit": dcl,
+                "BMS_ChargeVoltageLimit": cvl,
+                "BMS_DischargeVoltageLimit": dvl,
             }
         )
 
@@ -120,14 +139,7 @@ class StatusFrames:
                 }
             )
         if name == "BMS_Limits":
-            return encoder.encode(
-                {
-                    "BMS_ChargeCurrentLimit": snap.ccl,
-                    "BMS_DischargeCurrentLimit": snap.dcl,
-                    "BMS_ChargeVoltageLimit": snap.cvl,
-                    "BMS_DischargeVoltageLimit": snap.dvl,
-                }
-            )
+            return self.limits(snap.ccl, snap.dcl, snap.cvl, snap.dvl)
         if name == "BMS_CellStats":
             return encoder.encode(
                 {

@@ -17,8 +17,7 @@ from typing import Any, Protocol
 import can
 import numpy as np
 
-from controller.config.pack import BUS_ROLES
-from controller.core import BUS_INDEX, Controller, ControllerState, StepResult
+from controller.core import Controller, ControllerState, StepResult
 from controller.frames import FrameBatch
 
 
@@ -49,21 +48,22 @@ class VirtualBench:
         self.on_step = on_step
         self.frames_carried = 0
         run = uuid.uuid4().hex[:8]
+        names = tuple(controller.config.buses)  # every bus the assembly is configured with
         self._plant_side = {
-            role: can.Bus(interface=interface, channel=f"canbms-{run}-{role}") for role in BUS_ROLES
+            name: can.Bus(interface=interface, channel=f"canbms-{run}-{name}") for name in names
         }
         self._controller_side = {
-            role: can.Bus(interface=interface, channel=f"canbms-{run}-{role}") for role in BUS_ROLES
+            name: can.Bus(interface=interface, channel=f"canbms-{run}-{name}") for name in names
         }
         self._steps = itertools.count(1)
 
     def step(self) -> StepResult:
         self.now = next(self._steps) * self.cycle
-        for role, messages in self.plant.step(self.cycle).items():
+        for name, messages in self.plant.step(self.cycle).items():
             for msg in messages:
-                self._plant_side[role].send(msg)
+                self._plant_side[name].send(msg)
         batch = FrameBatch.concatenate(
-            self._drain(self._controller_side[role], BUS_INDEX[role]) for role in BUS_ROLES
+            self._drain(bus, name) for name, bus in self._controller_side.items()
         )
         self.frames_carried += len(batch)
         result = self.controller.step(self.state, batch, self.now)
@@ -77,26 +77,19 @@ class VirtualBench:
                     is_fd=frame.is_fd,
                 )
             )
-        for role in BUS_ROLES:
-            received = list(iter(lambda b=self._plant_side[role]: b.recv(0), None))
+        for name, bus in self._plant_side.items():
+            received = list(iter(lambda b=bus: b.recv(0), None))
             if received:
-                self.plant.receive(role, received)
+                self.plant.receive(name, received)
         if self.on_step is not None:
             self.on_step(self.now, result)
         return result
 
-    def _drain(self, bus: can.BusABC, index: int) -> FrameBatch:
+    def _drain(self, bus: can.BusABC, name: str) -> FrameBatch:
         messages = list(iter(lambda: bus.recv(0), None))
-        batch = FrameBatch.from_messages(messages, bus=index)
+        batch = FrameBatch.from_messages(messages, bus=name)
         # Stamp with virtual time: the bus stamps wall-clock time on send.
-        return FrameBatch(
-            batch.ids,
-            batch.dlc,
-            batch.data,
-            np.full(len(batch), self.now),
-            batch.bus,
-            batch.extended,
-        )
+        return batch.restamped(np.full(len(batch), self.now))
 
     def close(self) -> None:
         for bus in (*self._plant_side.values(), *self._controller_side.values()):

@@ -25,11 +25,12 @@ from e2e_reference import frame_crc
 from controller.adapters.base import Level
 from controller.config.loader import ControllerConfig, default_config
 from controller.contactors import ContactorState, Request
-from controller.core import BUS_INDEX, Controller, StepResult
+from controller.core import Controller, StepResult
 from controller.frames import MAX_PAYLOAD, FrameBatch, OutFrame
 from controller.protection import Check
 
-INTERNAL, VEHICLE = BUS_INDEX["internal"], BUS_INDEX["vehicle"]
+BUSES = ("internal", "vehicle")  # the bus names a batch of `to_batch` carries
+INTERNAL, VEHICLE = 0, 1  # indices into BUSES
 BASE_CELL_V = 3.7
 BASE_TEMP = 25.0
 PRECHARGE_OHM = 50.0
@@ -302,6 +303,7 @@ def to_batch(frames: list[tuple[int, int, bytes]], now: float) -> FrameBatch:
         data=data,
         timestamps=np.full(n, now),
         bus=np.array([f[0] for f in frames], np.uint8),
+        bus_names=BUSES,
     )
 
 

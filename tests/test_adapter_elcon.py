@@ -12,6 +12,7 @@ from controller.adapters.base import Level
 from controller.adapters.elcon import ElconCharger, ElconConfig
 from controller.errors import ConfigError
 from controller.frames import FrameBatch
+from controller.stage import StageInputs
 from dbc import path as dbc_path
 
 EMPTY = FrameBatch.empty()
@@ -51,7 +52,7 @@ class Bench:
         snap = snap if snap is not None else snapshot(**changes)
         answering = [(a, f) for a, f in self.flags.items() if a not in self.silent]
         rx = status(*answering, t=self.now) if self.k % 10 == 0 else EMPTY
-        self.state, out = self.adapter.step(self.state, snap, rx, self.now)
+        self.state, out = self.adapter.step(self.state, StageInputs(snap, rx), self.now)
         self.k += 1
         self.now = round(self.k * 0.1, 6)
         return out
@@ -64,8 +65,8 @@ def test_command_layout_matches_the_published_example():
     adapter = make(max_current=16.0)
     state = adapter.initial_state()
     snap = snapshot(cvl=98.0, ccl=100.0)
-    state, _ = adapter.step(state, snap, status((0xE5, 0), t=0.0), 0.0)
-    state, out = adapter.step(state, snap, EMPTY, 1.0)
+    state, _ = adapter.step(state, StageInputs(snap, status((0xE5, 0), t=0.0)), 0.0)
+    state, out = adapter.step(state, StageInputs(snap, EMPTY), 1.0)
     (frame,) = out.frames
     assert frame.arbitration_id == 0x1806E5F4 and frame.is_extended_id
     assert frame.data == bytes.fromhex("03D400A000000000")
@@ -228,8 +229,8 @@ def test_charger_status_bits_are_events_and_faults_stop_that_charger(bit, stops)
 def test_current_split_never_exceeds_ccl_or_rating(ccl, rating, chargers, faulty):
     adapter = make(addresses=chargers, max_current=rating)
     rx = status(*[(a, HW_FAULT if a in faulty else 0) for a in chargers], t=0.0)
-    state, _ = adapter.step(adapter.initial_state(), snapshot(ccl=ccl), rx, 0.0)
-    state, out = adapter.step(state, snapshot(ccl=ccl), EMPTY, 1.0)
+    state, _ = adapter.step(adapter.initial_state(), StageInputs(snapshot(ccl=ccl), rx), 0.0)
+    state, out = adapter.step(state, StageInputs(snapshot(ccl=ccl), EMPTY), 1.0)
     cmds = commands(out)
     assert set(cmds) == set(chargers)
     assert sum(c["current"] for c in cmds.values()) <= ccl + 1e-9

@@ -27,6 +27,7 @@ from controller.adapters.base import Level
 from controller.adapters.canbms_inverter import CanBmsInverter, InverterConfig
 from controller.errors import ConfigError
 from controller.frames import FrameBatch
+from controller.stage import StageInputs
 from dbc import path as dbc_path
 
 VARIANTS = ("victron", "pylontech", "sma")
@@ -49,7 +50,7 @@ def make(variant: str, **options: object) -> CanBmsInverter:
 
 
 def first_frames(adapter: CanBmsInverter, snap, now: float = 0.0):
-    _, out = adapter.step(adapter.initial_state(), snap, EMPTY, now)
+    _, out = adapter.step(adapter.initial_state(), StageInputs(snap, EMPTY), now)
     return by_id(out.frames)
 
 
@@ -180,7 +181,9 @@ def test_periods_in_virtual_time(variant, fast, slow):
     times: dict[int, list[float]] = {}
     for k in range(3000):  # 30 s at 10 ms
         now = k * 0.01
-        state, out = adapter.step(state, snapshot(), batch([(0x305, bytes(8), now)]), now)
+        state, out = adapter.step(
+            state, StageInputs(snapshot(), batch([(0x305, bytes(8), now)])), now
+        )
         for frame in out.frames:
             times.setdefault(frame.arbitration_id, []).append(now)
     assert set(times) == EXPECTED_IDS[variant]
@@ -194,11 +197,11 @@ def test_periods_in_virtual_time(variant, fast, slow):
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_fault_sends_lowered_limits_and_stop_in_the_same_cycle(variant):
     adapter = make(variant)
-    state, _ = adapter.step(adapter.initial_state(), snapshot(), EMPTY, 0.0)
-    state, out = adapter.step(state, snapshot(), EMPTY, 0.3)
+    state, _ = adapter.step(adapter.initial_state(), StageInputs(snapshot(), EMPTY), 0.0)
+    state, out = adapter.step(state, StageInputs(snapshot(), EMPTY), 0.3)
     assert out.frames == ()  # nothing due mid-period
     faulted = snapshot(fault_level=Level.FAULT, pack_voltage=52.3, checks={"cell_overvoltage": 3})
-    state, out = adapter.step(state, faulted, EMPTY, 0.31)
+    state, out = adapter.step(state, StageInputs(faulted, EMPTY), 0.31)
     frames = by_id(out.frames)
     limits = decode_351(frames[0x351].data)
     assert limits["cvl"] == pytest.approx(52.3, abs=0.05)  # lowered to the pack, not 0
@@ -255,7 +258,7 @@ def test_victron_never_receives_cvl_zero(snaps, floor):
     adapter = make("victron", cvl_floor=floor)
     state = adapter.initial_state()
     for k, snap in enumerate(snaps):
-        state, out = adapter.step(state, snap, EMPTY, k * 1.0)
+        state, out = adapter.step(state, StageInputs(snap, EMPTY), k * 1.0)
         for frame in out.frames:
             if frame.arbitration_id == 0x351:
                 limits = decode_351(frame.data)
@@ -267,15 +270,15 @@ def test_victron_never_receives_cvl_zero(snaps, floor):
 def test_without_any_usable_cvl_the_limits_frame_is_withheld_and_logged():
     adapter = make("victron")
     broken = snapshot(cvl=math.nan, dvl=0.0, pack_voltage=math.nan)
-    state, out = adapter.step(adapter.initial_state(), broken, EMPTY, 0.0)
+    state, out = adapter.step(adapter.initial_state(), StageInputs(broken, EMPTY), 0.0)
     assert 0x351 not in by_id(out.frames) and 0x356 in by_id(out.frames)
     assert any("0x351 withheld" in e for e in out.events)
-    state, out = adapter.step(state, broken, EMPTY, 1.0)
+    state, out = adapter.step(state, StageInputs(broken, EMPTY), 1.0)
     assert 0x351 not in by_id(out.frames) and out.events == ()  # logged once
-    state, out = adapter.step(state, snapshot(cvl=54.0), EMPTY, 2.0)
+    state, out = adapter.step(state, StageInputs(snapshot(cvl=54.0), EMPTY), 2.0)
     assert decode_351(by_id(out.frames)[0x351].data)["cvl"] == pytest.approx(54.0)
     # once a CVL was sent, a broken snapshot holds it rather than dropping to 0
-    state, out = adapter.step(state, broken, EMPTY, 3.0)
+    state, out = adapter.step(state, StageInputs(broken, EMPTY), 3.0)
     assert decode_351(by_id(out.frames)[0x351].data)["cvl"] == pytest.approx(54.0)
 
 
@@ -288,7 +291,7 @@ def run_keepalive(adapter, alive_until: float, back_at: float | None, end: float
         alive = now < alive_until or (back_at is not None and now >= back_at)
         alive = alive and not any(a <= now < b for a, b in gap)
         rx = batch([(0x305, bytes(8), now)]) if alive and k % 10 == 0 else EMPTY
-        state, out = adapter.step(state, snapshot(ccl=100.0, dcl=120.0), rx, now)
+        state, out = adapter.step(state, StageInputs(snapshot(ccl=100.0, dcl=120.0), rx), now)
         log.append((now, out))
     return log
 

@@ -12,6 +12,7 @@ from controller.adapters.elcon import ElconCharger
 from controller.adapters.registry import ADAPTERS, build_adapters
 from controller.errors import ConfigError
 from controller.frames import FrameBatch
+from controller.stage import StageInputs
 
 CONFIG = """
 [[adapters]]
@@ -40,7 +41,9 @@ def test_builds_every_configured_adapter_in_order_and_they_run_together():
     )
     sent: set[tuple[str, int]] = set()
     for adapter in adapters:
-        _, out = adapter.step(adapter.initial_state(), snapshot(), FrameBatch.empty(), 0.0)
+        _, out = adapter.step(
+            adapter.initial_state(), StageInputs(snapshot(), FrameBatch.empty()), 0.0
+        )
         sent |= {(f.bus, f.arbitration_id) for f in out.frames}
     assert ("inverter", 0x359) in sent and ("charger", 0x1806E9F4) in sent
 

@@ -28,7 +28,8 @@ def _batch(*frames: tuple[bool, int]) -> FrameBatch:
         [
             can.Message(arbitration_id=0x100, data=value.to_bytes(2, "little"), is_extended_id=ext)
             for ext, value in frames
-        ]
+        ],
+        bus="internal",
     )
 
 
@@ -51,7 +52,7 @@ def test_a_29_bit_frame_is_unknown_to_an_11_bit_database() -> None:
 
 
 def test_without_a_flag_ids_above_11_bits_count_as_extended() -> None:
-    batch = FrameBatch.from_messages([])
+    batch = FrameBatch.from_messages([], bus="internal")
     assert len(batch) == 0
     raw = _batch((True, 1))
     plain = FrameBatch(raw.ids | 0x1000, raw.dlc, raw.data, raw.timestamps)

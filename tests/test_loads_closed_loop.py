@@ -19,6 +19,7 @@ from controller.adapters.canbms_inverter import InverterConfig as AdapterInverte
 from controller.adapters.elcon import ElconCharger as ElconAdapter
 from controller.adapters.elcon import ElconConfig
 from controller.frames import FrameBatch
+from controller.stage import StageInputs
 from slaves.elcon_charger import ChargerConfig, ElconCharger, StatusBit
 from slaves.inverter import Inverter, InverterConfig, InverterState
 
@@ -39,8 +40,9 @@ class Loop:
     def run(self, duration: float, bms: Callable[[RcBattery], BmsSnapshot]) -> None:
         for _ in range(round(duration / DT)):
             self.t += DT
-            rx = FrameBatch.from_messages(self.inbox)
-            self.state, self.output = self.adapter.step(self.state, bms(self.battery), rx, self.t)
+            rx = FrameBatch.from_messages(self.inbox, bus=self.adapter.bus)
+            inputs = StageInputs(bms(self.battery), rx)
+            self.state, self.output = self.adapter.step(self.state, inputs, self.t)
             self.events += self.output.events
             sent = [
                 can.Message(

@@ -10,6 +10,7 @@ import can
 
 from controller.config.loader import ControllerConfig, default_config, load_config
 from controller.core import Controller
+from controller.errors import BusError
 from controller.shell.runtime import Runtime
 
 log = logging.getLogger("canbms.run")
@@ -29,17 +30,18 @@ def add_subparser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def open_buses(config: ControllerConfig) -> dict[str, can.BusABC]:
-    """Open every configured bus; a bus that fails to open closes the ones already open."""
+    """Open every configured bus by name; one that fails closes the ones already open."""
     buses: dict[str, can.BusABC] = {}
-    try:
-        for role, bus in config.buses.items():
-            buses[role] = can.Bus(**bus.bus_kwargs())
-    except (can.CanError, OSError, ValueError) as exc:
-        for bus in buses.values():
-            bus.shutdown()
-        raise RuntimeError(
-            f"cannot open the {role} bus ({config.buses[role].interface}): {exc}"
-        ) from exc
+    for name, bus_config in config.buses.items():
+        try:
+            buses[name] = can.Bus(**bus_config.bus_kwargs())
+        except (can.CanError, OSError, ValueError, ImportError) as exc:
+            for bus in buses.values():
+                bus.shutdown()
+            raise BusError(
+                f"cannot open bus {name!r} ({bus_config.interface}, channel "
+                f"{bus_config.channel!r}): {exc}"
+            ) from exc
     return buses
 
 

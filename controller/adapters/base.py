@@ -11,9 +11,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Any, Protocol
-
-from controller.frames import FrameBatch, OutFrame
 
 
 class Level(IntEnum):
@@ -75,25 +72,3 @@ class LimitRequest:
     max_ccl: float | None = None
     max_dcl: float | None = None
     reason: str = ""
-
-
-@dataclass(frozen=True)
-class AdapterOutput:
-    frames: tuple[OutFrame, ...] = ()
-    events: tuple[str, ...] = ()
-    limits: LimitRequest = LimitRequest()
-
-
-class Adapter(Protocol):
-    """One protocol towards one kind of device, on one configured bus role."""
-
-    name: str
-    bus: str
-
-    def initial_state(self) -> Any: ...
-
-    def step(
-        self, state: Any, snapshot: BmsSnapshot, rx: FrameBatch, now: float
-    ) -> tuple[Any, AdapterOutput]:
-        """Frames due at ``now``; ``rx`` holds frames received on this adapter's bus."""
-        ...

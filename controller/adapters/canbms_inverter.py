@@ -22,13 +22,14 @@ from typing import Any
 
 import numpy as np
 
-from controller.adapters.base import AdapterOutput, BmsSnapshot, Level, LimitRequest
+from controller.adapters.base import BmsSnapshot, Level, LimitRequest
 from controller.adapters.framing import FrameEncoder, ascii_field, load_dbc, schedule
 from controller.adapters.inverter_flags import flags_35a, flags_359
 from controller.adapters.keepalive import KeepAliveConfig, KeepAliveState, watch_link
 from controller.config import fields
 from controller.errors import ConfigError
-from controller.frames import FrameBatch, OutFrame
+from controller.frames import OutFrame
+from controller.stage import StageInputs, StageOutput, Traffic
 from dbc import path as dbc_path
 
 KEEPALIVE_IDS = (0x305, 0x307)
@@ -180,9 +181,19 @@ class CanBmsInverter:
     def initial_state(self) -> InverterState:
         return InverterState()
 
+    @property
+    def traffic(self) -> Traffic:
+        """Reads the keep-alive, writes the frames of its variant (11-bit)."""
+        sent = (*self.fast, *self.slow)
+        return Traffic(
+            consumes=frozenset(KEEPALIVE_IDS) if self.config.keepalive else frozenset(),
+            produces=frozenset(sent),
+        )
+
     def step(
-        self, state: InverterState, snapshot: BmsSnapshot, rx: FrameBatch, now: float
-    ) -> tuple[InverterState, AdapterOutput]:
+        self, state: InverterState, inputs: StageInputs, now: float
+    ) -> tuple[InverterState, StageOutput]:
+        snapshot, rx = inputs.snapshot, inputs.frames
         events: tuple[str, ...] = ()
         limits = LimitRequest()
         watch = state.watch
@@ -207,7 +218,7 @@ class CanBmsInverter:
             cvl_withheld=cmd.cvl is None,
             watch=watch,
         )
-        return new, AdapterOutput(frames, events, limits)
+        return new, StageOutput(frames, events, limits)
 
     def _command(self, s: BmsSnapshot, limits: LimitRequest, last_cvl: float) -> Commanded:
         fault = not s.data_valid or s.fault_level >= self.config.fault_level

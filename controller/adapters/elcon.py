@@ -21,11 +21,12 @@ from typing import Any
 
 import numpy as np
 
-from controller.adapters.base import AdapterOutput, BmsSnapshot, Level
+from controller.adapters.base import BmsSnapshot, Level
 from controller.adapters.framing import FrameEncoder, load_dbc, schedule
 from controller.config import fields
 from controller.errors import ConfigError
-from controller.frames import FrameBatch, OutFrame
+from controller.frames import FrameBatch, OutFrame, frame_key
+from controller.stage import StageInputs, StageOutput, Traffic
 from dbc import path as dbc_path
 
 ADDRESSES = (0xE5, 0xE7, 0xE8, 0xE9)  # those the DBC defines
@@ -165,9 +166,19 @@ class ElconCharger:
     def initial_state(self) -> ElconState:
         return ElconState()
 
+    @property
+    def traffic(self) -> Traffic:
+        """Reads each charger's status, writes its command (both 29-bit)."""
+        addresses = self.config.addresses
+        return Traffic(
+            consumes=frozenset(frame_key(status_id(a), True) for a in addresses),
+            produces=frozenset(frame_key(command_id(a), True) for a in addresses),
+        )
+
     def step(
-        self, state: ElconState, snapshot: BmsSnapshot, rx: FrameBatch, now: float
-    ) -> tuple[ElconState, AdapterOutput]:
+        self, state: ElconState, inputs: StageInputs, now: float
+    ) -> tuple[ElconState, StageOutput]:
+        snapshot, rx = inputs.snapshot, inputs.frames
         cfg = self.config
         events: list[str] = []
         chargers = dict(state.chargers)
@@ -211,7 +222,7 @@ class ElconCharger:
             soc_at_end=soc_at_end,
             reason=reason,
         )
-        return new, AdapterOutput(frames, tuple(events))
+        return new, StageOutput(frames, tuple(events))
 
     def _termination(
         self, state: ElconState, s: BmsSnapshot, permitted: bool, now: float

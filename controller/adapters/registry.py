@@ -9,13 +9,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from controller.adapters.base import Adapter
 from controller.adapters.canbms_inverter import CanBmsInverter
 from controller.adapters.elcon import ElconCharger
 from controller.config import fields
 from controller.errors import ConfigError
+from controller.stage import Stage
 
-Factory = Callable[[Mapping[str, Any], str], Adapter]
+Factory = Callable[[Mapping[str, Any], str], Stage]
 
 ADAPTERS: dict[str, Factory] = {
     "canbms_inverter": CanBmsInverter.from_config,
@@ -23,7 +23,7 @@ ADAPTERS: dict[str, Factory] = {
 }
 
 
-def build_adapters(config_list: Sequence[Mapping[str, Any]]) -> list[Adapter]:
+def build_adapters(config_list: Sequence[Mapping[str, Any]]) -> list[Stage]:
     """Every configured adapter, in order; several may run at once.
 
     Rejects what would collide on the wire: two adapters with the same name, two inverter
@@ -31,7 +31,7 @@ def build_adapters(config_list: Sequence[Mapping[str, Any]]) -> list[Adapter]:
     """
     if not isinstance(config_list, Sequence) or isinstance(config_list, str):
         raise ConfigError("adapters", "expected an array of tables ([[adapters]])")
-    adapters: list[Adapter] = []
+    adapters: list[Stage] = []
     names: set[str] = set()
     claimed: dict[tuple[str, object], str] = {}  # (bus, resource) -> owner
     for index, data in enumerate(config_list):
@@ -56,7 +56,7 @@ def build_adapters(config_list: Sequence[Mapping[str, Any]]) -> list[Adapter]:
     return adapters
 
 
-def _resources(adapter: Adapter) -> tuple[str, ...]:
+def _resources(adapter: Stage) -> tuple[str, ...]:
     """What an adapter owns on its bus and no other adapter may send there."""
     if isinstance(adapter, CanBmsInverter):
         return ("the inverter frames (0x351...)",)

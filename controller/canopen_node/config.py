@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from controller.config.fields import boolean, integer, number, unknown_keys
+from controller.config.fields import boolean, integer, number, string, unknown_keys
 
 _U16 = 0xFFFF
 _U32 = 0xFFFFFFFF
@@ -34,9 +34,11 @@ class BatteryNodeConfig:
     product_code: int = 418
     revision: int = 1
     serial_number: int = 0
+    bus: str = "vehicle"  # the configured bus the node lives on
 
 
 _KEYS = {
+    "bus",
     "node_id",
     "heartbeat_ms",
     "tpdo1_ms",
@@ -75,4 +77,5 @@ def load_battery_node_config(data: Mapping[str, Any], path: str = "canopen") -> 
         product_code=integer(data, "product_code", path, d.product_code, 0, _U32),
         revision=integer(data, "revision", path, d.revision, 0, _U32),
         serial_number=integer(data, "serial_number", path, d.serial_number, 0, _U32),
+        bus=string(data, "bus", path, d.bus),
     )

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from controller.adapters.base import Adapter
 from controller.adapters.registry import build_adapters
 from controller.balancing import BalancingConfig, parse_balancing
 from controller.canopen_node.config import BatteryNodeConfig, load_battery_node_config
@@ -34,6 +33,7 @@ from controller.errors import ConfigError
 from controller.limits import LimitsConfig, SocConfig, parse_limits, parse_soc
 from controller.presets import load_preset
 from controller.protection import ProtectionConfig, parse_protection
+from controller.stage import Stage
 
 SECTIONS = {
     "pack",
@@ -65,7 +65,7 @@ class ControllerConfig:
     limits: LimitsConfig
     soc: SocConfig
     balancing: BalancingConfig
-    adapters: tuple[Adapter, ...]
+    adapters: tuple[Stage, ...]
     canopen: BatteryNodeConfig | None  # the CiA 418 node runs only when [canopen] is given
 
 

@@ -28,9 +28,9 @@ class BatchingListener(can.Listener):
     """
 
     def __init__(
-        self, bus_index: int, capacity: int = 4096, clock: Callable[[], float] = time.monotonic
+        self, bus: str, capacity: int = 4096, clock: Callable[[], float] = time.monotonic
     ) -> None:
-        self.bus_index = bus_index
+        self.bus = bus
         self.clock = clock
         self.capacity = capacity
         self.dropped = 0
@@ -63,7 +63,7 @@ class BatchingListener(can.Listener):
             self._count = i + 1
 
     def on_error(self, exc: Exception) -> None:
-        log.error("receive error on bus %d: %s", self.bus_index, exc)
+        log.error("receive error on bus %r: %s", self.bus, exc)
         self.error = exc
 
     def take_error(self) -> BaseException | None:
@@ -80,8 +80,8 @@ class BatchingListener(can.Listener):
                 dlc=self._dlc[:n].copy(),
                 data=self._data[:n].copy(),
                 timestamps=self._timestamps[:n].copy(),
-                bus=np.full(n, self.bus_index, np.uint8),
                 extended=self._extended[:n].copy(),
+                bus_names=(self.bus,),
             )
             self._count = 0
         return batch

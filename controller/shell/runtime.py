@@ -35,6 +35,8 @@ class Core(Protocol):
 
     def is_safe(self, state: Any) -> bool: ...
 
+    def fail_safe_frames(self, state: Any) -> tuple[OutFrame, ...]: ...
+
 
 @dataclass
 class RuntimeStats:
@@ -42,15 +44,18 @@ class RuntimeStats:
     overruns: int = 0
     max_cycle_s: float = 0.0
     send_errors: int = 0
+    step_errors: int = 0
     dropped_frames: int = 0
 
 
 class Runtime:
     """Owns the buses, the clock and the signals; the core owns every decision.
 
-    ``services`` are called with each step's result after its frames are sent (the CANopen
-    node publishes the snapshot this way); ``listeners`` adds python-can listeners per bus
-    role to the one notifier that reads that bus.
+    ``buses`` maps the configured bus names to open python-can buses; frames are read and
+    sent by those names. ``listeners`` adds python-can listeners per bus name to the one
+    notifier that reads that bus. A step that raises is a defect, but the process is a safety
+    device: it is logged, the core is asked for its safe stop and its fail-safe frames
+    (contactors open, zero limits) are sent on every bus, and the loop goes on.
     """
 
     def __init__(
@@ -61,7 +66,6 @@ class Runtime:
         period: float = 0.01,
         clock: Callable[[], float] = time.monotonic,
         on_step: Callable[[Any, float], None] | None = None,
-        services: Sequence[Callable[[Any, float], None]] = (),
         listeners: Mapping[str, Sequence[can.Listener]] | None = None,
     ) -> None:
         self.core = core
@@ -70,14 +74,13 @@ class Runtime:
         self.period = period
         self.clock = clock
         self.on_step = on_step
-        self.services = tuple(services)
         self.stats = RuntimeStats()
         self._stop = threading.Event()
-        self._listeners = [BatchingListener(index, clock=clock) for index in range(len(self.buses))]
+        self._listeners = [BatchingListener(name, clock=clock) for name in self.buses]
         extra = listeners or {}
         self._notifiers = [
-            can.Notifier(bus, [listener, *extra.get(role, ())], timeout=0.05)
-            for (role, bus), listener in zip(self.buses.items(), self._listeners, strict=True)
+            can.Notifier(bus, [listener, *extra.get(name, ())], timeout=0.05)
+            for (name, bus), listener in zip(self.buses.items(), self._listeners, strict=True)
         ]
 
     def stop(self, *_: object) -> None:
@@ -108,17 +111,19 @@ class Runtime:
         for listener in self._listeners:
             error = listener.take_error()
             if error is not None:
-                log.error("bus %d receive failed: %s", listener.bus_index, error)
-        result = self.core.step(self.state, batch, began)
-        self.state = result.state
-        self._send(result.frames)
-        for service in self.services:
-            try:
-                service(result, began)
-            except Exception:  # noqa: BLE001 - a failing service must not stop protection
-                log.exception("service %r failed", service)
-        for line in event_lines(result.events):
-            log.warning("%s", line)
+                log.error("bus %r receive failed: %s", listener.bus, error)
+        try:
+            result = self.core.step(self.state, batch, began)
+        except Exception:  # noqa: BLE001 - the loop must outlive a defect in a step
+            self.stats.step_errors += 1
+            log.exception("step failed: stopping safely, contactors open, limits zero")
+            self.state = self.core.request_shutdown(self.state)
+            self._send(self.core.fail_safe_frames(self.state))
+        else:
+            self.state = result.state
+            self._send(result.frames)
+            for line in event_lines(result.events):
+                log.warning("%s", line)
         if self.on_step is not None:
             self.on_step(self.state, began)
         elapsed = self.clock() - began
@@ -147,7 +152,7 @@ class Runtime:
             )
             try:
                 bus.send(msg, timeout=0.005)
-            except can.CanError as exc:
+            except (can.CanError, OSError, ValueError) as exc:  # a lost adapter, a full queue
                 self.stats.send_errors += 1
                 log.error("send on %s failed: %s", frame.bus, exc)
 
@@ -169,9 +174,12 @@ class Runtime:
         for bus in self.buses.values():
             bus.shutdown()
         log.info(
-            "runtime stopped: %d cycles, %d overruns, max cycle %.2f ms, %d send errors",
+            "runtime stopped: %d cycles, %d overruns, max cycle %.2f ms, %d send errors, "
+            "%d failed steps, %d frames dropped",
             self.stats.cycles,
             self.stats.overruns,
             self.stats.max_cycle_s * 1e3,
             self.stats.send_errors,
+            self.stats.step_errors,
+            self.stats.dropped_frames,
         )

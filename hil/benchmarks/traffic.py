@@ -36,7 +36,8 @@ CELL_VOLTS = (3.60, 3.70)
 CELL_DEGC = (24.0, 27.0)
 BOARD_DEGC = 30
 PACK_CURRENT_A = 0.0
-# (message, steps between frames, bus index); all other signals are sent as 0
+# (message, steps between frames, index into BUSES); all other signals are sent as 0
+BUSES = ("internal", "vehicle")
 DEVICE_FRAMES = (
     ("IVT_Result_I", 2, 0),
     ("IVT_Result_U1", 10, 0),
@@ -136,11 +137,13 @@ class Traffic:
         counters = self._sent[index] + rank
         np.add.at(self._sent, index, 1)
         data = e2e.protect_batch(self._ids[rows], self._data[rows], self._dlc[rows], counters)
-        slaves = FrameBatch(self._ids[rows], self._dlc[rows], data, np.zeros(rows.shape[0]))
+        slaves = FrameBatch(
+            self._ids[rows], self._dlc[rows], data, np.zeros(rows.shape[0]), bus_names=BUSES
+        )
         batch = FrameBatch.concatenate([slaves, self._devices.frames(k)])
         stamps = np.linspace(k * STEP_S, (k + 1) * STEP_S, len(batch), endpoint=False)
         self.step_index += 1
-        return FrameBatch(batch.ids, batch.dlc, batch.data, stamps, batch.bus, batch.extended)
+        return batch.restamped(stamps)
 
     @property
     def now(self) -> float:
@@ -185,4 +188,5 @@ class _Devices:
             data=np.frombuffer(b"".join(payloads), np.uint8).reshape(len(ids), MAX_PAYLOAD),
             timestamps=np.zeros(len(ids)),
             bus=np.array(buses, np.uint8),
+            bus_names=BUSES,
         )

@@ -1,25 +1,20 @@
 """A charge on CANopen: the CiA 418 battery node asks, the CiA 419 charger in the plant obeys.
 
-The battery node is updated from each step's snapshot, as the live shell's CANopen service
-does, and its frames (heartbeat, TPDOs) go out on the vehicle bus with the controller's;
-the charger node answers on the same bus from the plant side. Neither runs canopen's
-receive thread: frames are handed to each `canopen.Network` as the bench carries them, so
-the loop is deterministic in virtual time. The charge runs into the CCL taper; then a
+The battery node is a stage of the controller's assembly (configured by ``[canopen]``), so
+its frames (heartbeat, TPDOs) go out on the vehicle bus with the controller's, exactly as
+under ``canbms run``; the charger node answers on the same bus from the plant side, its
+frames handed to a `FrameNetwork` as the bench carries them, so the loop is deterministic in
+virtual time. The charge runs into the CCL taper; then a
 slave module falls silent, the BMS faults, its request drops to zero and the charger stops.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import can
-import canopen
 import numpy as np
 
-from controller.canopen_node import BatteryNode
-from controller.config.loader import ControllerConfig
-from controller.core import Controller, ControllerState, StepResult
-from controller.frames import FrameBatch, OutFrame
+from controller.canopen_node.stage import FrameNetwork
+from controller.core import Controller, StepResult
 from hil.scenarios.loop import ClosedLoop, at, compressed, compressed_sim, scenario_config
 from slaves.chemistry import NMC
 from slaves.cia419_charger import ChargerConfig, Cia419Charger
@@ -32,54 +27,6 @@ FACTOR = 40.0
 START_AT = 1.0
 FAULT_BELOW = 2.0  # A: once the taper has brought the CCL down to this, a module falls silent
 FAULT_MODULE = 3
-VEHICLE = 1  # bus index of the vehicle bus in a FrameBatch (controller.core.BUS_INDEX)
-
-
-class FrameNetwork(canopen.Network):
-    """A `canopen.Network` whose frames are collected for the bench to carry; frames from
-    the bus are fed in with `notify`."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.outbox: list[tuple[int, bytes]] = []
-
-    def send_message(self, can_id: int, data: bytes, remote: bool = False) -> None:
-        self.outbox.append((can_id, bytes(data)))
-
-    def take(self) -> list[tuple[int, bytes]]:
-        out, self.outbox = self.outbox, []
-        return out
-
-
-class NodeController:
-    """A `Controller` with the CiA 418 node as a service, for `hil.bench.VirtualBench`.
-
-    After each step the node publishes the step's snapshot; its frames join the step's own
-    on the vehicle bus, and the vehicle frames the step received reach the node (SDO).
-    """
-
-    def __init__(self, controller: Controller) -> None:
-        if controller.config.canopen is None:
-            raise ValueError("canopen: the configuration has no [canopen] table")
-        self.controller = controller
-        self.network = FrameNetwork()
-        self.node = BatteryNode(self.network, controller.config.canopen)
-
-    @property
-    def config(self) -> ControllerConfig:
-        return self.controller.config
-
-    def initial_state(self, now: float = 0.0) -> ControllerState:
-        return self.controller.initial_state(now)
-
-    def step(self, state: ControllerState, batch: FrameBatch, now: float) -> StepResult:
-        result = self.controller.step(state, batch, now)
-        vehicle = batch.select((batch.bus == VEHICLE) & (batch.ids <= 0x7FF))
-        for can_id, dlc, data in zip(vehicle.ids, vehicle.dlc, vehicle.data, strict=True):
-            self.network.notify(int(can_id), bytearray(data[:dlc]), now)
-        self.node.update(result.snapshot, now)
-        frames = tuple(OutFrame(i, d, "vehicle") for i, d in self.network.take())
-        return replace(result, frames=result.frames + frames)
 
 
 class Cia419Device:
@@ -121,15 +68,15 @@ class CanopenCharge(ClosedLoop):
             initial_soc=initial_soc,
             config=compressed_sim(FACTOR),
         )
-        controller = NodeController(Controller(scenario_config("canopen")))
-        super().__init__(system, controller)  # type: ignore[arg-type]
+        controller = Controller(scenario_config("canopen"))
+        super().__init__(system, controller)
         self.title = (
             f"canopen: 96s NMC pack from {initial_soc * 100:.0f} %, CiA 418 battery node "
             "requesting its CCL from a CiA 419 charger in the plant, time compressed "
             f"{FACTOR:.0f}x (cells of 50/{FACTOR:.0f} Ah), 50 ms control cycle"
         )
         node = controller.config.canopen
-        self.node = controller.node
+        assert node is not None, "the canopen scenario configuration has a [canopen] table"
         self.request_period = node.tpdo3_ms / 1000
         self.charger = Cia419Device(
             system.circuit, ChargerConfig(battery_node_id=node.node_id, max_current=20.0)

@@ -53,7 +53,7 @@ class Charge(ClosedLoop):
         controller = Controller(scenario_config("charge"))
         super().__init__(system, controller)
         self.adapter_index, self.adapter = next(
-            (i, a) for i, a in enumerate(controller.adapters) if isinstance(a, ElconAdapter)
+            (i, a) for i, a in enumerate(controller.stages) if isinstance(a, ElconAdapter)
         )
         self.chargers = [
             ElconCharger(system.circuit, ChargerConfig(address=a, rated_current=RATED_CURRENT))
@@ -80,7 +80,7 @@ class Charge(ClosedLoop):
             self.request(EmsRequest.CHARGE, "EMS requests charge")
         if self.closed_at is None and s.contactors.state.name == "CLOSED_CHARGE":
             self.closed_at = now
-        if self.complete_at is None and s.adapters[self.adapter_index].terminated:
+        if self.complete_at is None and s.stages[self.adapter_index].terminated:
             self.complete_at = now
             self.request(EmsRequest.STANDBY, "charge complete: EMS requests standby")
         if self.complete_at is not None and self.open_at is None and not any(s.contactors.commands):

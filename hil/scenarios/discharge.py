@@ -68,7 +68,7 @@ class Discharge(ClosedLoop):
             f"inverter ({variant}) following a site load profile, time compressed "
             f"{FACTOR:.0f}x (cells of 50/{FACTOR:.0f} Ah), 50 ms control cycle"
         )
-        self.adapter = next(a for a in controller.adapters if isinstance(a, CanBmsInverter))
+        self.adapter = next(a for a in controller.stages if isinstance(a, CanBmsInverter))
         self.inverter = Inverter(
             system.circuit, SiteLoad(START_AT), config=InverterConfig(variant=variant, stage=STAGE)
         )
