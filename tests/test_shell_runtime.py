@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Iterator
 
 import can
+import cantools
 import pytest
 from can.interfaces.virtual import VirtualBus
 from core_support import Plant
@@ -26,8 +27,10 @@ from controller.config.loader import ControllerConfig, parse_config
 from controller.contactors import ContactorState, Request
 from controller.core import Controller
 from controller.shell.runtime import Runtime
+from dbc import path as dbc_path
 
 BUSES = ("internal", "vehicle")
+MASTER = cantools.database.load_file(str(dbc_path("canbms_master.dbc")))
 
 
 class Responder(threading.Thread):
@@ -190,3 +193,48 @@ def test_a_bus_that_goes_away_is_logged_and_counted(config, plant, caplog) -> No
     assert stats.cycles >= 0.8 * 1.0 / period  # the loop kept running
     # the internal bus still carries the contactor commands after the vehicle bus broke
     assert plant.sent("ContactorCommand", since=broke_at + 0.1)
+
+
+def test_a_step_that_raises_sends_the_fail_safe_frames_and_the_loop_goes_on(
+    config,  # noqa: ANN001
+    caplog,  # noqa: ANN001
+) -> None:
+    controller = Controller(config)
+    buses = _controller_buses(config)
+    watchers = {
+        role: can.Bus(interface="virtual", channel=config.buses[role].channel) for role in BUSES
+    }
+    healthy = controller.step
+    calls = [0]
+
+    def step(state, batch, now):  # noqa: ANN001, ANN202
+        calls[0] += 1
+        if calls[0] > 5:
+            raise ZeroDivisionError("defect in a stage of the pipeline")
+        return healthy(state, batch, now)
+
+    controller.step = step  # type: ignore[method-assign]
+    runtime = Runtime(controller, controller.initial_state(time.monotonic()), buses, config.cycle_s)
+    with caplog.at_level(logging.ERROR, logger="controller.shell.runtime"):
+        stats = runtime.run(duration=0.3, shutdown_timeout=0.1)
+    received = {role: list(iter(lambda b=bus: b.recv(0), None)) for role, bus in watchers.items()}
+    for bus in watchers.values():
+        bus.shutdown()
+
+    assert stats.step_errors > 0 and stats.cycles > stats.step_errors
+    assert any("step failed" in r.getMessage() for r in caplog.records)
+    command = MASTER.get_message_by_name("ContactorCommand")
+    limits = MASTER.get_message_by_name("BMS_Limits")
+    commands = [
+        command.decode(m.data) for m in received["internal"] if m.arbitration_id == command.frame_id
+    ]
+    sent_limits = [
+        limits.decode(m.data) for m in received["vehicle"] if m.arbitration_id == limits.frame_id
+    ]
+    assert len(commands) >= stats.step_errors, "a fail-safe command every failed cycle"
+    last = commands[-stats.step_errors :]
+    assert all(
+        not any(c[f"ContactorCmd_{x}Close"] for x in ("Minus", "Precharge", "Plus")) for c in last
+    )
+    assert sent_limits[-1]["BMS_ChargeCurrentLimit"] == 0
+    assert sent_limits[-1]["BMS_DischargeCurrentLimit"] == 0
