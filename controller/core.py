@@ -129,9 +129,7 @@ class Controller:
         self.limits = Derating(config.limits)
         self.soc = SocEstimator(config.soc)
         self.status = StatusFrames(master_db)
-        self.balancing = BalancingCommandEncoder(
-            slaves_db, pack.modules, pack.cells_per_module, bus=INTERNAL
-        )
+        self.balancing = _balancing_encoder(config, slaves_db)
         self.stages: tuple[Stage, ...] = (
             *config.adapters,
             *((BatteryNodeStage(config.canopen),) if config.canopen is not None else ()),
@@ -140,9 +138,12 @@ class Controller:
             *(f"adapters[{i}]" for i in range(len(config.adapters))),
             *(("canopen",) if config.canopen is not None else ()),
         )
-        self._periods = {**self.status.periods, "balancing": config.balancing.period_s}
+        self._periods = dict(self.status.periods)
+        if self.balancing is not None:
+            self._periods["balancing"] = config.balancing.period_s
         core_traffic = self.status.produced()
-        core_traffic[INTERNAL] |= self.balancing.produced()
+        if self.balancing is not None:
+            core_traffic[INTERNAL] |= self.balancing.produced()
         check_traffic(config.buses, core_traffic, zip(self._stage_keys, self.stages, strict=True))
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -275,7 +276,7 @@ class Controller:
         for name in due:
             if name == "ContactorCommand":
                 frames.append(self.status.contactor_command(contactors.commands, counters))
-            elif name == "balancing":
+            elif name == "balancing" and self.balancing is not None:
                 counters["balancing"] = counters.get("balancing", 0) + 1
                 frames.extend(self.balancing.encode(bleed, counters["balancing"]))
             else:
@@ -428,6 +429,24 @@ def _capped(limits: Limits, max_ccl: float | None, max_dcl: float | None) -> Lim
     ccl = limits.ccl if max_ccl is None else min(limits.ccl, max_ccl)
     dcl = limits.dcl if max_dcl is None else min(limits.dcl, max_dcl)
     return replace(limits, ccl=ccl, dcl=dcl)
+
+
+def _balancing_encoder(
+    config: ControllerConfig, slaves_db: cantools.database.can.Database
+) -> BalancingCommandEncoder | None:
+    """The BalancingCommand encoder; none for a slave DBC without the command while balancing
+    is disabled (modules that balance on their own, or not at all, need nothing)."""
+    first = "BalancingCommand_M00"
+    if first not in {m.name for m in slaves_db.messages}:
+        if config.balancing.enabled:
+            raise ConfigError(
+                "balancing.enabled",
+                f"the slave DBC has no {first}: set it to false for modules without a "
+                "balancing command",
+            )
+        return None
+    pack = config.pack
+    return BalancingCommandEncoder(slaves_db, pack.modules, pack.cells_per_module, bus=INTERNAL)
 
 
 def _failed_output(stage: Stage, exc: Exception) -> StageOutput:

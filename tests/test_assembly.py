@@ -180,3 +180,21 @@ def test_frames_keep_their_bus_name_through_concatenation() -> None:
     assert batch.on("vehicle").ids.tolist() == [1, 3]
     assert batch.on("internal").ids.tolist() == [2]
     assert batch.on("charger").ids.tolist() == []
+
+
+def _slaves_without_balancing_command() -> cantools.database.can.Database:
+    full = cantools.database.load_file(str(dbc_path("canbms_slaves.dbc")))
+    kept = [m for m in full.messages if not m.name.startswith("BalancingCommand")]
+    return cantools.database.can.Database(messages=kept, strict=False)
+
+
+def test_a_slave_dbc_without_a_balancing_command_needs_balancing_disabled() -> None:
+    slaves = _slaves_without_balancing_command()
+    with pytest.raises(ConfigError, match=r"^balancing\.enabled: the slave DBC has no Balancing"):
+        Controller(parse_config({}), slaves_db=slaves)
+    controller = Controller(parse_config({"balancing": {"enabled": False}}), slaves_db=slaves)
+    state = controller.initial_state(0.0)
+    for k in range(1, 101):
+        result = controller.step(state, FrameBatch.empty(), k * 0.01)
+        state = result.state
+        assert not any(0x140 <= f.arbitration_id < 0x180 for f in result.frames)
