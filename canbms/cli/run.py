@@ -45,9 +45,23 @@ def open_buses(config: ControllerConfig) -> dict[str, can.BusABC]:
     return buses
 
 
+def banner(source: str | None, controller: Controller) -> str:
+    """What runs where: the configuration, each bus and the stages on it."""
+    config = controller.config
+    lines = [f"canbms run: {source or 'embedded default configuration'}"]
+    for name, bus in config.buses.items():
+        stages = [s.name for s in controller.stages if s.bus == name]
+        core = ["pack core"] if name in controller.decoders else []
+        lines.append(
+            f"  bus {name}: {bus.interface} {bus.channel}  ({', '.join(core + stages) or 'idle'})"
+        )
+    return "\n".join(lines)
+
+
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.config) if args.config else default_config()
     controller = Controller(config)
+    print(banner(args.config, controller), flush=True)
     buses = open_buses(config)
     last = [0.0]
 
@@ -72,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
     stats = runtime.run(duration=args.duration)
     print(
         f"stopped after {stats.cycles} cycles: {stats.overruns} overruns, "
-        f"longest cycle {stats.max_cycle_s * 1e3:.2f} ms, {stats.send_errors} send errors"
+        f"longest cycle {stats.max_cycle_s * 1e3:.2f} ms, {stats.send_errors} send errors, "
+        f"{stats.step_errors} failed steps, {stats.dropped_frames} dropped frames"
     )
     return 0
