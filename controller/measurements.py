@@ -8,7 +8,7 @@ scatter.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -41,9 +41,13 @@ class MeasuredArray:
 
 
 class Measurements:
-    """Named measured arrays with fixed sizes, e.g. ``{"cell_voltage": 96, ...}``."""
+    """Named measured arrays with fixed sizes, e.g. ``{"cell_voltage": 96, ...}``.
 
-    def __init__(self, sizes: Mapping[str, int]) -> None:
+    ``available`` names the arrays some source feeds (all by default). The others exist so
+    every consumer finds the same layout, but nobody sends them: they are absent, not stale.
+    """
+
+    def __init__(self, sizes: Mapping[str, int], available: Collection[str] | None = None) -> None:
         offsets: dict[str, tuple[int, int]] = {}
         total = 0
         for name, size in sizes.items():
@@ -54,6 +58,7 @@ class Measurements:
             offsets[name] = (total, size)
             total += size
         self._offsets = offsets
+        self.available = frozenset(offsets if available is None else available) & set(offsets)
         self.value = np.full(total, np.nan)
         self.reported_valid = np.zeros(total, bool)
         self.updated_at = np.full(total, -np.inf)

@@ -2,7 +2,8 @@
 
 Everything here is recomputed from the measured arrays and their timestamps each step, so
 staleness can never be forgotten: an element older than its timeout is invalid, whatever
-value it holds.
+value it holds. A quantity no mapping feeds (``Measurements.available``) is absent rather
+than stale: it ages no module and reports no error, so only what is sent can go missing.
 """
 
 from __future__ import annotations
@@ -11,10 +12,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from controller.config.ingest import IngestConfig
+from controller.config.ingest import MODULE_ARRAYS, IngestConfig
 from controller.config.pack import PackConfig
 from controller.measurements import ArrayStats, Measurements
 from controller.protection import ProtectionInputs
+
+MODULE_ERRORS = ("module_open_wire", "module_adc_fault", "module_self_test_failed")
 
 
 @dataclass(frozen=True)
@@ -36,7 +39,8 @@ class PackView:
     pack_voltage: Scalar
     link_voltage: Scalar
     module_age: np.ndarray
-    module_errors: dict[str, np.ndarray]
+    module_errors: dict[str, np.ndarray]  # only the error flags some source sends
+    available: frozenset[str]  # measured arrays some source feeds
 
     @property
     def all_cells_valid(self) -> bool:
@@ -59,15 +63,20 @@ def build_view(
     temps = measurements["cell_temperature"]
     voltage_valid = cells.valid(now, ingest.timeout("cell_voltage"))
     temperature_valid = temps.valid(now, ingest.timeout("cell_temperature"))
-    # A slave is as old as the oldest of its cell readings or its status frame: one silent
+    # A slave is as old as the oldest of its cell readings or status values: one silent
     # multiplexer group is enough to call the module silent.
     oldest = cells.updated_at.reshape(pack.modules, pack.cells_per_module).min(axis=1)
     cell_age = now - oldest
-    module_age = np.maximum(cell_age, measurements["module_voltage"].age(now))
+    available = measurements.available
+    module_age = cell_age
+    for name in MODULE_ARRAYS:
+        if name in available:  # a status value that is sent must keep arriving
+            module_age = np.maximum(module_age, measurements[name].age(now))
     status_timeout = ingest.timeout("module_voltage")
     errors = {
         name: (measurements[name].value > 0.5) & measurements[name].valid(now, status_timeout)
-        for name in ("module_open_wire", "module_adc_fault", "module_self_test_failed")
+        for name in MODULE_ERRORS
+        if name in available
     }
     return PackView(
         cell_voltage=cells.value,
@@ -81,6 +90,7 @@ def build_view(
         link_voltage=_scalar(measurements, "link_voltage", now, ingest.timeout("link_voltage")),
         module_age=module_age,
         module_errors=errors,
+        available=available,
     )
 
 
@@ -100,7 +110,7 @@ def protection_inputs(view: PackView, ems_age: float, charge_mode: bool) -> Prot
         current_sensor_age=view.current.age,
         ems_request_age=ems_age,
         charge_mode=charge_mode,
-        module_open_wire=view.module_errors["module_open_wire"],
-        module_adc_fault=view.module_errors["module_adc_fault"],
-        module_self_test_failed=view.module_errors["module_self_test_failed"],
+        module_open_wire=view.module_errors.get("module_open_wire"),
+        module_adc_fault=view.module_errors.get("module_adc_fault"),
+        module_self_test_failed=view.module_errors.get("module_self_test_failed"),
     )

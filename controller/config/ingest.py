@@ -1,14 +1,23 @@
-"""The ``[ingest]`` section: which mappings feed the measurements, and when data goes stale."""
+"""The ``[ingest]`` and ``[dbc]`` sections, and the per-bus decoders compiled from them.
+
+``build_decoders`` is the one place that turns the configured databases and mappings into
+decoders, so the controller, the tools and the tests ingest a DBC the same way.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import cantools
+from cantools.database import Database
+
 from controller.config import fields
-from controller.config.pack import PackConfig
-from controller.ingest import MappingConfig, load_mapping
+from controller.config.pack import PackConfig, resolve_dbc
+from controller.errors import ConfigError
+from controller.ingest import BatchDecoder, MappingConfig, compile_decoder, load_mapping
 
 # Default staleness timeouts (ms): about three periods of the sender, so one lost frame
 # never invalidates a value but a silent sender does within a fraction of a second.
@@ -41,7 +50,23 @@ class IngestConfig:
         return self.timeouts[target]
 
 
-def parse_ingest(data: Mapping[str, Any], path: str = "ingest") -> IngestConfig:
+def _mapping_ref(
+    data: Mapping[str, Any], key: str, path: str, default: str, base: Path | None
+) -> str:
+    """A shipped mapping name, or a ``.toml`` path made absolute against the config file."""
+    value = fields.string(data, key, path, default)
+    if not value.endswith(".toml"):
+        return value
+    file = Path(value) if base is None else base / value
+    if not file.is_file():
+        raise ConfigError(fields.join(path, key), f"no mapping file {value!r} (looked at {file})")
+    return str(file.resolve())
+
+
+def parse_ingest(
+    data: Mapping[str, Any], path: str = "ingest", base_dir: Path | None = None
+) -> IngestConfig:
+    """Validate ``[ingest]``; mapping paths resolve against ``base_dir`` (the config's folder)."""
     fields.unknown_keys(data, {"slave_mapping", "sensor_mapping", "timeouts_ms"}, path)
     given = fields.table(data, "timeouts_ms", path, {})
     where = fields.join(path, "timeouts_ms")
@@ -51,8 +76,8 @@ def parse_ingest(data: Mapping[str, Any], path: str = "ingest") -> IngestConfig:
         for name, default in DEFAULT_TIMEOUTS_MS.items()
     }
     return IngestConfig(
-        slave_mapping=fields.string(data, "slave_mapping", path, "canbms_slaves"),
-        sensor_mapping=fields.string(data, "sensor_mapping", path, "ivt_s"),
+        slave_mapping=_mapping_ref(data, "slave_mapping", path, "canbms_slaves", base_dir),
+        sensor_mapping=_mapping_ref(data, "sensor_mapping", path, "ivt_s", base_dir),
         timeouts=timeouts,
     )
 
@@ -63,6 +88,60 @@ def merge_mappings(*mappings: MappingConfig) -> MappingConfig:
         rules=tuple(rule for m in mappings for rule in m.rules),
         sources=tuple(source for m in mappings for source in m.sources),
         e2e=tuple(check for m in mappings for check in m.e2e),
+    )
+
+
+DBC_ROLES = ("slaves", "sensor", "master")
+
+
+@dataclass(frozen=True)
+class DbcSources:
+    """The ``[dbc]`` section: the databases of the buses and who provides a shared frame."""
+
+    slaves: Path
+    sensor: Path | None  # None: the slave DBC also describes the current sensor
+    master: Path
+    provides: Mapping[str, str] = field(default_factory=dict)  # message name -> DBC role
+
+
+def _provides(
+    data: Mapping[str, Any], path: str, names: Mapping[str, tuple[str, ...]]
+) -> dict[str, str]:
+    """``provides`` values name a DBC by role or by file name; stored as the role."""
+    table = fields.table(data, "provides", path, {})
+    where = fields.join(path, "provides")
+    out = {}
+    for message in table:
+        value = fields.string(table, message, where)
+        role = next((r for r, known in names.items() if value == r or value in known), None)
+        if role is None:
+            raise ConfigError(
+                fields.join(where, message),
+                f"{value!r} is none of the configured DBCs ({', '.join(names)})",
+            )
+        out[message] = role
+    return out
+
+
+def parse_dbc_sources(
+    data: Mapping[str, Any], path: str = "dbc", base: Path | None = None
+) -> DbcSources:
+    """Validate ``[dbc]``; ``sensor = ""`` means the slave DBC describes the current sensor."""
+    fields.unknown_keys(data, {*DBC_ROLES, "provides"}, path)
+    defaults = {"slaves": "canbms_slaves.dbc", "sensor": "ivt_s.dbc", "master": "canbms_master.dbc"}
+    given = {role: fields.string(data, role, path, defaults[role]) for role in DBC_ROLES}
+    files = {
+        role: None
+        if value == "" and role == "sensor"
+        else resolve_dbc(value, f"{path}.{role}", base)
+        for role, value in given.items()
+    }
+    names = {role: (given[role], file.name) for role, file in files.items() if file is not None}
+    return DbcSources(
+        slaves=files["slaves"],
+        sensor=files["sensor"],
+        master=files["master"],
+        provides=_provides(data, path, names),
     )
 
 
@@ -93,6 +172,11 @@ def bus_targets(pack: PackConfig) -> dict[str, dict[str, int]]:
     }
 
 
+# What the controller can run without: per-module status values. Cell voltages and
+# temperatures, the current and the pack and link voltages (precharge) are mandatory.
+OPTIONAL_TARGETS = MODULE_ARRAYS
+
+
 def bus_mappings(config: IngestConfig, params: Mapping[str, int]) -> dict[str, MappingConfig]:
     """The mapping of each bus role: slaves, sensor and contactor driver inside, EMS outside."""
     internal = merge_mappings(
@@ -101,3 +185,78 @@ def bus_mappings(config: IngestConfig, params: Mapping[str, int]) -> dict[str, M
         load_mapping("contactor_driver", params),
     )
     return {"internal": internal, "vehicle": load_mapping("ems", params)}
+
+
+def load_database(path: Path) -> tuple[Database, tuple[str, ...]]:
+    """A DBC, strictly checked when it allows; a third-party file that does not is still
+    read, and the messages whose signals do not fit are left out by the decoder."""
+    try:
+        return cantools.database.load_file(str(path), strict=True), ()
+    except cantools.database.UnsupportedDatabaseFormatError as exc:
+        loose = cantools.database.load_file(str(path), strict=False)
+        return loose, (f"{path.name}: read without strict checks ({exc})",)
+
+
+def bus_subset(master: Database, role: str) -> Database:
+    """The messages of the master DBC that travel on one bus role (``BusRole`` attribute)."""
+    return Database(messages=[m for m in master.messages if _role(m) == role], strict=False)
+
+
+def _role(message: Any) -> str:
+    attributes = message.dbc.attributes if message.dbc else {}
+    role = attributes.get("BusRole")
+    return str(role.value) if role is not None else "vehicle"
+
+
+@dataclass(frozen=True)
+class IngestBuild:
+    """The decoder of each bus role and what the build decided (ignored frames, absent data)."""
+
+    decoders: dict[str, BatchDecoder]
+    notices: tuple[str, ...]
+
+    @property
+    def available(self) -> dict[str, frozenset[str]]:
+        """Per bus role, the measured arrays some signal feeds."""
+        return {role: decoder.available for role, decoder in self.decoders.items()}
+
+
+def build_decoders(
+    pack: PackConfig,
+    ingest: IngestConfig,
+    slaves: Database,
+    sensor: Database | None,
+    master: Database,
+    provides: Mapping[str, str] | None = None,
+    optional: Collection[str] = OPTIONAL_TARGETS,
+) -> IngestBuild:
+    """Compile the internal and vehicle bus decoders from the loaded databases.
+
+    ``sensor`` None means the slave DBC also describes the current sensor; ``provides``
+    (message name -> ``"slaves"``, ``"sensor"`` or ``"master"``) settles frame IDs two of
+    them define differently. A target of ``optional`` that no mapping feeds is not
+    available; the build says so in ``notices`` instead of failing.
+    """
+    params = {
+        "cells_per_module": pack.cells_per_module,
+        "sensors_per_module": pack.sensors_per_module,
+    }
+    mappings = bus_mappings(ingest, params)
+    targets = bus_targets(pack)
+    internal = {"slaves": slaves, "sensor": sensor, "master": bus_subset(master, "internal")}
+    decoders = {
+        "internal": compile_decoder(
+            {role: db for role, db in internal.items() if db is not None},
+            mappings["internal"],
+            targets["internal"],
+            provides=provides,
+            optional=optional,
+        ),
+        "vehicle": compile_decoder(
+            {"master": bus_subset(master, "vehicle")}, mappings["vehicle"], targets["vehicle"]
+        ),
+    }
+    notices = tuple(
+        f"{role} bus: {notice}" for role, decoder in decoders.items() for notice in decoder.notices
+    )
+    return IngestBuild(decoders, notices)

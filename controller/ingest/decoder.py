@@ -8,7 +8,7 @@ wins). No step loops over frames, modules or signals.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
 
@@ -16,11 +16,12 @@ import numpy as np
 from cantools.database import Database
 
 from controller.errors import MappingError
-from controller.frames import FrameBatch, frame_key
+from controller.frames import FrameBatch
 from controller.ingest import e2e
 from controller.ingest.layout import MessageLayout, SlotTable, compile_message
 from controller.ingest.mapping import MappingConfig
 from controller.ingest.routing import route_slots, source_names
+from controller.ingest.selection import select_messages
 from controller.measurements import Measurements
 
 
@@ -94,6 +95,8 @@ class BatchDecoder:
         mapping: MappingConfig,
         targets: Mapping[str, int],
         unsupported: dict[str, str],
+        optional: Collection[str] = (),
+        notices: Sequence[str] = (),
     ) -> None:
         self.unsupported = unsupported
         self._layouts = layouts
@@ -117,7 +120,14 @@ class BatchDecoder:
         self._targets = dict(targets)
         self.layout = Measurements(self._targets).layout
         offsets = {name: (start, size) for name, start, size in self.layout}
-        self._routes = route_slots(layouts, slots, mapping, offsets)
+        self._routes = route_slots(layouts, slots, mapping, offsets, optional)
+        self.available = self._routes.available
+        absent = [name for name in self._targets if name not in self.available]
+        self.notices = tuple(notices) + tuple(
+            f"{name}: no signal feeds it, so it is not available and the checks that need "
+            f"it are off"
+            for name in absent
+        )
         self._e2e = e2e.build_e2e(layouts, mapping.e2e)
         names = source_names(layouts, mapping)
         self.sources = tuple(dict.fromkeys(names))
@@ -129,7 +139,7 @@ class BatchDecoder:
         """Fresh state: nothing measured, no counter seen."""
         n = len(self.sources)
         return IngestState(
-            measurements=Measurements(self._targets),
+            measurements=Measurements(self._targets, self.available),
             last_counter=np.full(len(self._layouts), -1, np.int64),
             accepted=np.zeros(n, np.int64),
             rejected=np.zeros((n, _REASONS), np.int64),
@@ -252,6 +262,8 @@ class BatchDecoder:
         values = routes.table.physical(batch.data[rows], slot)
         frame = np.arange(rows.shape[0])[:, None]
         elem = routes.target[slot]  # (n, W), whole rows per slot
+        if routes.indexed:
+            elem = self._moved(elem, values[frame, routes.index_column[slot]], slot)
         value = values[frame, routes.column[slot]]
         flag = values[frame, routes.flag_column[slot]]
         invalid = routes.has_flag[slot] & (flag == routes.flag_invalid[slot])
@@ -259,7 +271,7 @@ class BatchDecoder:
             value *= routes.scale[slot]
         good = ~invalid & np.isfinite(value)
         when = np.broadcast_to(when[:, None], elem.shape)
-        if routes.padded:
+        if routes.padded or routes.indexed:
             real = elem >= 0
             elem, value, good, when = elem[real], value[real], good[real], when[real]
         else:
@@ -278,6 +290,16 @@ class BatchDecoder:
         meas.reported_valid[elem] = good
         meas.updated_at[elem] = when
         return int(elem.size)
+
+    def _moved(self, elem: np.ndarray, index: np.ndarray, slot: np.ndarray) -> np.ndarray:
+        """Elements shifted by each frame's index signal; -1 where outside their target."""
+        routes = self._routes
+        moves = routes.has_index[slot]
+        step = index * routes.index_stride[slot]
+        whole = np.isfinite(step) & (step == np.trunc(step))
+        elem = elem + np.where(moves & whole, step, 0).astype(np.int64)
+        inside = (elem >= routes.low[slot]) & (elem < routes.high[slot]) & (whole | ~moves)
+        return np.where(inside, elem, -1)
 
     # -- generic decoding ---------------------------------------------------------------
 
@@ -335,11 +357,20 @@ class BatchDecoder:
 
 
 def compile_decoder(
-    databases: Database | Iterable[Database],
+    databases: Database | Iterable[Database] | Mapping[str, Database],
     mapping: MappingConfig | None = None,
     targets: Mapping[str, int] | None = None,
+    *,
+    provides: Mapping[str, str] | None = None,
+    optional: Collection[str] = (),
 ) -> BatchDecoder:
     """Compile ``databases`` (one bus) and ``mapping`` into a decoder for ``targets`` sizes.
+
+    Databases keyed by a label (e.g. ``{"slaves": db, "sensor": db}``) can be named in
+    ``provides`` (message name -> label) to settle a frame ID they define differently;
+    see `controller.ingest.selection`. Targets in ``optional`` may be fed by no signal:
+    they are then missing from ``decoder.available``. ``decoder.notices`` says what was
+    ignored or is not available.
 
     Without a mapping the decoder feeds no measurement but still checks and counts frames
     and serves ``decode_all`` and ``latest``.
@@ -347,23 +378,22 @@ def compile_decoder(
     Messages the layout compiler cannot handle (float signals, nested multiplexing) are
     left out and listed in ``decoder.unsupported``; their frames count as unknown.
     """
-    dbs = [databases] if isinstance(databases, Database) else list(databases)
+    if isinstance(databases, Database):
+        labelled = {"database": databases}
+    elif isinstance(databases, Mapping):
+        labelled = dict(databases)
+    else:
+        labelled = {f"database {i}": db for i, db in enumerate(databases)}
+    mapping = mapping or MappingConfig(rules=())
+    selection = select_messages(labelled, mapping, provides)
     layouts: list[MessageLayout] = []
     unsupported: dict[str, str] = {}
-    owner: dict[int, str] = {}
-    for db in dbs:
-        for message in db.messages:
-            key = frame_key(message.frame_id, message.is_extended_frame)
-            if key in owner:
-                raise MappingError(
-                    f"frame ID 0x{message.frame_id:X} is both {owner[key]} and {message.name}"
-                )
-            owner[key] = message.name
-            try:
-                layouts.append(compile_message(message))
-            except MappingError as exc:
-                unsupported[message.name] = str(exc)
+    for message in selection.messages:
+        try:
+            layouts.append(compile_message(message))
+        except MappingError as exc:
+            unsupported[message.name] = str(exc)
     if not layouts:
         raise MappingError("the databases hold no decodable message")
     layouts.sort(key=lambda layout: layout.frame_id)
-    return BatchDecoder(layouts, mapping or MappingConfig(rules=()), targets or {}, unsupported)
+    return BatchDecoder(layouts, mapping, targets or {}, unsupported, optional, selection.notices)

@@ -13,6 +13,8 @@ offset = 0                     # added to the element index
 unit_scale = 1.0               # physical DBC value * unit_scale = stored value
 validity = "{signal}_Invalid"  # flag signal in the same frame (optional)
 invalid_value = 1              # flag value that marks the element invalid
+index_signal = "CellIndex"     # signal whose value adds to the index (optional)
+index_stride = 1               # multiplier of that value: integer or parameter name
 
 [[source]]                     # per-source reception counters (first match wins)
 message = '^\\w+_M(?P<module>\\d+)$'
@@ -25,8 +27,11 @@ counter = "{message}_Counter"  # template of the alive counter signal name (opti
 max_jump = 3                   # largest accepted counter step (lost frames)
 ```
 
-Element index = ``offset + module * per_module + index``; the groups ``module`` and
-``index`` may come from the message or the signal regex and default to 0.
+Element index = ``offset + module * per_module + index + index_stride * value``, where
+``value`` is the index signal of the frame (0 without one); the groups ``module`` and
+``index`` may come from the message or the signal regex and default to 0. Templates see
+the named groups, ``{signal}``, ``{message}`` and ``{mux}`` (the frame's multiplexer value,
+empty for a message without one). ``docs/configuration.md`` describes every key.
 """
 
 from __future__ import annotations
@@ -57,6 +62,8 @@ class Rule:
     validity: str | None
     invalid_value: float
     key: str  # where the rule sits in the configuration, for error messages
+    index_signal: str | None = None  # template of a signal whose value adds to the index
+    index_stride: int = 1
 
 
 @dataclass(frozen=True)
@@ -117,39 +124,44 @@ def _list(data: Mapping[str, Any], key: str, path: str) -> list[Mapping[str, Any
     return value
 
 
-def _stride(data: Mapping[str, Any], path: str, params: Mapping[str, int]) -> int:
-    value = data.get("per_module", 1)
+def _stride(
+    data: Mapping[str, Any], key: str, path: str, params: Mapping[str, int], minimum: int
+) -> int:
+    """An integer, or the name of a topology parameter such as ``cells_per_module``."""
+    value = data.get(key, 1)
     if isinstance(value, str):
         if value not in params:
             known = ", ".join(sorted(params)) or "none given"
             raise ConfigError(
-                fields.join(path, "per_module"), f"unknown parameter {value!r} (known: {known})"
+                fields.join(path, key), f"unknown parameter {value!r} (known: {known})"
             )
-        value = params[value]
-        return fields.integer({"per_module": value}, "per_module", path, minimum=0)
-    return fields.integer(data, "per_module", path, default=1, minimum=0)
+        return fields.integer({key: params[value]}, key, path, minimum=minimum)
+    return fields.integer(data, key, path, default=1, minimum=minimum)
 
 
 def _rule(data: Mapping[str, Any], path: str, params: Mapping[str, int]) -> Rule:
     fields.unknown_keys(
         data,
         {"target", "message", "signal", "per_module", "offset", "unit_scale", "validity"}
-        | {"invalid_value"},
+        | {"invalid_value", "index_signal", "index_stride"},
         path,
     )
     signal = _regex(data, "signal", path, required=True)
     message = _regex(data, "message", path)
     groups = set(signal.groupindex) | (set(message.groupindex) if message else set())
+    names = groups | {"signal", "message", "mux"}
     return Rule(
         target=fields.string(data, "target", path),
         signal=signal,
         message=message,
-        per_module=_stride(data, path, params),
+        per_module=_stride(data, "per_module", path, params, minimum=0),
         offset=fields.integer(data, "offset", path, default=0),
         unit_scale=fields.number(data, "unit_scale", path, default=1.0),
-        validity=_template(data, "validity", path, groups | {"signal", "message"}),
+        validity=_template(data, "validity", path, names),
         invalid_value=fields.number(data, "invalid_value", path, default=1.0),
         key=path,
+        index_signal=_template(data, "index_signal", path, names),
+        index_stride=_stride(data, "index_stride", path, params, minimum=1),
     )
 
 
