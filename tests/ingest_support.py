@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
+import tomllib
+from dataclasses import asdict, replace
+from pathlib import Path
 
 import cantools
 import numpy as np
+from cantools.database import Database
 
 from controller.config.ingest import MODULE_ARRAYS as MODULE_TARGETS
+from controller.config.ingest import (
+    IngestBuild,
+    build_decoders,
+    load_databases,
+    parse_dbc_sources,
+    parse_ingest,
+)
+from controller.config.pack import PackConfig, parse_pack
 from controller.frames import MAX_PAYLOAD, FrameBatch
 from controller.ingest import BatchDecoder, compile_decoder, load_mapping
+from controller.ingest.layout import compile_message
 from dbc import e2e
 from dbc.slave_protocol import build_database
 from dbc.topology import Topology
@@ -68,3 +80,27 @@ def cell_voltage_frames(
             counters[message.frame_id] = count + 1
             frames.append((message.frame_id, encode(message, values, count), t))
     return frames
+
+
+def build_from_config(path: Path) -> tuple[IngestBuild, PackConfig, dict[str, Database]]:
+    """Decoders of a TOML configuration, built as the controller builds them."""
+    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    base = path.parent
+    pack = parse_pack(data.get("pack", {}))
+    ingest = parse_ingest(data.get("ingest", {}), base_dir=base)
+    sources = parse_dbc_sources(data.get("dbc", {}), base=base)
+    dbs, loaded = load_databases(sources)
+    built = build_decoders(
+        pack, ingest, dbs["slaves"], dbs["sensor"], dbs["master"], provides=sources.provides
+    )
+    return replace(built, notices=loaded + built.notices), pack, dbs
+
+
+def with_mux(message, payload: bytearray, value: int) -> bytearray:
+    """``payload`` with the multiplexer of ``message`` set to ``value``."""
+    layout = compile_message(message)
+    if layout.mux is not None:
+        for byte, rshift, mask, lshift in layout.mux.segments:
+            payload[byte] &= ~(mask << rshift) & 0xFF
+            payload[byte] |= ((value >> lshift) & mask) << rshift
+    return payload

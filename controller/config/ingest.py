@@ -197,6 +197,19 @@ def load_database(path: Path) -> tuple[Database, tuple[str, ...]]:
         return loose, (f"{path.name}: read without strict checks ({exc})",)
 
 
+def load_databases(sources: DbcSources) -> tuple[dict[str, Database | None], tuple[str, ...]]:
+    """The configured DBC of each role (None for an absent sensor DBC), and load notices."""
+    dbs: dict[str, Database | None] = {}
+    notices: list[str] = []
+    for role in DBC_ROLES:
+        path = getattr(sources, role)
+        dbs[role] = None
+        if path is not None:
+            dbs[role], said = load_database(path)
+            notices.extend(said)
+    return dbs, tuple(notices)
+
+
 def bus_subset(master: Database, role: str) -> Database:
     """The messages of the master DBC that travel on one bus role (``BusRole`` attribute)."""
     return Database(messages=[m for m in master.messages if _role(m) == role], strict=False)
