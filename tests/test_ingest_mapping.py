@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cantools
 import pytest
 from ingest_support import slave_targets
@@ -98,3 +100,76 @@ def test_shipped_mappings_compile_for_their_databases(corpus_dir) -> None:
 def test_unknown_shipped_mapping_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="no shipped mapping"):
         load_mapping("nonexistent")
+
+
+INDEXED = cantools.database.load_file(Path(__file__).parent / "dbc" / "indexed_slaves.dbc")
+BLOCK_RULE = {
+    "target": "cell_voltage",
+    "message": "^CellBlock$",
+    "signal": r"^Voltage(?P<index>\d)$",
+    "index_signal": "BlockIndex",
+    "index_stride": 4,
+}
+
+
+@pytest.mark.parametrize(
+    ("rule", "key"),
+    [
+        ({**BLOCK_RULE, "index_stride": 0}, "mapping.rule[0].index_stride"),
+        ({**BLOCK_RULE, "index_stride": "cells"}, "mapping.rule[0].index_stride"),
+        ({**BLOCK_RULE, "index_signal": "{slot}"}, "mapping.rule[0].index_signal"),
+    ],
+)
+def test_invalid_index_signal_names_the_key(rule, key) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_mapping({"rule": [rule]}, PARAMS)
+    assert info.value.key == key
+
+
+@pytest.mark.parametrize(
+    ("rules", "message"),
+    [
+        ([{**BLOCK_RULE, "index_signal": "Block"}], r"rule\[0\]\.index_signal: .* 'Block'"),
+        ([{**BLOCK_RULE, "index_stride": 3}], r"cell_voltage\[3\] is fed by both"),
+        (
+            [
+                BLOCK_RULE,
+                {
+                    **BLOCK_RULE,
+                    "message": "^TempBlock$",
+                    "index_signal": "ModuleId",
+                    "signal": r"^Temp(?P<index>\d)$",
+                },
+            ],
+            "fed by both",
+        ),
+    ],
+)
+def test_index_signals_that_do_not_fit_fail_to_compile(rules, message) -> None:
+    with pytest.raises(MappingError, match=message):
+        compile_decoder(INDEXED, parse_mapping({"rule": rules}, PARAMS), {"cell_voltage": 12})
+
+
+def test_templates_see_the_multiplexer_value() -> None:
+    with pytest.raises(MappingError, match="has no signal 'Flag0'"):
+        _compile({"rule": [{**CELL_RULE, "validity": "Flag{mux}"}]})
+
+
+def test_an_optional_target_is_fed_completely_or_not_at_all() -> None:
+    status = {
+        "target": "module_voltage",
+        "message": r"^ModuleStatus_M(?P<module>\d+)$",
+        "signal": r"^M\d+_ModuleVoltage$",
+    }
+    targets = {"cell_voltage": 12, "module_voltage": 2, "board_temperature": 2}
+    mapping = parse_mapping({"rule": [CELL_RULE, status]}, PARAMS)
+    decoder = compile_decoder(
+        DB, mapping, targets, optional={"module_voltage", "board_temperature"}
+    )
+    assert decoder.available == {"cell_voltage", "module_voltage"}
+    assert decoder.new_state().measurements.available == decoder.available
+    assert [n.split(":")[0] for n in decoder.notices] == ["board_temperature"]
+    with pytest.raises(MappingError, match="module_voltage: element 2 of 3"):
+        compile_decoder(DB, mapping, {**targets, "module_voltage": 3}, optional={"module_voltage"})
+    with pytest.raises(MappingError, match="board_temperature: element 0 of 2"):
+        compile_decoder(DB, mapping, targets)
