@@ -16,12 +16,20 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from ingest_support import batch, build_from_config, with_mux
+from ingest_support import batch, build_from_config, cell_voltage_frames, with_mux
 
-from controller.config.ingest import OPTIONAL_TARGETS, parse_ingest
+from controller.config.ingest import (
+    OPTIONAL_TARGETS,
+    build_decoders,
+    load_databases,
+    parse_dbc_sources,
+    parse_ingest,
+)
+from controller.config.pack import parse_pack
 from controller.errors import ConfigError, MappingError
 from controller.ingest.layout import compile_message
 from controller.pack_view import build_view
+from dbc.topology import Topology
 
 HERE = Path(__file__).resolve().parent
 Expected = list[tuple[str, int, float, bool]]  # (target, element, value, reported valid)
@@ -413,3 +421,20 @@ def test_mapping_paths_resolve_against_the_configuration(tmp_path) -> None:
     with pytest.raises(ConfigError) as info:
         parse_ingest({"sensor_mapping": "absent.toml"}, base_dir=tmp_path)
     assert info.value.key == "ingest.sensor_mapping"
+
+
+def test_a_mapped_status_that_never_arrives_still_ages_its_module() -> None:
+    pack = parse_pack({})
+    sources = parse_dbc_sources({})
+    dbs, _ = load_databases(sources)
+    build = build_decoders(pack, parse_ingest({}), dbs["slaves"], dbs["sensor"], dbs["master"])
+    decoder = build.decoders["internal"]
+    assert "module_voltage" in decoder.available and not build.notices
+    state = decoder.new_state()
+    topology = Topology(pack.modules, pack.cells_per_module, pack.sensors_per_module)
+    cells = np.full(pack.cells, 3.7)
+    frames = cell_voltage_frames(dbs["slaves"], topology, cells, cells < 0, {}, 1.0)
+    decoder.decode(batch(frames), state)
+    view = build_view(state.measurements, pack, parse_ingest({}), now=1.1)
+    assert view.cell_voltage_valid.all()
+    assert np.isinf(view.module_age).all()
