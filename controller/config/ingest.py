@@ -197,12 +197,19 @@ def load_database(path: Path) -> tuple[Database, tuple[str, ...]]:
         return loose, (f"{path.name}: read without strict checks ({exc})",)
 
 
-def load_databases(sources: DbcSources) -> tuple[dict[str, Database | None], tuple[str, ...]]:
-    """The configured DBC of each role (None for an absent sensor DBC), and load notices."""
-    dbs: dict[str, Database | None] = {}
+def load_databases(
+    sources: DbcSources, preloaded: Mapping[str, Database] | None = None
+) -> tuple[dict[str, Database | None], tuple[str, ...]]:
+    """The DBC of each role (None for an absent sensor DBC), and load notices.
+
+    Roles in ``preloaded`` (e.g. a large generated slave DBC built in memory) are not read.
+    """
+    dbs: dict[str, Database | None] = dict(preloaded or {})
     notices: list[str] = []
     for role in DBC_ROLES:
         path = getattr(sources, role)
+        if role in dbs:
+            continue
         dbs[role] = None
         if path is not None:
             dbs[role], said = load_database(path)
