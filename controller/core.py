@@ -31,7 +31,7 @@ from controller.adapters.base import BmsSnapshot, Level, LimitRequest
 from controller.adapters.framing import schedule
 from controller.balancing import BalancingCommandEncoder, select_cells
 from controller.canopen_node.stage import BatteryNodeStage
-from controller.config.ingest import bus_mappings, bus_targets
+from controller.config.ingest import build_decoders, load_databases
 from controller.config.loader import ControllerConfig
 from controller.contactors import (
     Commands,
@@ -44,7 +44,7 @@ from controller.contactors import (
 )
 from controller.errors import ConfigError
 from controller.frames import FrameBatch, OutFrame
-from controller.ingest import BatchDecoder, IngestState, compile_decoder
+from controller.ingest import BatchDecoder, IngestState
 from controller.limits import Derating, LimitInputs, Limits, LimitsState, SocEstimator, SocState
 from controller.pack_view import PackView, build_view, protection_inputs
 from controller.protection import Protection, ProtectionState
@@ -101,29 +101,23 @@ class Controller:
         generated pack is built in memory, where writing and parsing its DBC takes minutes."""
         self.config = config
         pack = config.pack
-        params = {
-            "cells_per_module": pack.cells_per_module,
-            "sensors_per_module": pack.sensors_per_module,
-        }
-        if slaves_db is None:
-            slaves_db = cantools.database.load_file(str(config.dbc.slaves), strict=True)
-        sensor_db = cantools.database.load_file(str(config.dbc.sensor), strict=True)
-        master_db = cantools.database.load_file(str(config.dbc.master), strict=True)
-        mappings = bus_mappings(config.ingest, params)
-        targets = bus_targets(pack)
         for core_bus in (INTERNAL, VEHICLE):
             if core_bus not in config.buses:
                 raise ConfigError(f"buses.{core_bus}", "missing: the pack core lives on this bus")
-        self.decoders: dict[str, BatchDecoder] = {
-            INTERNAL: compile_decoder(
-                [slaves_db, sensor_db, _only(master_db, INTERNAL)],
-                mappings[INTERNAL],
-                targets[INTERNAL],
-            ),
-            VEHICLE: compile_decoder(
-                [_only(master_db, VEHICLE)], mappings[VEHICLE], targets[VEHICLE]
-            ),
-        }
+        dbs, loaded = load_databases(
+            config.dbc, {"slaves": slaves_db} if slaves_db is not None else None
+        )
+        build = build_decoders(
+            pack,
+            config.ingest,
+            dbs["slaves"],
+            dbs["sensor"],
+            dbs["master"],
+            provides=config.dbc.provides,
+        )
+        self.decoders: dict[str, BatchDecoder] = dict(build.decoders)
+        self.notices: tuple[str, ...] = (*loaded, *build.notices)  # shown at start
+        slaves_db, master_db = dbs["slaves"], dbs["master"]
         self.protection = Protection(config.protection)
         self.contactors = ContactorMachine(config.contactors)
         self.limits = Derating(config.limits)
@@ -452,18 +446,3 @@ def _balancing_encoder(
 def _failed_output(stage: Stage, exc: Exception) -> StageOutput:
     why = f"stage {stage.name!r} failed: {type(exc).__name__}: {exc}"
     return StageOutput(events=(why,), limits=LimitRequest(0.0, 0.0, why))
-
-
-def _only(database: cantools.database.can.Database, role: str) -> cantools.database.can.Database:
-    """The messages of the master DBC that travel on one bus role (``BusRole`` attribute)."""
-    subset = cantools.database.can.Database(
-        messages=[m for m in database.messages if _role(m) == role],
-        strict=False,
-    )
-    return subset
-
-
-def _role(message: cantools.database.can.Message) -> str:
-    attributes = message.dbc.attributes if message.dbc else {}
-    role = attributes.get("BusRole")
-    return str(role.value) if role is not None else "vehicle"

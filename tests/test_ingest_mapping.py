@@ -102,7 +102,7 @@ def test_unknown_shipped_mapping_is_a_config_error() -> None:
         load_mapping("nonexistent")
 
 
-INDEXED = cantools.database.load_file(Path(__file__).parent / "dbc" / "indexed_slaves.dbc")
+INDEXED = cantools.database.load_file(Path(__file__).parent / "data" / "indexed_slaves.dbc")
 BLOCK_RULE = {
     "target": "cell_voltage",
     "message": "^CellBlock$",

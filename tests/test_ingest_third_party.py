@@ -191,7 +191,7 @@ message = '^ID2B4PCS_dcdcRailStatus$'
 signal = '^PCS_dcdcHvBusVolt$'
 """
 
-# Cell and module numbers carried in a data byte (tests/dbc/indexed_slaves.dbc).
+# Cell and module numbers carried in a data byte (tests/data/indexed_slaves.dbc).
 INDEXED = Case(
     config="""
 [pack]
@@ -200,7 +200,7 @@ cells_per_module = 12
 sensors_per_module = 4
 
 [dbc]
-slaves = "{tests}/dbc/indexed_slaves.dbc"
+slaves = "{tests}/data/indexed_slaves.dbc"
 
 [ingest]
 slave_mapping = "slave.toml"

@@ -55,6 +55,7 @@ def banner(source: str | None, controller: Controller) -> str:
         lines.append(
             f"  bus {name}: {bus.interface} {bus.channel}  ({', '.join(core + stages) or 'idle'})"
         )
+    lines += [f"  notice: {notice}" for notice in controller.notices]
     return "\n".join(lines)
 
 

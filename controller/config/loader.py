@@ -19,15 +19,8 @@ from controller.adapters.registry import build_adapters
 from controller.balancing import BalancingConfig, parse_balancing
 from controller.canopen_node.config import BatteryNodeConfig, load_battery_node_config
 from controller.config import fields
-from controller.config.ingest import IngestConfig, parse_ingest
-from controller.config.pack import (
-    BusConfig,
-    DbcConfig,
-    PackConfig,
-    parse_buses,
-    parse_dbc,
-    parse_pack,
-)
+from controller.config.ingest import DbcSources, IngestConfig, parse_dbc_sources, parse_ingest
+from controller.config.pack import BusConfig, PackConfig, parse_buses, parse_pack
 from controller.contactors import ContactorConfig, parse_contactors
 from controller.errors import ConfigError
 from controller.limits import LimitsConfig, SocConfig, parse_limits, parse_soc
@@ -58,7 +51,7 @@ class ControllerConfig:
     cycle_s: float
     startup_timeout_s: float
     buses: Mapping[str, BusConfig]
-    dbc: DbcConfig
+    dbc: DbcSources
     ingest: IngestConfig
     protection: ProtectionConfig
     contactors: ContactorConfig
@@ -94,8 +87,8 @@ def parse_config(data: Mapping[str, Any], base: Path | None = None) -> Controlle
         startup_timeout_s=fields.number(data, "startup_timeout_ms", "", 3000.0, 0.0, 60_000.0)
         / 1000.0,
         buses=parse_buses(fields.table(data, "buses", "", {})),
-        dbc=parse_dbc(fields.table(data, "dbc", "", {}), base=base),
-        ingest=parse_ingest(fields.table(data, "ingest", "", {})),
+        dbc=parse_dbc_sources(fields.table(data, "dbc", "", {}), base=base),
+        ingest=parse_ingest(fields.table(data, "ingest", "", {}), base_dir=base),
         protection=parse_protection(
             merged(load_preset("protection", chemistry), fields.table(data, "protection", "", {}))
         ),

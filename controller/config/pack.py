@@ -86,15 +86,6 @@ def parse_buses(data: Mapping[str, Any], path: str = "buses") -> dict[str, BusCo
     return buses
 
 
-@dataclass(frozen=True)
-class DbcConfig:
-    """Paths of the databases the controller compiles its decoders and encoders from."""
-
-    slaves: Path
-    sensor: Path
-    master: Path
-
-
 def resolve_dbc(value: str, key: str, base: Path | None) -> Path:
     """A shipped DBC by file name, or a path relative to the configuration file."""
     shipped = dbc.path(value)
@@ -104,18 +95,3 @@ def resolve_dbc(value: str, key: str, base: Path | None) -> Path:
     if not candidate.is_file():
         raise ConfigError(key, f"no DBC file {value!r} (neither shipped nor at {candidate})")
     return candidate
-
-
-def parse_dbc(data: Mapping[str, Any], path: str = "dbc", base: Path | None = None) -> DbcConfig:
-    fields.unknown_keys(data, {"slaves", "sensor", "master"}, path)
-    return DbcConfig(
-        slaves=resolve_dbc(
-            fields.string(data, "slaves", path, "canbms_slaves.dbc"), f"{path}.slaves", base
-        ),
-        sensor=resolve_dbc(
-            fields.string(data, "sensor", path, "ivt_s.dbc"), f"{path}.sensor", base
-        ),
-        master=resolve_dbc(
-            fields.string(data, "master", path, "canbms_master.dbc"), f"{path}.master", base
-        ),
-    )
