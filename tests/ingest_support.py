@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import tomllib
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 
 import cantools
@@ -13,12 +12,11 @@ from cantools.database import Database
 from controller.config.ingest import MODULE_ARRAYS as MODULE_TARGETS
 from controller.config.ingest import (
     IngestBuild,
-    build_decoders,
     load_databases,
-    parse_dbc_sources,
-    parse_ingest,
 )
-from controller.config.pack import PackConfig, parse_pack
+from controller.config.loader import load_config
+from controller.config.pack import PackConfig
+from controller.core import Controller
 from controller.frames import MAX_PAYLOAD, FrameBatch
 from controller.ingest import BatchDecoder, compile_decoder, load_mapping
 from controller.ingest.layout import compile_message
@@ -83,17 +81,11 @@ def cell_voltage_frames(
 
 
 def build_from_config(path: Path) -> tuple[IngestBuild, PackConfig, dict[str, Database]]:
-    """Decoders of a TOML configuration, built as the controller builds them."""
-    data = tomllib.loads(path.read_text(encoding="utf-8"))
-    base = path.parent
-    pack = parse_pack(data.get("pack", {}))
-    ingest = parse_ingest(data.get("ingest", {}), base_dir=base)
-    sources = parse_dbc_sources(data.get("dbc", {}), base=base)
-    dbs, loaded = load_databases(sources)
-    built = build_decoders(
-        pack, ingest, dbs["slaves"], dbs["sensor"], dbs["master"], provides=sources.provides
-    )
-    return replace(built, notices=loaded + built.notices), pack, dbs
+    """Decoders of a TOML configuration, as the assembly `Controller` builds them from it."""
+    config = load_config(path)
+    controller = Controller(config)
+    dbs, _ = load_databases(config.dbc)
+    return IngestBuild(dict(controller.decoders), controller.notices), config.pack, dbs
 
 
 def with_mux(message, payload: bytearray, value: int) -> bytearray:

@@ -82,6 +82,9 @@ class Case:
 
 FOXBMS_AFE = Case(
     config="""
+[balancing]
+enabled = false  # these modules take no balancing command
+
 [pack]
 modules = 18
 cells_per_module = 12
@@ -103,6 +106,9 @@ sensor_mapping = "foxbms_ivt"
 # foxBMS 2 reporting its own string to a host: the f_ frames, a mapping written for them.
 FOXBMS_HOST = Case(
     config="""
+[balancing]
+enabled = false  # these modules take no balancing command
+
 [pack]
 modules = 18
 cells_per_module = 12
@@ -140,6 +146,9 @@ validity = "{signal}_invalidFlag"
 # lowest and highest temperature, and the pack current and voltages in its own frames.
 MODEL3 = Case(
     config="""
+[balancing]
+enabled = false  # these modules take no balancing command
+
 [pack]
 modules = 2
 cells_per_module = 54
@@ -194,6 +203,9 @@ signal = '^PCS_dcdcHvBusVolt$'
 # Cell and module numbers carried in a data byte (tests/data/indexed_slaves.dbc).
 INDEXED = Case(
     config="""
+[balancing]
+enabled = false  # these modules take no balancing command
+
 [pack]
 modules = 4
 cells_per_module = 12
