@@ -90,6 +90,11 @@ class FailingBus(VirtualBus):
             raise can.CanOperationError("transmit failed: bus is gone")
         super().send(msg, timeout)
 
+    def _recv_internal(self, timeout: float | None) -> tuple[can.Message | None, bool]:
+        if self.broken:
+            raise OSError(107, "Transport endpoint is not connected")
+        return super()._recv_internal(timeout)
+
 
 @pytest.fixture
 def config() -> ControllerConfig:
@@ -238,3 +243,25 @@ def test_a_step_that_raises_sends_the_fail_safe_frames_and_the_loop_goes_on(
     )
     assert sent_limits[-1]["BMS_ChargeCurrentLimit"] == 0
     assert sent_limits[-1]["BMS_DischargeCurrentLimit"] == 0
+
+
+def test_a_receive_outage_is_logged_once_and_its_end_too(config, plant, caplog) -> None:  # noqa: ANN001
+    plant, responder = plant
+    controller = Controller(config)
+    internal = FailingBus(config.buses["internal"].channel)
+    buses = _controller_buses(config, internal=internal)
+    runtime = Runtime(controller, controller.initial_state(time.monotonic()), buses, config.cycle_s)
+    responder.start()
+    threading.Timer(0.3, setattr, (internal, "broken", True)).start()
+    threading.Timer(0.8, setattr, (internal, "broken", False)).start()
+    with caplog.at_level(logging.WARNING, logger="controller.shell.runtime"):
+        stats = runtime.run(duration=1.5)
+    responder.halt()
+
+    lines = [r.getMessage() for r in caplog.records]
+    failed = [line for line in lines if "'internal' receive failed" in line]
+    again = [line for line in lines if "'internal' receives again" in line]
+    assert len(failed) == 1 and "Transport endpoint is not connected" in failed[0]
+    assert len(again) == 1
+    assert lines.index(failed[0]) < lines.index(again[0])
+    assert stats.cycles >= 0.8 * 1.5 / config.cycle_s  # the loop kept its pace

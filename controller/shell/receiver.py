@@ -7,7 +7,6 @@ control loop's thread instead of silently killing the reader (python-can issue #
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections.abc import Callable
@@ -17,7 +16,7 @@ import numpy as np
 
 from controller.frames import MAX_PAYLOAD, FrameBatch
 
-log = logging.getLogger(__name__)
+ERROR_BACKOFF_S = 0.01
 
 
 class BatchingListener(can.Listener):
@@ -34,6 +33,8 @@ class BatchingListener(can.Listener):
         self.clock = clock
         self.capacity = capacity
         self.dropped = 0
+        self.errors = 0  # receive errors, cumulative
+        self.last_drained = 0  # frames handed out by the last `drain`
         self.error: BaseException | None = None
         self._lock = threading.Lock()
         self._reset_buffer()
@@ -63,8 +64,15 @@ class BatchingListener(can.Listener):
             self._count = i + 1
 
     def on_error(self, exc: Exception) -> None:
-        log.error("receive error on bus %r: %s", self.bus, exc)
+        """Reader-thread failure: kept for the control loop, which logs it once per outage.
+
+        A lost transport raises on every read at once; python-can's notifier retries in a
+        loop, so the reader thread backs off here instead of spinning a core that the
+        control loop needs.
+        """
+        self.errors += 1
         self.error = exc
+        time.sleep(ERROR_BACKOFF_S)
 
     def take_error(self) -> BaseException | None:
         """The reader thread's last failure, once; the control loop reports it."""
@@ -84,4 +92,5 @@ class BatchingListener(can.Listener):
                 bus_names=(self.bus,),
             )
             self._count = 0
+        self.last_drained = n
         return batch

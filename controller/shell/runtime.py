@@ -76,6 +76,7 @@ class Runtime:
         self.on_step = on_step
         self.stats = RuntimeStats()
         self._stop = threading.Event()
+        self._failing: set[str] = set()  # buses whose reader reports errors
         self._listeners = [BatchingListener(name, clock=clock) for name in self.buses]
         extra = listeners or {}
         self._notifiers = [
@@ -109,9 +110,7 @@ class Runtime:
         began = self.clock()
         batch = FrameBatch.concatenate(listener.drain() for listener in self._listeners)
         for listener in self._listeners:
-            error = listener.take_error()
-            if error is not None:
-                log.error("bus %r receive failed: %s", listener.bus, error)
+            self._watch_receive(listener)
         try:
             result = self.core.step(self.state, batch, began)
         except Exception:  # noqa: BLE001 - the loop must outlive a defect in a step
@@ -129,6 +128,16 @@ class Runtime:
         elapsed = self.clock() - began
         self.stats.cycles += 1
         self.stats.max_cycle_s = max(self.stats.max_cycle_s, elapsed)
+
+    def _watch_receive(self, listener: BatchingListener) -> None:
+        """Log a receive outage when it starts and when frames flow again, not per error."""
+        error = listener.take_error()
+        if error is not None and listener.bus not in self._failing:
+            self._failing.add(listener.bus)
+            log.error("bus %r receive failed: %s (its data will go stale)", listener.bus, error)
+        elif error is None and listener.bus in self._failing and listener.last_drained:
+            self._failing.discard(listener.bus)
+            log.warning("bus %r receives again after %d errors", listener.bus, listener.errors)
 
     def _wait(self, deadline: float) -> float:
         now = self.clock()
