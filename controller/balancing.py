@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from cantools.database.can import Database
 
-from controller.config import fields
+from controller.config.declare import load, setting
 from controller.errors import MappingError
 from controller.frames import MAX_PAYLOAD, OutFrame, frame_key
 from controller.measurements import ArrayStats
@@ -25,35 +25,35 @@ from dbc.e2e import COUNTER_MODULO, protect_batch
 
 @dataclass(frozen=True)
 class BalancingConfig:
-    enabled: bool
-    threshold: float  # V above the lowest valid cell
-    min_cell_voltage: float  # V: never bleed a cell below this
-    max_temperature: float  # degC: no balancing above
-    max_rest_current: float  # A: discharge current above which balancing stops
-    period_s: float
+    enabled: bool = setting(True, doc="bleed high cells (needs BalancingCommand in the slave DBC)")
+    threshold_mv: float = setting(
+        10.0, ge=1.0, le=500.0, unit="mV", doc="a cell bleeds this far above the lowest valid cell"
+    )
+    min_cell_voltage: float = setting(
+        3.5, ge=0.0, le=5.0, unit="V", doc="no balancing while the lowest cell is below this"
+    )
+    max_temperature: float = setting(
+        50.0, ge=-40.0, le=100.0, unit="degC", doc="no balancing above this temperature"
+    )
+    max_rest_current_a: float = setting(
+        2.0, ge=0.0, le=1000.0, unit="A", doc="no balancing while discharging harder than this"
+    )
+    period_ms: float = setting(
+        500.0, ge=50.0, le=10_000.0, unit="ms", doc="BalancingCommand period"
+    )
+
+    @property
+    def threshold(self) -> float:
+        """V above the lowest valid cell."""
+        return self.threshold_mv / 1000.0
+
+    @property
+    def period_s(self) -> float:
+        return self.period_ms / 1000.0
 
 
 def parse_balancing(data: Mapping[str, Any], path: str = "balancing") -> BalancingConfig:
-    fields.unknown_keys(
-        data,
-        {
-            "enabled",
-            "threshold_mv",
-            "min_cell_voltage",
-            "max_temperature",
-            "max_rest_current_a",
-            "period_ms",
-        },
-        path,
-    )
-    return BalancingConfig(
-        enabled=fields.boolean(data, "enabled", path, True),
-        threshold=fields.number(data, "threshold_mv", path, 10.0, 1.0, 500.0) / 1000.0,
-        min_cell_voltage=fields.number(data, "min_cell_voltage", path, 3.5, 0.0, 5.0),
-        max_temperature=fields.number(data, "max_temperature", path, 50.0, -40.0, 100.0),
-        max_rest_current=fields.number(data, "max_rest_current_a", path, 2.0, 0.0, 1000.0),
-        period_s=fields.number(data, "period_ms", path, 500.0, 50.0, 10_000.0) / 1000.0,
-    )
+    return load(BalancingConfig, data, path)
 
 
 def select_cells(
@@ -73,7 +73,7 @@ def select_cells(
         and voltage_stats.valid
         and temperature_stats.valid
         and current_valid
-        and pack_current > -config.max_rest_current
+        and pack_current > -config.max_rest_current_a
         and temperature_stats.maximum < config.max_temperature
         and voltage_stats.minimum >= config.min_cell_voltage
     )

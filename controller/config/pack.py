@@ -3,27 +3,33 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import dbc
-from controller.config import fields
+from controller.config.declare import load, setting
 from controller.errors import ConfigError
 from dbc.topology import MAX_MODULES_EXTENDED
 
-CHEMISTRIES = ("nmc", "lfp", "lto")
 BUS_ROLES = ("internal", "vehicle")
 
 
 @dataclass(frozen=True)
 class PackConfig:
-    chemistry: str
-    modules: int
-    cells_per_module: int
-    sensors_per_module: int
-    capacity_ah: float
-    fd: bool
+    """The pack's shape: it sizes every measured array and selects the chemistry presets."""
+
+    chemistry: Literal["nmc", "lfp", "lto"] = setting(
+        "nmc", doc="cell chemistry: selects the protection, limits and SOC presets"
+    )
+    # above 64 modules the slave DBC uses 29-bit IDs (dbc.topology.Topology.extended_ids)
+    modules: int = setting(8, ge=1, le=MAX_MODULES_EXTENDED, doc="slave modules")
+    cells_per_module: int = setting(12, ge=1, le=64, doc="cells in series per module")
+    sensors_per_module: int = setting(4, ge=1, le=64, doc="temperature sensors per module")
+    capacity_ah: float = setting(
+        100.0, ge=0.1, le=100_000.0, unit="Ah", doc="rated capacity (SOC counting)"
+    )
+    fd: bool = setting(False, doc="the slave bus uses CAN FD frames")
 
     @property
     def cells(self) -> int:
@@ -35,55 +41,47 @@ class PackConfig:
 
 
 def parse_pack(data: Mapping[str, Any], path: str = "pack") -> PackConfig:
-    fields.unknown_keys(
-        data,
-        {"chemistry", "modules", "cells_per_module", "sensors_per_module", "capacity_ah", "fd"},
-        path,
-    )
-    return PackConfig(
-        chemistry=fields.string(data, "chemistry", path, "nmc", CHEMISTRIES),
-        # above 64 modules the slave DBC uses 29-bit IDs (dbc.topology.Topology.extended_ids)
-        modules=fields.integer(data, "modules", path, 8, 1, MAX_MODULES_EXTENDED),
-        cells_per_module=fields.integer(data, "cells_per_module", path, 12, 1, 64),
-        sensors_per_module=fields.integer(data, "sensors_per_module", path, 4, 1, 64),
-        capacity_ah=fields.number(data, "capacity_ah", path, 100.0, 0.1, 100_000.0),
-        fd=fields.boolean(data, "fd", path, False),
-    )
+    return load(PackConfig, data, path)
 
 
 @dataclass(frozen=True)
 class BusConfig:
-    """Keyword arguments for ``can.Bus`` of one bus role."""
+    """One named bus: the keyword arguments of ``can.Bus``."""
 
-    role: str
-    interface: str
-    channel: str
-    options: Mapping[str, Any] = field(default_factory=dict)
+    name: str = setting(from_key=True)
+    interface: str = setting("virtual", doc="python-can interface (socketcan, pcan, remote, ...)")
+    channel: str = setting("", doc="python-can channel; empty: `canbms-<name>`")
+    bitrate: int | None = setting(None, ge=10_000, le=8_000_000, unit="bit/s", doc="bit rate")
+    fd: bool | None = setting(None, doc="CAN FD")
+    data_bitrate: int | None = setting(
+        None, ge=10_000, le=16_000_000, unit="bit/s", doc="CAN FD data phase bit rate"
+    )
+    options: Mapping[str, Any] = setting(
+        {}, extra=True, doc="any other option of the interface, passed through"
+    )
+
+    def __post_init__(self) -> None:
+        if not self.channel:
+            object.__setattr__(self, "channel", f"canbms-{self.name}")
 
     def bus_kwargs(self) -> dict[str, Any]:
-        return {"interface": self.interface, "channel": self.channel, **self.options}
+        typed = {"bitrate": self.bitrate, "fd": self.fd, "data_bitrate": self.data_bitrate}
+        given = {k: v for k, v in typed.items() if v is not None}
+        return {"interface": self.interface, "channel": self.channel, **given, **self.options}
+
+
+def default_buses() -> dict[str, BusConfig]:
+    """Without ``[buses]``: the internal and vehicle buses on python-can's virtual interface."""
+    return {role: BusConfig(name=role) for role in BUS_ROLES}
 
 
 def parse_buses(data: Mapping[str, Any], path: str = "buses") -> dict[str, BusConfig]:
-    fields.unknown_keys(data, set(BUS_ROLES), path)
-    buses = {}
-    for role in BUS_ROLES:
-        sub = fields.table(data, role, path, {})
-        where = fields.join(path, role)
-        options = {k: v for k, v in sub.items() if k not in ("interface", "channel")}
-        if "bitrate" in options:
-            options["bitrate"] = fields.integer(
-                sub, "bitrate", where, minimum=10_000, maximum=8_000_000
-            )
-        if "fd" in options:
-            options["fd"] = fields.boolean(sub, "fd", where)
-        buses[role] = BusConfig(
-            role=role,
-            interface=fields.string(sub, "interface", where, "virtual"),
-            channel=str(fields.string(sub, "channel", where, f"canbms-{role}")),
-            options=options,
-        )
-    return buses
+    """Every ``[buses.<name>]``; ``internal`` and ``vehicle`` first (the core's buses)."""
+    if not data:
+        return default_buses()
+    buses = {name: load(BusConfig, sub, f"{path}.{name}") for name, sub in data.items()}
+    first = [name for name in BUS_ROLES if name in buses]
+    return {name: buses[name] for name in (*first, *(n for n in buses if n not in first))}
 
 
 def resolve_dbc(value: str, key: str, base: Path | None) -> Path:
