@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -26,14 +26,13 @@ from controller.adapters.base import BmsSnapshot, Level, LimitRequest
 from controller.adapters.framing import FrameEncoder, ascii_field, load_dbc, schedule
 from controller.adapters.inverter_flags import flags_35a, flags_359
 from controller.adapters.keepalive import KeepAliveConfig, KeepAliveState, watch_link
-from controller.config import fields
+from controller.config.declare import load, setting
 from controller.errors import ConfigError
 from controller.frames import OutFrame
 from controller.stage import StageInputs, StageOutput, Traffic
 from dbc import path as dbc_path
 
 KEEPALIVE_IDS = (0x305, 0x307)
-LEVELS = {"warning": Level.WARNING, "alarm": Level.ALARM, "fault": Level.FAULT}
 
 
 @dataclass(frozen=True)
@@ -53,70 +52,66 @@ VARIANTS = {
     ),
     "sma": Variant("canbms_inverter_sma.dbc", (0x351, 0x355, 0x356, 0x35A, 0x35C), (0x35E, 0x35F)),
 }
-_KNOWN = {
-    "type", "name", "bus", "variant", "period", "info_period", "manufacturer", "model_id",
-    "hardware_version", "software_version", "module_count", "alarm_level", "fault_level",
-    "cvl_floor", "extras", "keepalive", "keepalive_loss_after", "keepalive_timeout",
-    "keepalive_limit_fraction",
-}  # fmt: skip
 
 
 @dataclass(frozen=True)
 class InverterConfig:
-    variant: str = "victron"
-    name: str = "canbms_inverter"
-    bus: str = "vehicle"
-    period: float = 1.0
-    info_period: float = 10.0
-    manufacturer: str = "canbms"
-    model_id: int = 0
-    hardware_version: int = 0
-    software_version: int = 0
-    module_count: int = 1
-    alarm_level: Level = Level.ALARM
-    fault_level: Level = Level.FAULT
-    cvl_floor: float = 0.0
-    extras: bool = True
-    keepalive: bool = True
-    watch: KeepAliveConfig = field(default_factory=KeepAliveConfig)
+    """An ``[[adapters]]`` table of type ``canbms_inverter``."""
+
+    variant: Literal["victron", "pylontech", "sma"] = setting(doc="protocol variant")
+    type: Literal["canbms_inverter"] = setting("canbms_inverter", doc="CAN-BMS storage inverter")
+    name: str = setting("canbms_inverter", doc="name in events (default: the type, made unique)")
+    bus: str = setting("vehicle", doc="the configured bus the inverter is on")
+    period: float = setting(1.0, ge=0.1, le=10.0, unit="s", doc="period of the fast frames")
+    info_period: float = setting(
+        10.0, ge=0.5, le=120.0, unit="s", doc="period of the identity frames"
+    )
+    manufacturer: str = setting("canbms", doc="0x35E name, at most 8 ASCII characters")
+    model_id: int = setting(0, ge=0, le=0xFFFF, doc="0x35F model")
+    hardware_version: int = setting(0, ge=0, le=0xFFFF, doc="0x35F hardware version")
+    software_version: int = setting(0, ge=0, le=0xFFFF, doc="0x35F software version")
+    module_count: int = setting(1, ge=1, le=255, doc="0x359 module count (Pylontech)")
+    alarm_level: Level = setting(
+        Level.ALARM, choices=(Level.ALARM, Level.FAULT), doc="level reported as an alarm flag"
+    )
+    fault_level: Level = setting(
+        Level.FAULT, choices=(Level.ALARM, Level.FAULT), doc="level that stops the inverter"
+    )
+    cvl_floor: float = setting(
+        0.0, ge=0.0, le=6553.5, unit="V", doc="CVL is never sent below this (nor below DVL)"
+    )
+    extras: bool = setting(True, doc="send the variant's optional frames")
+    keepalive: bool = setting(True, doc="watch the inverter's keep-alive (0x305/0x307)")
+    keepalive_loss_after: float = setting(
+        10.0, ge=1.0, unit="s", doc="log the keep-alive as lost after this long"
+    )
+    keepalive_timeout: float = setting(
+        600.0, unit="s", doc="cut the limits after this long (>= keepalive_loss_after)"
+    )
+    keepalive_limit_fraction: float = setting(
+        0.0, ge=0.0, le=1.0, doc="fraction of the limits kept after the timeout"
+    )
+
+    def validate(self, path: str) -> None:
+        if not self.manufacturer.isascii() or len(self.manufacturer) > 8:
+            raise ConfigError(f"{path}.manufacturer", "at most 8 ASCII chars")
+        if self.keepalive_timeout < self.keepalive_loss_after:
+            raise ConfigError(
+                f"{path}.keepalive_timeout",
+                f"{self.keepalive_timeout} is below the minimum {self.keepalive_loss_after} "
+                "(keepalive_loss_after)",
+            )
+
+    @property
+    def watch(self) -> KeepAliveConfig:
+        return KeepAliveConfig(
+            self.keepalive_loss_after, self.keepalive_timeout, self.keepalive_limit_fraction
+        )
 
     @classmethod
     def from_table(cls, data: Mapping[str, Any], path: str) -> InverterConfig:
         """Parse ``[[adapters]]`` of type ``canbms_inverter``; errors name the key."""
-        fields.unknown_keys(data, _KNOWN, path)
-        name = fields.string(data, "manufacturer", path, "canbms")
-        if not name.isascii() or len(name) > 8:
-            raise ConfigError(fields.join(path, "manufacturer"), "at most 8 ASCII chars")
-        u16 = {"minimum": 0, "maximum": 0xFFFF}
-        loss = fields.number(data, "keepalive_loss_after", path, 10.0, minimum=1.0)
-        return cls(
-            variant=fields.string(data, "variant", path, choices=tuple(VARIANTS)),
-            name=fields.string(data, "name", path, "canbms_inverter"),
-            bus=fields.string(data, "bus", path, "vehicle"),
-            period=fields.number(data, "period", path, 1.0, minimum=0.1, maximum=10.0),
-            info_period=fields.number(data, "info_period", path, 10.0, minimum=0.5, maximum=120),
-            manufacturer=name,
-            model_id=fields.integer(data, "model_id", path, 0, **u16),
-            hardware_version=fields.integer(data, "hardware_version", path, 0, **u16),
-            software_version=fields.integer(data, "software_version", path, 0, **u16),
-            module_count=fields.integer(data, "module_count", path, 1, minimum=1, maximum=255),
-            alarm_level=LEVELS[
-                fields.string(data, "alarm_level", path, "alarm", choices=("alarm", "fault"))
-            ],
-            fault_level=LEVELS[
-                fields.string(data, "fault_level", path, "fault", choices=("alarm", "fault"))
-            ],
-            cvl_floor=fields.number(data, "cvl_floor", path, 0.0, minimum=0.0, maximum=6553.5),
-            extras=fields.boolean(data, "extras", path, True),
-            keepalive=fields.boolean(data, "keepalive", path, True),
-            watch=KeepAliveConfig(
-                loss_after=loss,
-                timeout=fields.number(data, "keepalive_timeout", path, 600.0, minimum=loss),
-                fraction=fields.number(
-                    data, "keepalive_limit_fraction", path, 0.0, minimum=0.0, maximum=1.0
-                ),
-            ),
-        )
+        return load(cls, data, path)
 
 
 @dataclass(frozen=True)

@@ -17,13 +17,13 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from controller.adapters.base import BmsSnapshot, Level
 from controller.adapters.framing import FrameEncoder, load_dbc, schedule
-from controller.config import fields
+from controller.config.declare import load, setting
 from controller.errors import ConfigError
 from controller.frames import FrameBatch, OutFrame, frame_key
 from controller.stage import StageInputs, StageOutput, Traffic
@@ -39,11 +39,6 @@ STATUS_BITS = (
 )
 STOPPING_BITS = 0b1_0001  # hardware fault, communication time-out
 START, STOP = 0, 1
-_KNOWN = {
-    "type", "name", "bus", "addresses", "period", "max_current", "status_timeout",
-    "stop_level", "termination_current", "termination_margin", "termination_delay",
-    "restart_soc",
-}  # fmt: skip
 
 
 def command_id(address: int) -> int:
@@ -54,53 +49,50 @@ def status_id(address: int) -> int:
     return 0x18FF_5000 | address
 
 
-def _addresses(data: Mapping[str, Any], path: str) -> tuple[int, ...]:
-    where = fields.join(path, "addresses")
-    value = data.get("addresses", [0xE5])
-    if not isinstance(value, list) or not value:
-        raise ConfigError(where, "expected a non-empty list of charger addresses")
-    for i, a in enumerate(value):
-        if isinstance(a, bool) or not isinstance(a, int) or a not in ADDRESSES:
-            choices = ", ".join(f"0x{x:X}" for x in ADDRESSES)
-            raise ConfigError(f"{where}[{i}]", f"{a!r} is not one of {choices}")
-    if len(set(value)) != len(value):
-        raise ConfigError(where, "an address is listed twice")
-    return tuple(value)
-
-
 @dataclass(frozen=True)
 class ElconConfig:
-    max_current: float  # per charger, A
-    addresses: tuple[int, ...] = (0xE5,)
-    name: str = "elcon"
-    bus: str = "charger"
-    period: float = 1.0
-    status_timeout: float = 5.0
-    stop_level: Level = Level.FAULT
-    termination_current: float = 1.0
-    termination_margin: float = 0.5
-    termination_delay: float = 10.0
-    restart_soc: float = 95.0
+    """An ``[[adapters]]`` table of type ``elcon``."""
+
+    max_current: float = setting(ge=0.1, le=6553.5, unit="A", doc="rating of each charger")
+    type: Literal["elcon"] = setting("elcon", doc="Elcon/TC chargers")
+    addresses: tuple[int, ...] = setting(
+        (0xE5,),
+        choices=ADDRESSES,
+        min_items=1,
+        unique=True,
+        doc="charger addresses sharing the CCL",
+    )
+    name: str = setting("elcon", doc="name in events (default: the type, made unique)")
+    bus: str = setting("charger", doc="the configured bus the chargers are on")
+    period: float = setting(1.0, ge=0.1, le=4.0, unit="s", doc="command period")
+    status_timeout: float = setting(
+        5.0, unit="s", doc="a charger whose status is older gets no current (>= period)"
+    )
+    stop_level: Level = setting(
+        Level.FAULT, choices=(Level.ALARM, Level.FAULT), doc="fault level that stops charging"
+    )
+    termination_current: float = setting(
+        1.0, ge=0.0, unit="A", doc="charge ends below this current at CVL ..."
+    )
+    termination_margin: float = setting(
+        0.5, ge=0.0, unit="V", doc="... with the pack within this of CVL ..."
+    )
+    termination_delay: float = setting(10.0, ge=0.0, unit="s", doc="... for this long")
+    restart_soc: float = setting(
+        95.0, ge=0.0, le=100.0, unit="%", doc="a terminated charge restarts below this SOC"
+    )
+
+    def validate(self, path: str) -> None:
+        if self.status_timeout < self.period:
+            raise ConfigError(
+                f"{path}.status_timeout",
+                f"{self.status_timeout} is below the minimum {self.period} (the period)",
+            )
 
     @classmethod
     def from_table(cls, data: Mapping[str, Any], path: str) -> ElconConfig:
         """Parse ``[[adapters]]`` of type ``elcon``; errors name the key."""
-        fields.unknown_keys(data, _KNOWN, path)
-        period = fields.number(data, "period", path, 1.0, minimum=0.1, maximum=4.0)
-        level = fields.string(data, "stop_level", path, "fault", choices=("alarm", "fault"))
-        return cls(
-            max_current=fields.number(data, "max_current", path, minimum=0.1, maximum=6553.5),
-            addresses=_addresses(data, path),
-            name=fields.string(data, "name", path, "elcon"),
-            bus=fields.string(data, "bus", path, "charger"),
-            period=period,
-            status_timeout=fields.number(data, "status_timeout", path, 5.0, minimum=period),
-            stop_level=Level.ALARM if level == "alarm" else Level.FAULT,
-            termination_current=fields.number(data, "termination_current", path, 1.0, minimum=0),
-            termination_margin=fields.number(data, "termination_margin", path, 0.5, minimum=0),
-            termination_delay=fields.number(data, "termination_delay", path, 10.0, minimum=0),
-            restart_soc=fields.number(data, "restart_soc", path, 95.0, minimum=0, maximum=100),
-        )
+        return load(cls, data, path)
 
 
 @dataclass(frozen=True)

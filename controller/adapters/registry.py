@@ -1,65 +1,86 @@
 """The table of adapter types and the builder for ``[[adapters]]`` configuration.
 
-A new protocol is one entry in ``ADAPTERS``: a factory taking the adapter's TOML table and its
-key path (``adapters[2]``) so that every configuration error names the offending key.
+A new protocol is one entry in ``ADAPTERS``: its declared configuration section (whose
+``type`` field names it) and the stage built from it. Tables are validated by the generic
+configuration loader, so every error names the offending key (``adapters[2].period``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from controller.adapters.canbms_inverter import CanBmsInverter
-from controller.adapters.elcon import ElconCharger
-from controller.config import fields
+from controller.adapters.canbms_inverter import CanBmsInverter, InverterConfig
+from controller.adapters.elcon import ElconCharger, ElconConfig
+from controller.config.declare import load
 from controller.errors import ConfigError
 from controller.stage import Stage
 
-Factory = Callable[[Mapping[str, Any], str], Stage]
 
-ADAPTERS: dict[str, Factory] = {
-    "canbms_inverter": CanBmsInverter.from_config,
-    "elcon": ElconCharger.from_config,
+@dataclass(frozen=True)
+class AdapterType:
+    config: type
+    build: Callable[[Any], Stage]
+
+
+ADAPTERS: dict[str, AdapterType] = {
+    "canbms_inverter": AdapterType(InverterConfig, CanBmsInverter),
+    "elcon": AdapterType(ElconConfig, ElconCharger),
 }
 
 
-def build_adapters(config_list: Sequence[Mapping[str, Any]]) -> list[Stage]:
+def load_adapter_configs(tables: Any, path: str = "adapters") -> tuple[Any, ...]:
+    """The declared section of every ``[[adapters]]`` table, with unique names."""
+    if not isinstance(tables, Sequence) or isinstance(tables, str):
+        raise ConfigError(path, "expected an array of tables ([[adapters]])")
+    configs: list[Any] = []
+    names: set[str] = set()
+    for index, data in enumerate(tables):
+        where = f"{path}[{index}]"
+        if not isinstance(data, Mapping):
+            raise ConfigError(where, f"expected a table, got {type(data).__name__}")
+        kind = data.get("type")
+        if kind not in ADAPTERS:
+            known = ", ".join(ADAPTERS)
+            problem = "missing value" if kind is None else f"{kind!r} is not one of {known}"
+            raise ConfigError(f"{where}.type", problem)
+        default_name = kind if kind not in names else f"{kind}_{index}"
+        config = load(ADAPTERS[kind].config, {"name": default_name, **data}, where)
+        if config.name in names:
+            raise ConfigError(f"{where}.name", f"{config.name!r} is used twice")
+        names.add(config.name)
+        configs.append(config)
+    return tuple(configs)
+
+
+def build_adapter(config: Any) -> Stage:
+    return ADAPTERS[config.type].build(config)
+
+
+def build_adapters(tables: Sequence[Mapping[str, Any]]) -> list[Stage]:
     """Every configured adapter, in order; several may run at once.
 
-    Rejects what would collide on the wire: two adapters with the same name, two inverter
-    adapters on one bus (both would send 0x351), or one Elcon address used twice on a bus.
+    Rejects what would collide on the wire: two inverter adapters on one bus (both would send
+    0x351), or one Elcon address used twice on a bus.
     """
-    if not isinstance(config_list, Sequence) or isinstance(config_list, str):
-        raise ConfigError("adapters", "expected an array of tables ([[adapters]])")
-    adapters: list[Stage] = []
-    names: set[str] = set()
+    configs = load_adapter_configs(tables)
     claimed: dict[tuple[str, object], str] = {}  # (bus, resource) -> owner
-    for index, data in enumerate(config_list):
-        path = f"adapters[{index}]"
-        if not isinstance(data, Mapping):
-            raise ConfigError(path, f"expected a table, got {type(data).__name__}")
-        kind = fields.string(data, "type", path, choices=tuple(ADAPTERS))
-        table = dict(data)
-        table.setdefault("name", kind if kind not in names else f"{kind}_{index}")
-        adapter = ADAPTERS[kind](table, path)
-        if adapter.name in names:
-            raise ConfigError(fields.join(path, "name"), f"{adapter.name!r} is used twice")
-        names.add(adapter.name)
-        for resource in _resources(adapter):
-            owner = claimed.setdefault((adapter.bus, resource), adapter.name)
-            if owner != adapter.name:
+    for index, config in enumerate(configs):
+        for resource in _resources(config):
+            owner = claimed.setdefault((config.bus, resource), config.name)
+            if owner != config.name:
                 raise ConfigError(
-                    fields.join(path, "bus"),
-                    f"{adapter.name!r} and {owner!r} would both send {resource} on {adapter.bus!r}",
+                    f"adapters[{index}].bus",
+                    f"{config.name!r} and {owner!r} would both send {resource} on {config.bus!r}",
                 )
-        adapters.append(adapter)
-    return adapters
+    return [build_adapter(config) for config in configs]
 
 
-def _resources(adapter: Stage) -> tuple[str, ...]:
+def _resources(config: Any) -> tuple[str, ...]:
     """What an adapter owns on its bus and no other adapter may send there."""
-    if isinstance(adapter, CanBmsInverter):
+    if isinstance(config, InverterConfig):
         return ("the inverter frames (0x351...)",)
-    if isinstance(adapter, ElconCharger):
-        return tuple(f"charger {a:02X} commands" for a in adapter.config.addresses)
+    if isinstance(config, ElconConfig):
+        return tuple(f"charger {a:02X} commands" for a in config.addresses)
     return ()
