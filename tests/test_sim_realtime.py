@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -120,40 +116,6 @@ def test_cli_prints_a_status_line_per_second(capsys: pytest.CaptureFixture[str])
     status = [line for line in out if line.startswith("t=")]
     assert len(status) == 2 and "I=  -20.0 A" in status[0]
     assert "2 modules x 12 cells" in out[0] and "stopped at t=2.05 s" in out[-1]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def remote_server():
-    """A python-can-remote server on a free local port, serving a virtual bus."""
-    if importlib.util.find_spec("can_remote") is None:
-        pytest.skip("python-can-remote (can_remote) is not installed")
-    port = _free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "can_remote", "--interface=virtual", "--channel=0"]
-        + ["-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 10.0
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail("can_remote server did not start")
-                time.sleep(0.05)
-        yield f"ws://127.0.0.1:{port}/"
-    finally:
-        server.kill()
-        server.wait(5)
 
 
 def test_cli_runs_over_python_can_remote(remote_server: str) -> None:

@@ -1,0 +1,74 @@
+"""``canbms run`` as a process: everything configured runs, a bad combination never starts.
+
+The controller runs in its own process against a python-can-remote server on loopback (the
+two-process setup of the README); the test listens on the same bus and judges the frames by
+their order and content, not by wall-clock windows.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import can
+
+RUN = "from canbms.cli import main; raise SystemExit(main())"
+
+
+def _config(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "canbms.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_canopen_node_boots_and_beats_on_the_vehicle_bus(tmp_path: Path, remote_server) -> None:  # noqa: ANN001
+    config = _config(
+        tmp_path,
+        f"""
+[buses.internal]
+interface = "virtual"
+channel = "cli-run-internal"
+
+[buses.vehicle]
+interface = "remote"
+channel = "{remote_server}"
+
+[canopen]
+node_id = 3
+heartbeat_ms = 200
+""",
+    )
+    with can.Bus(interface="remote", channel=remote_server) as vehicle:
+        done = subprocess.run(
+            [sys.executable, "-c", RUN, "run", "--config", str(config), "--duration", "2"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        deadline = time.monotonic() + 2.0
+        frames: list[can.Message] = []
+        while time.monotonic() < deadline:
+            msg = vehicle.recv(0.2)
+            if msg is not None:
+                frames.append(msg)
+    assert done.returncode == 0, done.stderr
+    assert "bus vehicle: remote" in done.stdout and "canopen" in done.stdout
+    node = [bytes(m.data) for m in frames if m.arbitration_id == 0x703]
+    assert node and node[0] == b"\x00", "boot-up before any heartbeat"
+    assert node[1:4] == [b"\x05"] * 3, "then heartbeats in OPERATIONAL"
+    assert any(m.arbitration_id == 0x183 for m in frames), "TPDO1"
+
+
+def test_an_adapter_on_an_undefined_bus_never_starts(tmp_path: Path) -> None:
+    config = _config(tmp_path, '[[adapters]]\ntype = "elcon"\nmax_current = 10\n')
+    done = subprocess.run(
+        [sys.executable, "-c", RUN, "run", "--config", str(config), "--duration", "1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode != 0
+    assert "adapters[0].bus: 'charger' is not a configured bus" in done.stderr
+    assert "stopped after" not in done.stdout
