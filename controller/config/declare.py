@@ -21,7 +21,8 @@ API:
   generic reading for a value with its own format (``context.base_dir`` is the configuration
   file's folder); ``from_key`` fills a field of a named-table entry with its table name;
   ``extra`` on a ``Mapping[str, Any]`` field collects the keys nobody declared (passed
-  through, e.g. python-can bus options) instead of rejecting them.
+  through, e.g. python-can bus options) instead of rejecting them. A ``parse`` field without
+  a default is parsed from an empty table when absent; ``schema`` gives its JSON Schema.
 - ``load(cls, table, path, context)`` validates a TOML table into ``cls``. Supported field
   types: bool, int, float, str, ``Literal[...]``, enums (by lowercase member name), ``Path``
   (relative to ``context.base_dir``), ``X | None`` (absent: None), ``tuple[T, ...]``, nested
@@ -74,6 +75,7 @@ class Setting:
     parse: Callable[[Any, str, Context], Any] | None = None
     from_key: bool = False
     extra: bool = False
+    schema: Callable[[], dict[str, Any]] | None = None
 
 
 def setting(
@@ -91,9 +93,12 @@ def setting(
     parse: Callable[[Any, str, Context], Any] | None = None,
     from_key: bool = False,
     extra: bool = False,
+    schema: Callable[[], dict[str, Any]] | None = None,
 ) -> Any:
     """A dataclass field that is a configuration key; no default means required."""
-    meta = Setting(doc, unit, ge, gt, le, lt, choices, min_items, unique, parse, from_key, extra)
+    meta = Setting(
+        doc, unit, ge, gt, le, lt, choices, min_items, unique, parse, from_key, extra, schema
+    )
     kwargs: dict[str, Any] = {"metadata": {_META: meta}}
     if isinstance(default, dict | list):
         kwargs["default_factory"] = lambda: type(default)(default)
@@ -107,9 +112,10 @@ def setting_of(f: dataclasses.Field) -> Setting:
 
 
 def fields_of(cls: type) -> list[tuple[dataclasses.Field, Any]]:
-    """The fields of a section with their resolved type hints."""
+    """The declared fields of a section with their resolved type hints; fields without a
+    `setting` are no configuration keys (they keep their defaults)."""
     hints = typing.get_type_hints(cls)
-    return [(f, hints[f.name]) for f in dataclasses.fields(cls) if f.init]
+    return [(f, hints[f.name]) for f in dataclasses.fields(cls) if _META in f.metadata]
 
 
 def has_default(f: dataclasses.Field) -> bool:
@@ -168,6 +174,8 @@ def load(cls: type, data: Any, path: str = "", context: Context | None = None) -
             )
         elif has_default(f):
             values[f.name] = default_of(f)
+        elif meta.parse:
+            values[f.name] = meta.parse({}, where, context)
         else:
             is_table = _is_section(tp) or optional_inner(tp) is not None
             raise ConfigError(where, "missing table" if is_table else "missing value")
@@ -278,16 +286,21 @@ def dump(value: Any) -> Any:
     """The effective TOML-shaped value of a loaded section (None values are left out)."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         out: dict[str, Any] = {}
-        for f in dataclasses.fields(value):
+        every = dataclasses.fields(value)
+        declared = [f for f in every if _META in f.metadata] or every  # plain: all fields
+        for f in declared:
             meta = setting_of(f)
             item = getattr(value, f.name)
-            if meta.from_key or item is None or not f.init:
+            if meta.from_key or item is None:
                 continue
             if meta.extra:
                 out.update(dump(item))
             else:
                 out[f.name] = dump(item)
         return out
+    config = getattr(value, "config", None)
+    if dataclasses.is_dataclass(config):  # a stage built from a section
+        return dump(config)
     if isinstance(value, Mapping):
         return {str(k): dump(v) for k, v in value.items() if v is not None}
     if isinstance(value, tuple | list):

@@ -2,64 +2,120 @@
 
 A configuration file holds only what differs from the defaults: the chemistry preset
 supplies the protection thresholds and derating tables, and any table given in the file is
-merged over the preset key by key. Every value is validated at load; an error names the
-dotted key (``protection.cell_overvoltage.fault.threshold``) so a broken file never reaches
-the control loop.
+merged over the preset key by key before anything is validated. `ControllerConfig` declares
+every section once (`controller.config.declare`); an error names the dotted key
+(``protection.cell_overvoltage.fault.threshold``) so a broken file never reaches the control
+loop. Paths in the file are relative to the file (``ControllerConfig.base_dir``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from controller.adapters.registry import build_adapters
-from controller.balancing import BalancingConfig, parse_balancing
-from controller.canopen_node.config import BatteryNodeConfig, load_battery_node_config
-from controller.config import fields
+from controller.adapters.registry import ADAPTERS, build_adapters
+from controller.balancing import BalancingConfig
+from controller.canopen_node.config import BatteryNodeConfig
+from controller.config.declare import Context, load, setting
 from controller.config.ingest import DbcSources, IngestConfig, parse_dbc_sources, parse_ingest
-from controller.config.pack import BusConfig, PackConfig, parse_buses, parse_pack
-from controller.contactors import ContactorConfig, parse_contactors
+from controller.config.pack import BUS_ROLES, BusConfig, PackConfig, default_buses, parse_buses
+from controller.contactors import ContactorConfig
 from controller.errors import ConfigError
 from controller.limits import LimitsConfig, SocConfig, parse_limits, parse_soc
 from controller.presets import load_preset
 from controller.protection import ProtectionConfig, parse_protection
 from controller.stage import Stage
 
-SECTIONS = {
-    "pack",
-    "cycle_ms",
-    "startup_timeout_ms",
-    "buses",
-    "dbc",
-    "ingest",
-    "protection",
-    "contactors",
-    "limits",
-    "soc",
-    "balancing",
-    "adapters",
-    "canopen",
-}
+
+def _adapters_schema() -> dict[str, Any]:
+    from controller.config.schema import section_schema
+
+    variants = [section_schema(t.config) for t in ADAPTERS.values()]
+    return {"type": "array", "items": {"oneOf": variants}}
 
 
-@dataclass(frozen=True)
+def _open(doc: str) -> Any:
+    """The JSON Schema of a section read by its own parser (open to any key)."""
+    return lambda: {"type": "object", "description": doc}
+
+
+@dataclass(frozen=True, kw_only=True)
 class ControllerConfig:
-    pack: PackConfig
-    cycle_s: float
-    startup_timeout_s: float
-    buses: Mapping[str, BusConfig]
-    dbc: DbcSources
-    ingest: IngestConfig
-    protection: ProtectionConfig
-    contactors: ContactorConfig
-    limits: LimitsConfig
-    soc: SocConfig
-    balancing: BalancingConfig
-    adapters: tuple[Stage, ...]
-    canopen: BatteryNodeConfig | None  # the CiA 418 node runs only when [canopen] is given
+    """The whole configuration file, after presets."""
+
+    pack: PackConfig = setting(PackConfig(), doc="the pack's shape and chemistry")
+    cycle_ms: float = setting(10.0, ge=1.0, le=1000.0, unit="ms", doc="control step period")
+    startup_timeout_ms: float = setting(
+        3000.0, ge=0.0, le=60_000.0, unit="ms",
+        doc="after start, protection waits at most this long for every measurement",
+    )  # fmt: skip
+    buses: Mapping[str, BusConfig] = setting(
+        default_buses(), parse=lambda d, w, c: parse_buses(d, w), doc="the named CAN buses"
+    )
+    dbc: DbcSources = setting(
+        parse=lambda d, w, c: parse_dbc_sources(d, w, base=c.base_dir),
+        schema=_open("the databases of the buses (see the [dbc] reference)"),
+        doc="the databases of the buses",
+    )
+    ingest: IngestConfig = setting(
+        parse=lambda d, w, c: parse_ingest(d, w, base_dir=c.base_dir),
+        schema=_open("mappings and staleness timeouts (see the [ingest] reference)"),
+        doc="which mappings feed the measurements, and when data goes stale",
+    )
+    protection: ProtectionConfig = setting(
+        parse=lambda d, w, c: parse_protection(d, w),
+        schema=_open("the fault table; the chemistry preset fills what is not given"),
+        doc="the fault table (over the chemistry preset)",
+    )
+    contactors: ContactorConfig = setting(ContactorConfig(), doc="the contactor sequence")
+    limits: LimitsConfig = setting(
+        parse=lambda d, w, c: parse_limits(d, w),
+        schema=_open("current and voltage limits; the chemistry preset fills what is not given"),
+        doc="current and voltage limits (over the chemistry preset)",
+    )
+    soc: SocConfig = setting(
+        parse=lambda d, w, c: parse_soc(d, w),
+        schema=_open("SOC estimation; the chemistry preset fills what is not given"),
+        doc="SOC estimation (over the chemistry preset)",
+    )
+    balancing: BalancingConfig = setting(BalancingConfig(), doc="passive balancing")
+    adapters: tuple[Stage, ...] = setting(
+        (),
+        parse=lambda d, w, c: tuple(build_adapters(d)),
+        schema=_adapters_schema,
+        doc="protocols towards inverters and chargers ([[adapters]])",
+    )
+    canopen: BatteryNodeConfig | None = setting(
+        None, doc="the CiA 418 battery node; it runs only when [canopen] is given"
+    )
+    base_dir: Path | None = None  # the configuration file's folder; relative paths start here
+
+    @property
+    def cycle_s(self) -> float:
+        return self.cycle_ms / 1000.0
+
+    @property
+    def startup_timeout_s(self) -> float:
+        return self.startup_timeout_ms / 1000.0
+
+    def validate(self, path: str) -> None:
+        """Every bus named by a section is configured; the core's own buses exist."""
+        configured = ", ".join(self.buses)
+        for role in BUS_ROLES:
+            if role not in self.buses:
+                raise ConfigError(f"buses.{role}", "missing: the pack core lives on this bus")
+        users = [(f"adapters[{i}].bus", a.bus) for i, a in enumerate(self.adapters)]
+        if self.canopen is not None:
+            users.append(("canopen.bus", self.canopen.bus))
+        for key, bus in users:
+            if bus not in self.buses:
+                raise ConfigError(
+                    key, f"{bus!r} is not a configured bus (configured: {configured})"
+                )
 
 
 def merged(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
@@ -73,58 +129,42 @@ def merged(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, An
     return out
 
 
+def with_presets(data: Mapping[str, Any]) -> dict[str, Any]:
+    """The file's tables laid over the chemistry presets; the pack sizes the limits and SOC."""
+    pack = load(PackConfig, data.get("pack", {}), "pack")
+    presets = {
+        "protection": load_preset("protection", pack.chemistry),
+        "limits": {**load_preset("limits", pack.chemistry), "cells_in_series": pack.cells},
+        "soc": {**load_preset("soc", pack.chemistry), "capacity_ah": pack.capacity_ah},
+    }
+    out = dict(data)
+    for section, preset in presets.items():
+        given = data.get(section, {})
+        if not isinstance(given, Mapping):
+            raise ConfigError(section, f"expected a table, got {type(given).__name__}")
+        out[section] = merged(preset, given)
+    return out
+
+
 def parse_config(data: Mapping[str, Any], base: Path | None = None) -> ControllerConfig:
-    """Validate a configuration table; ``base`` resolves relative DBC paths."""
-    fields.unknown_keys(data, SECTIONS, "")
-    pack = parse_pack(fields.table(data, "pack", "", {}))
-    chemistry = pack.chemistry
-    adapters = data.get("adapters", [])
-    if not isinstance(adapters, list):
-        raise ConfigError("adapters", "expected an array of tables ([[adapters]])")
-    return ControllerConfig(
-        pack=pack,
-        cycle_s=fields.number(data, "cycle_ms", "", 10.0, 1.0, 1000.0) / 1000.0,
-        startup_timeout_s=fields.number(data, "startup_timeout_ms", "", 3000.0, 0.0, 60_000.0)
-        / 1000.0,
-        buses=parse_buses(fields.table(data, "buses", "", {})),
-        dbc=parse_dbc_sources(fields.table(data, "dbc", "", {}), base=base),
-        ingest=parse_ingest(fields.table(data, "ingest", "", {}), base_dir=base),
-        protection=parse_protection(
-            merged(load_preset("protection", chemistry), fields.table(data, "protection", "", {}))
-        ),
-        contactors=parse_contactors(fields.table(data, "contactors", "", {})),
-        limits=parse_limits(
-            merged(
-                {**load_preset("limits", chemistry), "cells_in_series": pack.cells},
-                fields.table(data, "limits", "", {}),
-            )
-        ),
-        soc=parse_soc(
-            merged(
-                {**load_preset("soc", chemistry), "capacity_ah": pack.capacity_ah},
-                fields.table(data, "soc", "", {}),
-            )
-        ),
-        balancing=parse_balancing(fields.table(data, "balancing", "", {})),
-        adapters=tuple(build_adapters(adapters)),
-        canopen=(
-            load_battery_node_config(fields.table(data, "canopen", ""))
-            if "canopen" in data
-            else None
-        ),
-    )
+    """Validate a configuration table; ``base`` (the file's folder) resolves relative paths."""
+    config = load(ControllerConfig, with_presets(data), "", Context(base))
+    return dataclasses.replace(config, base_dir=base)
 
 
-def load_config(path: str | Path) -> ControllerConfig:
+def read_toml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     try:
         with path.open("rb") as f:
-            data = tomllib.load(f)
+            return tomllib.load(f)
     except OSError as exc:
         raise ConfigError(str(path), f"cannot read: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(str(path), f"not valid TOML: {exc}") from None
-    return parse_config(data, base=path.parent)
+
+
+def load_config(path: str | Path) -> ControllerConfig:
+    return parse_config(read_toml(path), base=Path(path).parent)
 
 
 def default_config() -> ControllerConfig:
