@@ -186,3 +186,29 @@ def reference_table(cls: type) -> str:
             f"{meta.unit} | {meta.doc} |"
         )
     return "\n".join(rows)
+
+
+def reference_sections() -> dict[str, type]:
+    """The declared sections the reference documents, by their heading."""
+    from controller.adapters.registry import ADAPTERS
+    from controller.config.loader import ControllerConfig
+
+    sections: dict[str, type] = {"top level": ControllerConfig}
+    for f, tp in fields_of(ControllerConfig):
+        inner = optional_inner(tp) or tp
+        if isinstance(inner, type) and hasattr(inner, "__dataclass_fields__") and fields_of(inner):
+            sections[f"[{f.name}]"] = inner
+    from controller.config.pack import BusConfig
+
+    sections["[buses.<name>]"] = BusConfig
+    for kind, adapter in ADAPTERS.items():
+        sections[f'[[adapters]] type = "{kind}"'] = adapter.config
+    return sections
+
+
+def reference() -> str:
+    """Every generated table under its heading, as docs/configuration.md holds them."""
+    return "".join(
+        f"#### `{title}`\n\n{reference_table(cls)}\n\n"
+        for title, cls in reference_sections().items()
+    )
