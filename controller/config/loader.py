@@ -25,7 +25,7 @@ from controller.config.ingest import DbcSources, IngestConfig, parse_dbc_sources
 from controller.config.pack import BUS_ROLES, BusConfig, PackConfig, default_buses, parse_buses
 from controller.contactors import ContactorConfig
 from controller.errors import ConfigError
-from controller.limits import LimitsConfig, SocConfig, parse_limits, parse_soc
+from controller.limits import LimitsConfig, SocConfig
 from controller.presets import load_preset
 from controller.protection import ProtectionConfig, parse_protection
 from controller.stage import Stage
@@ -72,16 +72,8 @@ class ControllerConfig:
         doc="the fault table (over the chemistry preset)",
     )
     contactors: ContactorConfig = setting(ContactorConfig(), doc="the contactor sequence")
-    limits: LimitsConfig = setting(
-        parse=lambda d, w, c: parse_limits(d, w),
-        schema=_open("current and voltage limits; the chemistry preset fills what is not given"),
-        doc="current and voltage limits (over the chemistry preset)",
-    )
-    soc: SocConfig = setting(
-        parse=lambda d, w, c: parse_soc(d, w),
-        schema=_open("SOC estimation; the chemistry preset fills what is not given"),
-        doc="SOC estimation (over the chemistry preset)",
-    )
+    limits: LimitsConfig = setting(doc="current and voltage limits (over the chemistry preset)")
+    soc: SocConfig = setting(doc="SOC estimation (over the chemistry preset)")
     balancing: BalancingConfig = setting(BalancingConfig(), doc="passive balancing")
     adapters: tuple[Stage, ...] = setting(
         (),
@@ -127,6 +119,9 @@ def merged(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, An
         else:
             out[key] = value
     return out
+
+
+PRESET_SECTIONS = ("protection", "limits", "soc")
 
 
 def with_presets(data: Mapping[str, Any]) -> dict[str, Any]:

@@ -111,14 +111,30 @@ def _item_meta(meta: Any) -> Any:
 
 def config_schema() -> dict[str, Any]:
     """The JSON Schema of a whole configuration file."""
-    from controller.config.loader import ControllerConfig
+    from controller.config.loader import PRESET_SECTIONS, ControllerConfig
 
+    schema = section_schema(ControllerConfig)
+    for name in PRESET_SECTIONS:  # the preset supplies what the file leaves out
+        schema["properties"][name] = _optional(schema["properties"][name])
+    required = [k for k in schema.get("required", ()) if k not in PRESET_SECTIONS]
+    schema.pop("required", None)
+    if required:
+        schema["required"] = required
     return {
         "$schema": DRAFT,
         "$id": "https://canbms.invalid/canbms.schema.json",
         "title": "canbms controller configuration",
-        **section_schema(ControllerConfig),
+        **schema,
     }
+
+
+def _optional(schema: Any) -> Any:
+    """``schema`` with no key required anywhere inside."""
+    if isinstance(schema, dict):
+        return {k: _optional(v) for k, v in schema.items() if k != "required"}
+    if isinstance(schema, list):
+        return [_optional(v) for v in schema]
+    return schema
 
 
 def write_schema(path: str | Path | None = None) -> str:

@@ -38,44 +38,92 @@ from typing import Any
 
 import numpy as np
 
-from controller.config import fields
+from controller.config.declare import load, setting
 from controller.errors import ConfigError
-
-_DIRECTION_KEYS = {"temperature", "cell_voltage", "soc"}
 
 
 @dataclass(frozen=True)
 class Curve:
-    """A piecewise-linear table, held as arrays for numpy.interp (clamped at the ends)."""
+    """A piecewise-linear table ``{x = [...], y = [...]}``, clamped at the ends."""
 
-    x: np.ndarray
-    y: np.ndarray
+    x: tuple[float, ...] = setting(min_items=1, doc="breakpoints, strictly increasing")
+    y: tuple[float, ...] = setting(min_items=1, doc="values at the breakpoints")
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_xs", np.array(self.x, float))  # numpy.interp without copies
+        object.__setattr__(self, "_ys", np.array(self.y, float))
+
+    def validate(self, path: str) -> None:
+        if len(self.x) != len(self.y):
+            raise ConfigError(path, f"x has {len(self.x)} points but y has {len(self.y)}")
+        if any(b <= a for a, b in zip(self.x, self.x[1:], strict=False)):
+            raise ConfigError(f"{path}.x", "must be strictly increasing")
 
     def __call__(self, value: float) -> float:
-        return float(np.interp(value, self.x, self.y))
+        return float(np.interp(value, self._xs, self._ys))
+
+
+@dataclass(frozen=True)
+class FractionCurve(Curve):
+    """A derating table: y is the fraction (0..1) of the maximum current."""
+
+    def validate(self, path: str) -> None:
+        super().validate(path)
+        if any(not 0.0 <= y <= 1.0 for y in self.y):
+            raise ConfigError(f"{path}.y", "fractions must lie in [0, 1]")
+
+
+@dataclass(frozen=True)
+class OcvCurve(Curve):
+    """SOC in % (0 to 100) -> open-circuit cell voltage, rising so that it can be inverted."""
+
+    def validate(self, path: str) -> None:
+        super().validate(path)
+        if self.x[0] != 0.0 or self.x[-1] != 100.0:
+            raise ConfigError(f"{path}.x", "must run from 0 to 100 (% SOC)")
+        if any(b <= a for a, b in zip(self.y, self.y[1:], strict=False)):
+            raise ConfigError(f"{path}.y", "must be strictly increasing (the table is inverted)")
 
 
 @dataclass(frozen=True)
 class DirectionTables:
     """Derating fractions (0..1) of one direction; ``soc`` None: no SOC derating."""
 
-    temperature: Curve
-    cell_voltage: Curve
-    soc: Curve | None
+    temperature: FractionCurve = setting(
+        doc="over the lowest and the highest cell temperature (degC)"
+    )
+    cell_voltage: FractionCurve = setting(doc="over the highest (charge) or lowest cell voltage")
+    soc: FractionCurve | None = setting(None, doc="over the highest or lowest cell SOC (%)")
 
 
 @dataclass(frozen=True)
 class LimitsConfig:
-    cells_in_series: int
-    max_charge_current_a: float
-    max_discharge_current_a: float
-    charge_cell_voltage_v: float
-    discharge_cell_voltage_v: float
-    alarm_factor: float
-    ramp_rate_a_per_s: float
-    hold_s: float
-    charge: DirectionTables
-    discharge: DirectionTables
+    cells_in_series: int = setting(ge=1, le=1000, doc="cells in series (default: [pack])")
+    max_charge_current_a: float = setting(ge=0.0, unit="A", doc="charge current limit")
+    max_discharge_current_a: float = setting(ge=0.0, unit="A", doc="discharge current limit")
+    charge_cell_voltage_v: float = setting(
+        ge=0.5, le=6.0, unit="V", doc="CVL = cells_in_series x this"
+    )
+    discharge_cell_voltage_v: float = setting(
+        ge=0.5, le=6.0, unit="V", doc="DVL = cells_in_series x this"
+    )
+    alarm_factor: float = setting(
+        ge=0.0, le=1.0, doc="an active alarm multiplies both current limits by this"
+    )
+    ramp_rate_a_per_s: float = setting(ge=1e-3, unit="A/s", doc="increases ramp at this rate")
+    hold_s: float = setting(
+        ge=0.0, le=3600.0, unit="s", doc="... once this long has passed since the last cut"
+    )
+    charge: DirectionTables = setting(doc="derating tables of the charge current")
+    discharge: DirectionTables = setting(doc="derating tables of the discharge current")
+
+    def validate(self, path: str) -> None:
+        if self.discharge_cell_voltage_v >= self.charge_cell_voltage_v:
+            raise ConfigError(
+                f"{path}.discharge_cell_voltage_v",
+                f"{self.discharge_cell_voltage_v} must be below charge_cell_voltage_v "
+                f"{self.charge_cell_voltage_v}",
+            )
 
     @property
     def cvl(self) -> float:
@@ -88,71 +136,19 @@ class LimitsConfig:
 
 @dataclass(frozen=True)
 class SocConfig:
-    ocv: Curve  # x: SOC %, y: open-circuit cell voltage V, both strictly increasing
-    capacity_ah: float
-    rest_current_a: float
-    rest_time_s: float
-
-
-def _fraction_curve(data: Mapping[str, Any], key: str, path: str) -> Curve:
-    xs, ys = fields.curve(data, key, path)
-    if any(not 0.0 <= y <= 1.0 for y in ys):
-        raise ConfigError(f"{fields.join(path, key)}.y", "fractions must lie in [0, 1]")
-    return Curve(np.array(xs), np.array(ys))
-
-
-def _direction(data: Mapping[str, Any], key: str, path: str) -> DirectionTables:
-    sub = fields.table(data, key, path)
-    where = fields.join(path, key)
-    fields.unknown_keys(sub, _DIRECTION_KEYS, where)
-    return DirectionTables(
-        temperature=_fraction_curve(sub, "temperature", where),
-        cell_voltage=_fraction_curve(sub, "cell_voltage", where),
-        soc=_fraction_curve(sub, "soc", where) if "soc" in sub else None,
+    ocv: OcvCurve = setting(doc="x: SOC %, y: open-circuit cell voltage V")
+    capacity_ah: float = setting(ge=0.001, unit="Ah", doc="capacity (default: [pack])")
+    rest_current_a: float = setting(ge=0.0, unit="A", doc="|I| below this counts as rest ...")
+    rest_time_s: float = setting(
+        ge=0.0, le=86400.0, unit="s", doc="... and after this long the OCV table resets the SOC"
     )
 
 
 def parse_limits(data: Mapping[str, Any], path: str = "limits") -> LimitsConfig:
     """Validate a ``[limits]`` table; every key but the SOC tables is required."""
-    known = set(LimitsConfig.__dataclass_fields__)
-    fields.unknown_keys(data, known, path)
-
-    def positive(key: str, **kw: float) -> float:
-        return fields.number(data, key, path, minimum=0.0, **kw)
-
-    charge_v = fields.number(data, "charge_cell_voltage_v", path, minimum=0.5, maximum=6.0)
-    discharge_v = fields.number(data, "discharge_cell_voltage_v", path, minimum=0.5, maximum=6.0)
-    if discharge_v >= charge_v:
-        raise ConfigError(
-            fields.join(path, "discharge_cell_voltage_v"),
-            f"{discharge_v} must be below charge_cell_voltage_v {charge_v}",
-        )
-    return LimitsConfig(
-        cells_in_series=fields.integer(data, "cells_in_series", path, minimum=1, maximum=1000),
-        max_charge_current_a=positive("max_charge_current_a"),
-        max_discharge_current_a=positive("max_discharge_current_a"),
-        charge_cell_voltage_v=charge_v,
-        discharge_cell_voltage_v=discharge_v,
-        alarm_factor=positive("alarm_factor", maximum=1.0),
-        ramp_rate_a_per_s=fields.number(data, "ramp_rate_a_per_s", path, minimum=1e-3),
-        hold_s=positive("hold_s", maximum=3600.0),
-        charge=_direction(data, "charge", path),
-        discharge=_direction(data, "discharge", path),
-    )
+    return load(LimitsConfig, data, path)
 
 
 def parse_soc(data: Mapping[str, Any], path: str = "soc") -> SocConfig:
     """Validate a ``[soc]`` table; the OCV table must rise strictly to be invertible."""
-    fields.unknown_keys(data, {"ocv", "capacity_ah", "rest_current_a", "rest_time_s"}, path)
-    xs, ys = fields.curve(data, "ocv", path)
-    where = fields.join(path, "ocv")
-    if xs[0] != 0.0 or xs[-1] != 100.0:
-        raise ConfigError(f"{where}.x", "must run from 0 to 100 (% SOC)")
-    if any(b <= a for a, b in zip(ys, ys[1:], strict=False)):
-        raise ConfigError(f"{where}.y", "must be strictly increasing (the table is inverted)")
-    return SocConfig(
-        ocv=Curve(np.array(xs), np.array(ys)),
-        capacity_ah=fields.number(data, "capacity_ah", path, minimum=0.001),
-        rest_current_a=fields.number(data, "rest_current_a", path, minimum=0.0),
-        rest_time_s=fields.number(data, "rest_time_s", path, minimum=0.0, maximum=86400.0),
-    )
+    return load(SocConfig, data, path)
