@@ -27,7 +27,7 @@ from controller.contactors import ContactorConfig
 from controller.errors import ConfigError
 from controller.limits import LimitsConfig, SocConfig
 from controller.presets import load_preset
-from controller.protection import ProtectionConfig, parse_protection
+from controller.protection import ProtectionConfig
 from controller.stage import Stage
 
 
@@ -66,11 +66,7 @@ class ControllerConfig:
         schema=_open("mappings and staleness timeouts (see the [ingest] reference)"),
         doc="which mappings feed the measurements, and when data goes stale",
     )
-    protection: ProtectionConfig = setting(
-        parse=lambda d, w, c: parse_protection(d, w),
-        schema=_open("the fault table; the chemistry preset fills what is not given"),
-        doc="the fault table (over the chemistry preset)",
-    )
+    protection: ProtectionConfig = setting(doc="the fault table (over the chemistry preset)")
     contactors: ContactorConfig = setting(ContactorConfig(), doc="the contactor sequence")
     limits: LimitsConfig = setting(doc="current and voltage limits (over the chemistry preset)")
     soc: SocConfig = setting(doc="SOC estimation (over the chemistry preset)")

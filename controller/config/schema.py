@@ -215,7 +215,11 @@ def reference_sections() -> dict[str, type]:
         if isinstance(inner, type) and hasattr(inner, "__dataclass_fields__") and fields_of(inner):
             sections[f"[{f.name}]"] = inner
     from controller.config.pack import BusConfig
+    from controller.protection.config import CheckConfig, FlagLevelConfig, LevelConfig
 
+    sections["[protection.<check>]"] = CheckConfig
+    sections["[protection.<check>.<level>]"] = LevelConfig
+    sections["[protection.invalid_measurement.<level>]"] = FlagLevelConfig
     sections["[buses.<name>]"] = BusConfig
     for kind, adapter in ADAPTERS.items():
         sections[f'[[adapters]] type = "{kind}"'] = adapter.config

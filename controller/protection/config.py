@@ -25,11 +25,11 @@ for under-checks, and the under- and over-checks of one quantity must leave a wi
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, make_dataclass
+from typing import Any, ClassVar
 
 from controller.adapters.base import Level
-from controller.config import fields
+from controller.config.declare import load, setting
 from controller.errors import ConfigError
 from controller.protection.checks import SPECS, WINDOWS, Check, Direction
 
@@ -39,79 +39,114 @@ LEVEL_KEYS: dict[Level, str] = {
     Level.FAULT: "fault",
 }
 MAX_DELAY_MS = 3_600_000.0
+_THRESHOLD = "violated beyond this"
+_HYSTERESIS = "clears this far back inside the threshold"
 
 
 @dataclass(frozen=True)
-class LevelConfig:
-    threshold: float | None  # None for flag checks
-    set_delay_ms: float
-    clear_delay_ms: float
-    hysteresis: float
+class FlagLevelConfig:
+    """One level of a flag check: only its delays."""
+
+    threshold: ClassVar[float | None] = None
+    hysteresis: ClassVar[float] = 0.0
+    set_delay_ms: float = setting(
+        ge=0.0, le=MAX_DELAY_MS, unit="ms", doc="the violation must last this long to set the level"
+    )
+    clear_delay_ms: float = setting(
+        ge=0.0, le=MAX_DELAY_MS, unit="ms", doc="and be gone this long to clear it"
+    )
+
+
+@dataclass(frozen=True)
+class LevelConfig(FlagLevelConfig):
+    """One level of a threshold check (each check declares its unit and lowest threshold)."""
+
+    threshold: float = setting(doc=_THRESHOLD)  # type: ignore[misc]
+    hysteresis: float = setting(ge=0.0, doc=_HYSTERESIS)  # type: ignore[misc]
 
 
 @dataclass(frozen=True)
 class CheckConfig:
-    check: Check
-    enabled: bool
-    levels: dict[Level, LevelConfig]  # only the configured levels, in severity order
+    """One check: enabled, and the levels it reports (any of warning, alarm, fault)."""
+
+    check: ClassVar[Check]
+    enabled: bool = setting(True, doc="explicit: a check is never disabled by leaving it out")
+
+    @property
+    def levels(self) -> dict[Level, FlagLevelConfig]:
+        """The configured levels, in severity order."""
+        found = {level: getattr(self, key) for level, key in LEVEL_KEYS.items()}
+        return {level: cfg for level, cfg in found.items() if cfg is not None}
+
+    def validate(self, path: str) -> None:
+        if self.enabled and not self.levels:
+            raise ConfigError(path, "an enabled check needs at least one of warning, alarm, fault")
+        _check_order(self.levels, SPECS[self.check].direction, path)
 
 
-@dataclass(frozen=True)
-class ProtectionConfig:
-    checks: dict[Check, CheckConfig]
-    charge_detect_current: float  # A; current above it means charging
-
-
-def parse_protection(data: Mapping[str, Any], path: str = "protection") -> ProtectionConfig:
-    """Validate a protection table (for example a preset) into a `ProtectionConfig`."""
-    fields.unknown_keys(data, {c.value for c in Check} | {"charge_detect_current"}, path)
-    detect = fields.number(data, "charge_detect_current", path, minimum=0.0)
-    checks = {check: _parse_check(data, check, path) for check in Check}
-    for low, high in WINDOWS:
-        _check_window(checks[low], checks[high], path)
-    return ProtectionConfig(checks=checks, charge_detect_current=detect)
-
-
-def _parse_check(data: Mapping[str, Any], check: Check, path: str) -> CheckConfig:
-    sub = fields.table(data, check.value, path)
-    where = fields.join(path, check.value)
-    fields.unknown_keys(sub, {"enabled", *LEVEL_KEYS.values()}, where)
-    enabled = fields.boolean(sub, "enabled", where, default=True)
+def _check_section(check: Check) -> type:
+    """The declared table of one check, with its unit and lowest sensible threshold."""
     spec = SPECS[check]
-    levels: dict[Level, LevelConfig] = {}
-    for level, key in LEVEL_KEYS.items():
-        if key in sub:
-            levels[level] = _parse_level(
-                fields.table(sub, key, where), spec.direction, spec.minimum, fields.join(where, key)
-            )
-    if enabled and not levels:
-        raise ConfigError(where, "an enabled check needs at least one of warning, alarm, fault")
-    _check_order(levels, spec.direction, where)
-    return CheckConfig(check=check, enabled=enabled, levels=levels)
-
-
-def _parse_level(
-    sub: Mapping[str, Any], direction: Direction, minimum: float | None, where: str
-) -> LevelConfig:
-    delays = {"set_delay_ms", "clear_delay_ms"}
-    if direction is Direction.FLAG:
-        fields.unknown_keys(sub, delays, where)
-        threshold, hysteresis = None, 0.0
-    else:
-        fields.unknown_keys(sub, delays | {"threshold", "hysteresis"}, where)
-        threshold = fields.number(sub, "threshold", where, minimum=minimum)
-        hysteresis = fields.number(sub, "hysteresis", where, minimum=0.0)
-    return LevelConfig(
-        threshold=threshold,
-        set_delay_ms=fields.number(sub, "set_delay_ms", where, minimum=0.0, maximum=MAX_DELAY_MS),
-        clear_delay_ms=fields.number(
-            sub, "clear_delay_ms", where, minimum=0.0, maximum=MAX_DELAY_MS
-        ),
-        hysteresis=hysteresis,
+    level: type = FlagLevelConfig
+    if spec.direction is not Direction.FLAG:
+        level = make_dataclass(
+            f"{check.name.title().replace('_', '')}Level",
+            [
+                ("threshold", float, setting(ge=spec.minimum, unit=spec.unit, doc=_THRESHOLD)),
+                ("hysteresis", float, setting(ge=0.0, unit=spec.unit, doc=_HYSTERESIS)),
+            ],
+            bases=(LevelConfig,),
+            frozen=True,
+        )
+    return make_dataclass(
+        f"{check.name.title().replace('_', '')}Check",
+        [(key, level | None, setting(None, doc=f"the {key} level")) for key in LEVEL_KEYS.values()],
+        bases=(CheckConfig,),
+        frozen=True,
+        namespace={"check": check, "__doc__": _describe(check)},
     )
 
 
-def _check_order(levels: dict[Level, LevelConfig], direction: Direction, where: str) -> None:
+def _describe(check: Check) -> str:
+    spec = SPECS[check]
+    where = f"per {spec.element}" if spec.element else "for the pack"
+    return f"{check.value.replace('_', ' ')}, {where}, in {spec.unit}"
+
+
+class _ProtectionRules:
+    """The fault table as a whole: every check by name, and the windows between them."""
+
+    @property
+    def checks(self) -> dict[Check, CheckConfig]:
+        return {check: getattr(self, check.value) for check in Check}
+
+    def validate(self, path: str) -> None:
+        for low, high in WINDOWS:
+            _check_window(self.checks[low], self.checks[high], path)
+
+
+ProtectionConfig = make_dataclass(
+    "ProtectionConfig",
+    [
+        (
+            "charge_detect_current",
+            float,
+            setting(ge=0.0, unit="A", doc="above this current the pack is charging"),
+        ),
+        *((check.value, _check_section(check), setting(doc=_describe(check))) for check in Check),
+    ],
+    bases=(_ProtectionRules,),
+    frozen=True,
+    namespace={"__doc__": "The fault table: every check must appear (a preset gives them all)."},
+)
+
+
+def parse_protection(data: Mapping[str, Any], path: str = "protection") -> Any:
+    """Validate a protection table (for example a preset) into a `ProtectionConfig`."""
+    return load(ProtectionConfig, data, path)
+
+
+def _check_order(levels: Mapping[Level, FlagLevelConfig], direction: Direction, where: str) -> None:
     """Thresholds must grow more severe from warning to fault."""
     if direction is Direction.FLAG:
         return
