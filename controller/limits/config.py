@@ -42,38 +42,43 @@ from controller.config.declare import load, setting
 from controller.errors import ConfigError
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Curve:
-    """A piecewise-linear table ``{x = [...], y = [...]}``, clamped at the ends."""
+    """A piecewise-linear table ``{x = [...], y = [...]}``, clamped at the ends.
+
+    Declared as arrays of numbers; held as read-only numpy arrays for ``numpy.interp``.
+    """
 
     x: tuple[float, ...] = setting(min_items=1, doc="breakpoints, strictly increasing")
     y: tuple[float, ...] = setting(min_items=1, doc="values at the breakpoints")
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "_xs", np.array(self.x, float))  # numpy.interp without copies
-        object.__setattr__(self, "_ys", np.array(self.y, float))
+        for name in ("x", "y"):
+            values = np.array(getattr(self, name), float)
+            values.flags.writeable = False
+            object.__setattr__(self, name, values)
 
     def validate(self, path: str) -> None:
         if len(self.x) != len(self.y):
             raise ConfigError(path, f"x has {len(self.x)} points but y has {len(self.y)}")
-        if any(b <= a for a, b in zip(self.x, self.x[1:], strict=False)):
+        if bool(np.any(np.diff(self.x) <= 0)):
             raise ConfigError(f"{path}.x", "must be strictly increasing")
 
     def __call__(self, value: float) -> float:
-        return float(np.interp(value, self._xs, self._ys))
+        return float(np.interp(value, self.x, self.y))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class FractionCurve(Curve):
     """A derating table: y is the fraction (0..1) of the maximum current."""
 
     def validate(self, path: str) -> None:
         super().validate(path)
-        if any(not 0.0 <= y <= 1.0 for y in self.y):
+        if bool(np.any((self.y < 0.0) | (self.y > 1.0))):
             raise ConfigError(f"{path}.y", "fractions must lie in [0, 1]")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class OcvCurve(Curve):
     """SOC in % (0 to 100) -> open-circuit cell voltage, rising so that it can be inverted."""
 
@@ -81,7 +86,7 @@ class OcvCurve(Curve):
         super().validate(path)
         if self.x[0] != 0.0 or self.x[-1] != 100.0:
             raise ConfigError(f"{path}.x", "must run from 0 to 100 (% SOC)")
-        if any(b <= a for a, b in zip(self.y, self.y[1:], strict=False)):
+        if bool(np.any(np.diff(self.y) <= 0)):
             raise ConfigError(f"{path}.y", "must be strictly increasing (the table is inverted)")
 
 
