@@ -4,6 +4,7 @@
 |---|---|---|
 | `decode` | batch decoder frames/s, 10 ms to 1 s batches | a cantools `decode_message` loop |
 | `core` | wall time of one `Controller.step`, 100 to 100,000 cells | the 1 ms cycle budget |
+| `core` (data lost) | slowest step with every bus silent, 10,000 and 100,000 cells | healthy step |
 | `simulator` | virtual seconds per wall second of the pack simulator | real time |
 
 Each module measures one thing and returns plain numbers; ``run`` turns them into rows.
@@ -73,6 +74,20 @@ def run(
                 f"p99 {r.p99_ms:.2f} ms, {r.frames_per_step:.0f} frames/step, "
                 f"build {r.build_s:.1f} s, {state}",
             )
+            if case in core_cycle.LOSS_PACKS:
+                progress(f"core: {case}, all data lost")
+                loss = core_cycle.measure_loss(topology, 100 if quick else 300)
+                yield Row(
+                    "core",
+                    f"{case.split(' (')[0]}, all data lost",
+                    loss.max_ms,
+                    "ms/step (max)",
+                    "healthy step",
+                    loss.healthy_ms,
+                    loss.healthy_ms / loss.max_ms,
+                    f"median {loss.median_ms:.2f} ms, {loss.events} events, "
+                    f"{'no fault' if loss.fault_free else 'FAULT'}",
+                )
     if "simulator" in only:
         from hil.benchmarks import simulator
 

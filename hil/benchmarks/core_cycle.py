@@ -6,6 +6,11 @@ sensor, contactor feedback and EMS frames. The pack is healthy and at rest in st
 every check, statistic, limit and balancing decision runs on valid data; the result says
 whether a fault was raised, which would send the step down a shorter path.
 
+The loss case cuts every bus of a healthy pack and keeps stepping until every timeout and
+invalid-measurement level has set on every element: no frame arrives, so each step is
+pure judgement, and the steps where thousands of cells change level at once must cost about
+what a healthy step costs. Its steps are timed with their log lines, as the shell runs them.
+
 Packs above 64 modules use the 29-bit slave IDs. Their slave database is built in memory
 and handed to the controller: writing and strictly re-parsing the DBC of a 100,000-cell
 pack would take minutes (the build time is reported).
@@ -19,7 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from controller.config.loader import parse_config
-from controller.core import Controller
+from controller.core import Controller, ControllerState
+from controller.event_log import event_lines
 from dbc.slave_protocol import build_database
 from dbc.topology import Topology
 from hil.benchmarks.traffic import Traffic
@@ -27,12 +33,14 @@ from hil.benchmarks.traffic import Traffic
 BUDGET_MS = 1.0
 MAX_STRING_CELLS = 500  # 500 x 4.15 V stays inside the current sensor's U1 range
 WARMUP_S = 1.2  # every temperature group (1 s period) has arrived: startup is complete
+LOSS_S = 4.0  # every timeout and invalid-measurement level has set, temperatures included
 PACKS = {
     "100 cells (10 x 10, classic)": Topology(10, 10, 4, False),
     "1,000 cells (20 x 50, FD)": Topology(20, 50, 16, True),
     "10,000 cells (200 x 50, FD, 29-bit)": Topology(200, 50, 16, True, extended_ids=True),
     "100,000 cells (2000 x 50, FD, 29-bit)": Topology(2000, 50, 16, True, extended_ids=True),
 }
+LOSS_PACKS = tuple(case for case, t in PACKS.items() if t.n_cells >= 10_000)
 
 
 @dataclass(frozen=True)
@@ -65,8 +73,18 @@ def controller_for(topology: Topology) -> Controller:
     return Controller(parse_config(data), slaves_db=build_database(topology))
 
 
-def measure(topology: Topology, steps: int) -> CycleResult:
-    """Build, warm up past startup, then time ``steps`` consecutive 10 ms steps."""
+@dataclass(frozen=True)
+class LossResult:
+    cells: int
+    healthy_ms: float  # median step before the loss
+    median_ms: float  # median step after it
+    max_ms: float  # slowest step after it: where most elements changed level at once
+    events: int  # events raised over the loss
+    fault_free: bool
+
+
+def _warm(topology: Topology) -> tuple[Controller, Traffic, ControllerState, float]:
+    """A controller past startup on healthy traffic, and its build time."""
     began = time.perf_counter()
     controller = controller_for(topology)
     build_s = time.perf_counter() - began
@@ -75,6 +93,12 @@ def measure(topology: Topology, steps: int) -> CycleResult:
     for _ in range(round(WARMUP_S / 0.01)):
         batch = traffic.next_batch()
         state = controller.step(state, batch, traffic.now).state
+    return controller, traffic, state, build_s
+
+
+def measure(topology: Topology, steps: int) -> CycleResult:
+    """Build, warm up past startup, then time ``steps`` consecutive 10 ms steps."""
+    controller, traffic, state, build_s = _warm(topology)
     batches = [traffic.next_batch() for _ in range(steps)]
     times = np.zeros(steps)
     frames = 0
@@ -93,5 +117,35 @@ def measure(topology: Topology, steps: int) -> CycleResult:
         max_ms=float(times.max()),
         build_s=build_s,
         state=state.contactors.state.name,
+        fault_free=not state.protection.fault_active,
+    )
+
+
+def measure_loss(topology: Topology, steps: int) -> LossResult:
+    """Time ``steps`` healthy steps, then every step of a total loss of data until all has set."""
+    controller, traffic, state, _ = _warm(topology)
+    healthy = np.zeros(steps)
+    for k in range(steps):
+        batch = traffic.next_batch()
+        began = time.perf_counter()
+        result = controller.step(state, batch, traffic.now)
+        event_lines(result.events)
+        healthy[k] = time.perf_counter() - began
+        state = result.state
+    silence = batch.select(np.zeros(len(batch), bool))
+    lost = np.zeros(round(LOSS_S / 0.01))
+    events = 0
+    for k in range(lost.size):
+        began = time.perf_counter()
+        result = controller.step(state, silence, traffic.now + (k + 1) * 0.01)
+        event_lines(result.events)
+        lost[k] = time.perf_counter() - began
+        state, events = result.state, events + len(result.events)
+    return LossResult(
+        cells=topology.n_cells,
+        healthy_ms=float(np.median(healthy)) * 1000.0,
+        median_ms=float(np.median(lost)) * 1000.0,
+        max_ms=float(lost.max()) * 1000.0,
+        events=events,
         fault_free=not state.protection.fault_active,
     )
