@@ -30,6 +30,8 @@ API:
   key: unknown keys (listing the known ones), missing values, types, bounds and choices.
 - ``dump(section)`` is the effective table of a loaded section, TOML-shaped.
 - ``setting_of(field)`` / ``fields_of(cls)`` read the declarations (schema and docs use them).
+- ``read_scalar(type, value, key)`` / ``check_bounds(value, key, Setting(...))`` judge one
+  value; `controller.config.fields` builds its hand-reading helpers on them.
 """
 
 from __future__ import annotations
@@ -214,9 +216,9 @@ def _value(tp: Any, raw: Any, where: str, meta: Setting, context: Context) -> An
         names = tuple(m.name.lower() for m in (meta.choices or tuple(tp)))
         return tp[_choice(raw, where, names).upper()]
     if tp is Path:
-        return context.resolve(_scalar(str, raw, where))
-    value = _scalar(tp, raw, where)
-    _bounds(value, where, meta)
+        return context.resolve(read_scalar(str, raw, where))
+    value = read_scalar(tp, raw, where)
+    check_bounds(value, where, meta)
     if meta.choices is not None and value not in meta.choices:
         shown = ", ".join(f"0x{c:X}" if isinstance(c, int) else str(c) for c in meta.choices)
         raise ConfigError(where, f"{raw!r} is not one of {shown}")
@@ -244,7 +246,7 @@ def _choice(raw: Any, where: str, choices: tuple[Any, ...]) -> Any:
     return raw
 
 
-def _scalar(tp: Any, raw: Any, where: str) -> Any:
+def read_scalar(tp: Any, raw: Any, where: str) -> Any:
     if tp is bool:
         if not isinstance(raw, bool):
             raise ConfigError(where, f"expected true or false, got {raw!r}")
@@ -268,7 +270,7 @@ def _scalar(tp: Any, raw: Any, where: str) -> Any:
     raise TypeError(f"{where}: no reader for {tp!r}")
 
 
-def _bounds(value: Any, where: str, meta: Setting) -> None:
+def check_bounds(value: Any, where: str, meta: Setting) -> None:
     if meta.ge is not None and value < meta.ge:
         raise ConfigError(where, f"{value} is below the minimum {meta.ge}")
     if meta.gt is not None and value <= meta.gt:
