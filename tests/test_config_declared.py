@@ -180,3 +180,13 @@ def test_config_schema_writes_the_file(tmp_path: Path) -> None:
     out = tmp_path / "canbms.schema.json"
     assert main(["config", "schema", "-o", str(out)]) == 0
     assert json.loads(out.read_text())["$schema"].endswith("2020-12/schema")
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "hil").glob("*.toml")), ids=lambda p: p.name)
+def test_the_effective_configuration_loads_back_to_itself(capsys, path: Path) -> None:
+    from controller.config.loader import load_config
+
+    assert main(["config", "check", str(path)]) == 0
+    effective = tomllib.loads(capsys.readouterr().out)
+    effective.pop("ingest")  # printed in its compiled form (timeouts in seconds)
+    assert dump(parse_config(effective)) == dump(load_config(path))
