@@ -122,7 +122,6 @@ def config_schema() -> dict[str, Any]:
         schema["required"] = required
     return {
         "$schema": DRAFT,
-        "$id": "https://canbms.invalid/canbms.schema.json",
         "title": "canbms controller configuration",
         **schema,
     }

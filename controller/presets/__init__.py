@@ -1,7 +1,8 @@
 """Chemistry presets shipped with the controller: ``<section>/<chemistry>.toml`` tables.
 
-A preset is a starting point the pack configuration may copy or override; it is validated
-by the section's own parser like any hand-written table.
+A preset is a starting point the pack configuration may copy or override: the loader lays
+the file's table over it before anything is validated, and the declared section then judges
+the result like any hand-written table.
 """
 
 from __future__ import annotations
