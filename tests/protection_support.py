@@ -8,10 +8,10 @@ from dataclasses import replace
 import numpy as np
 
 from controller.adapters.base import Level
+from controller.diagnosis import Event
 from controller.presets import load_preset
 from controller.protection import (
     Check,
-    FaultEvent,
     Protection,
     ProtectionInputs,
     ProtectionState,
@@ -99,13 +99,20 @@ def disturb(inputs: ProtectionInputs, check: Check, value: float) -> ProtectionI
     raise AssertionError(check)
 
 
-def expected_element(check: Check) -> tuple[str | None, int | None]:
+def expected_element(check: Check) -> tuple[str | None, list[int] | None]:
+    """(element kind, element indices) of the event the test disturbance raises."""
     return {
-        "cell": ("cell", CELL),
-        "sensor": ("sensor", SENSOR),
-        "module": ("module", MODULE),
+        "cell": ("cell", [CELL]),
+        "sensor": ("sensor", [SENSOR]),
+        "module": ("module", [MODULE]),
         None: (None, None),
     }[SPECS[check].element]
+
+
+def where(event: Event) -> tuple[str | None, list[int] | None]:
+    """(element kind, element indices) of ``event``, comparable with `expected_element`."""
+    elements = None if event.elements is None else event.elements.tolist()
+    return event.element_kind, elements
 
 
 def level_value(cfg: ProtectionConfig, check: Check, level: Level) -> float:
@@ -132,7 +139,7 @@ class Driver:
         self.period = period
         self.state: ProtectionState = protection.initial_state()
         self.tick = 0
-        self.events: list[FaultEvent] = []
+        self.events: list[Event] = []
 
     @property
     def now(self) -> float:
@@ -142,7 +149,7 @@ class Driver:
         for _ in range(round(seconds / self.period)):
             self.step(inputs, reset)
 
-    def step(self, inputs: ProtectionInputs, reset: bool = False) -> tuple[FaultEvent, ...]:
+    def step(self, inputs: ProtectionInputs, reset: bool = False) -> tuple[Event, ...]:
         self.tick += 1
         self.state, events = self.protection.step(self.state, inputs, self.now, reset)
         self.events.extend(events)
@@ -155,5 +162,5 @@ class Driver:
                 return self.now
         return None
 
-    def find(self, check: Check, level: Level, kind: str) -> list[FaultEvent]:
-        return [e for e in self.events if (e.check, e.level, e.kind) == (check, level, kind)]
+    def find(self, check: Check, level: Level, kind: str) -> list[Event]:
+        return [e for e in self.events if (e.diagnosis, e.level, e.kind) == (check, level, kind)]

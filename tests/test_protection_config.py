@@ -179,7 +179,7 @@ def test_omitted_levels_are_never_reported() -> None:
     del data["cell_overvoltage"]["alarm"]
     d = Driver(Protection(parse_protection(data)))
     d.run(disturb(healthy(), Check.CELL_OVERVOLTAGE, 4.3), 1.0)
-    levels = {e.level for e in d.events if e.check is Check.CELL_OVERVOLTAGE}
+    levels = {e.level for e in d.events if e.diagnosis == Check.CELL_OVERVOLTAGE}
     assert levels == {Level.FAULT}
 
 

@@ -37,7 +37,7 @@ def _set_time(protection: Protection, pattern: list[tuple[bool, float]], period:
     for violated, seconds in pattern:
         for _ in range(round(seconds / period)):
             events = d.step(bad if violated else healthy())
-            if any(e.check is OV and e.kind == "set" for e in events):
+            if any(e.diagnosis == OV and e.kind == "set" for e in events):
                 return d.now
     return None
 
@@ -139,8 +139,16 @@ def test_each_cell_counts_on_its_own() -> None:
     d.run(first, 0.3)
     v[CELL + 3] = 4.3
     d.run(replace(healthy(), cell_voltage=v.copy()), 0.25)
-    sets = [(e.element, round(e.time, 3)) for e in d.events if e.check is OV and e.kind == "set"]
-    assert sets == [(CELL, 0.61)]
+    sets = [
+        (e.elements.tolist(), round(e.time, 3))
+        for e in d.events
+        if e.diagnosis == OV and e.kind == "set"
+    ]
+    assert sets == [([CELL], 0.61)]
     d.run(replace(healthy(), cell_voltage=v.copy()), 0.3)
-    sets = [(e.element, round(e.time, 3)) for e in d.events if e.check is OV and e.kind == "set"]
-    assert sets == [(CELL, 0.61), (CELL + 3, 0.91)]
+    sets = [
+        (e.elements.tolist(), round(e.time, 3))
+        for e in d.events
+        if e.diagnosis == OV and e.kind == "set"
+    ]
+    assert sets == [([CELL], 0.61), ([CELL + 3], 0.91)]

@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 import pytest
-from protection_support import Driver, base_for, config, disturb, expected_element, level_value
+from protection_support import (
+    Driver,
+    base_for,
+    config,
+    disturb,
+    expected_element,
+    level_value,
+    where,
+)
 
 from controller.adapters.base import Level
 from controller.protection import Check, Protection
@@ -16,7 +24,8 @@ EPS = 1e-9
 
 
 def _is(check: Check, level: Level, kind: str):
-    return lambda events: any((e.check, e.level, e.kind) == (check, level, kind) for e in events)
+    wanted = (check, level, kind)
+    return lambda events: any((e.diagnosis, e.level, e.kind) == wanted for e in events)
 
 
 def _set_level(check: Check, level: Level) -> tuple[Driver, float]:
@@ -38,14 +47,15 @@ def _set_level(check: Check, level: Level) -> tuple[Driver, float]:
 def test_level_sets_after_its_delay_and_event_names_the_cause(check: Check, level: Level) -> None:
     d, value = _set_level(check, level)
     (event,) = d.find(check, level, "set")
-    assert (event.element_kind, event.element) == expected_element(check)
+    assert where(event) == expected_element(check)
     assert event.value == pytest.approx(value)
     assert event.threshold == CFG.checks[check].levels[level].threshold
     assert event.time == pytest.approx(d.now)
     assert d.state.levels[check] is level
     assert d.state.highest >= level
     if SPECS[check].element is not None:
-        assert d.state.worst[check] == expected_element(check)
+        kind, element = d.state.worst[check]
+        assert (kind, [element]) == expected_element(check)
     assert d.state.fault_active == (level is Level.FAULT), "only a fault opens the contactors"
     if level is Level.FAULT:
         assert d.state.fault_bits & (1 << check.bit)
@@ -93,8 +103,8 @@ def test_fault_latches_until_cause_gone_and_reset(check: Check) -> None:
     assert d.state.levels[check] is Level.FAULT, "fault cleared without a reset"
     assert d.find(check, Level.FAULT, "cleared") == []
     events = d.step(base, reset=True)
-    (cleared,) = [e for e in events if e.check is check and e.level is Level.FAULT]
+    (cleared,) = [e for e in events if e.diagnosis == check and e.level is Level.FAULT]
     assert cleared.kind == "cleared"
-    assert (cleared.element_kind, cleared.element) == expected_element(check)
+    assert where(cleared) == expected_element(check)
     assert d.state.levels[check] < Level.FAULT
     assert not d.state.fault_bits & (1 << check.bit)

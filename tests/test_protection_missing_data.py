@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from protection_support import CELL, MODULE, SENSOR, Driver, config, disturb, healthy
+from protection_support import CELL, MODULE, SENSOR, Driver, config, disturb, healthy, where
 
 from controller.adapters.base import Level
 from controller.protection import Check, Protection
@@ -34,7 +34,7 @@ def test_invalid_cell_is_reported_by_invalid_measurement_not_passed() -> None:
     d = _fault_after(inputs, INVALID)
     assert d.state.levels[INVALID] is Level.FAULT and d.state.fault_active
     (event,) = d.find(INVALID, Level.FAULT, "set")
-    assert (event.element_kind, event.element) == ("cell", CELL)
+    assert where(event) == ("cell", [CELL])
     assert d.state.levels[OV] is Level.OK, "garbage behind an invalid flag was judged"
 
 
@@ -65,8 +65,8 @@ def test_invalid_temperature_sensor_and_module_error_bits() -> None:
     open_wire[MODULE] = True
     inputs = replace(healthy(), cell_temperature_valid=valid, module_open_wire=open_wire)
     d = _fault_after(inputs, INVALID)
-    where = {(e.element_kind, e.element) for e in d.find(INVALID, Level.FAULT, "set")}
-    assert where == {("sensor", SENSOR), ("module", MODULE)}
+    found = [where(e) for e in d.find(INVALID, Level.FAULT, "set")]
+    assert found == [("sensor", [SENSOR]), ("module", [MODULE])]
 
 
 @pytest.mark.parametrize("bits", ["module_adc_fault", "module_self_test_failed"])
@@ -74,9 +74,7 @@ def test_other_module_error_bits_are_invalid_measurements(bits: str) -> None:
     flags = np.zeros(healthy().module_age.size, bool)
     flags[0] = True
     d = _fault_after(replace(healthy(), **{bits: flags}), INVALID)
-    assert {(e.element_kind, e.element) for e in d.find(INVALID, Level.FAULT, "set")} == {
-        ("module", 0)
-    }
+    assert [where(e) for e in d.find(INVALID, Level.FAULT, "set")] == [("module", [0])]
 
 
 def test_invalid_current_faults_both_overcurrent_checks_and_applies_both_windows() -> None:
@@ -145,7 +143,8 @@ def test_no_valid_cell_at_all_faults_the_spread_check() -> None:
     inputs = replace(healthy(), cell_voltage_valid=np.zeros(n, bool), all_cells_valid=False)
     d = _fault_after(inputs, Check.CELL_VOLTAGE_SPREAD)
     assert d.state.levels[Check.CELL_VOLTAGE_SPREAD] is Level.FAULT
-    assert len(d.find(INVALID, Level.FAULT, "set")) == n
+    (event,) = d.find(INVALID, Level.FAULT, "set")
+    assert where(event) == ("cell", list(range(n)))
 
 
 def test_spread_ignores_invalid_cells() -> None:

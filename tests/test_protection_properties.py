@@ -70,10 +70,10 @@ def steps(draw):
 
 def _released(event) -> bool:
     """The event's value lies beyond its level's release point (the cause is gone)."""
-    spec = SPECS[event.check]
+    spec = SPECS[Check(event.diagnosis)]
     if spec.direction is Direction.FLAG:
         return event.value == 0.0
-    hysteresis = CFG.checks[event.check].levels[event.level].hysteresis
+    hysteresis = CFG.checks[Check(event.diagnosis)].levels[event.level].hysteresis
     if spec.direction is Direction.HIGH:
         return event.value <= event.threshold - hysteresis + 1e-12
     return event.value >= event.threshold + hysteresis - 1e-12
@@ -89,13 +89,16 @@ def test_random_sequences_keep_faults_latched_and_levels_consistent(sequence) ->
         now += dt
         state, events = PROTECTION.step(state, inputs, now, reset)
         for e in events:
-            key = (e.check, e.level, e.element_kind, e.element)
-            if e.kind == "set":
-                assert key not in active, f"set twice: {e}"
-                active.add(key)
-            else:
-                assert key in active, f"cleared but never set: {e}"
-                active.discard(key)
+            elements = [None] if e.elements is None else e.elements.tolist()
+            for element in elements:  # the replay tracks every element on its own
+                key = (Check(e.diagnosis), e.level, e.element_kind, element)
+                if e.kind == "set":
+                    assert key not in active, f"set twice: {e}"
+                    active.add(key)
+                else:
+                    assert key in active, f"cleared but never set: {e}"
+                    active.discard(key)
+            if e.kind == "cleared":
                 assert _released(e), f"cleared while the cause persists: {e}"
                 if e.level is Level.FAULT:
                     assert reset, f"fault cleared without a reset: {e}"

@@ -7,13 +7,12 @@ from controller.protection.config import (
     ProtectionConfig,
     parse_protection,
 )
-from controller.protection.engine import FaultEvent, Protection, ProtectionState
+from controller.protection.engine import Protection, ProtectionState
 from controller.protection.inputs import ProtectionInputs
 
 __all__ = [
     "Check",
     "CheckConfig",
-    "FaultEvent",
     "LevelConfig",
     "Protection",
     "ProtectionConfig",

@@ -58,7 +58,7 @@ class DebounceState:
         """The same state laid out over ``cols`` (a sorted superset of ``self.cols``)."""
         if cols.size == self.cols.size:
             return self
-        pos = np.searchsorted(cols, self.cols)
+        pos = np.searchsorted(cols, self.cols) if self.cols.size < 4096 else _rank(cols, self.cols)
         shape = (self.counter.shape[0], cols.size)
         out = []
         for arr in (
@@ -69,9 +69,25 @@ class DebounceState:
             self.prev_clear_ok,
         ):
             wide = np.zeros(shape, arr.dtype)
-            wide[:, pos] = arr
+            for row in range(shape[0]):  # per level: a 1-D scatter is ~3x a 2-D one
+                wide[row, pos] = arr[row]
             out.append(wide)
         return DebounceState(cols, *out)
+
+
+def union(a: np.ndarray, b: np.ndarray, size: int) -> np.ndarray:
+    """Sorted union of two sorted index arrays below ``size``: one mask, no sort or hash."""
+    mask = np.zeros(size, bool)
+    mask[a] = True
+    mask[b] = True
+    return np.flatnonzero(mask)
+
+
+def _rank(cols: np.ndarray, subset: np.ndarray) -> np.ndarray:
+    """Positions of ``subset`` in ``cols`` (both sorted, ``subset`` within ``cols``)."""
+    rank = np.zeros(int(cols[-1]) + 1, np.intp)
+    rank[cols] = np.arange(cols.size)
+    return rank[subset]
 
 
 @dataclass(frozen=True)

@@ -2,44 +2,24 @@
 
 `Protection.step` is a pure function of the previous state, this cycle's inputs, the time
 and the reset request. The core opens the contactors on `ProtectionState.fault_active`,
-derates on `alarm_active` and logs the returned `FaultEvent`s.
+derates on `alarm_active` and logs the returned `Event`s: one per check, level, kind and
+element kind that changed in the step, with the affected elements as one array.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Literal, NamedTuple
 
 import numpy as np
 
 from controller.adapters.base import Level
+from controller.diagnosis.events import Event, Kind
 from controller.protection.checks import SPECS, Check, Direction, Window
-from controller.protection.config import LEVEL_KEYS, CheckConfig, ProtectionConfig
-from controller.protection.debounce import DebounceState, Timing, Transitions, advance
+from controller.protection.config import CheckConfig, ProtectionConfig
+from controller.protection.debounce import DebounceState, Timing, Transitions, advance, union
 from controller.protection.inputs import ProtectionInputs
-from controller.protection.measures import Measure, directions, locate, measure
-
-
-class FaultEvent(NamedTuple):
-    """A level of a check set or cleared on one element (``element`` None: pack-level)."""
-
-    time: float
-    check: Check
-    level: Level
-    element: int | None
-    value: float
-    threshold: float | None
-    kind: Literal["set", "cleared"]
-    element_kind: str | None = None  # "cell", "sensor" or "module"
-
-    def __str__(self) -> str:
-        where = "" if self.element is None else f" {self.element_kind} {self.element}"
-        limit = "" if self.threshold is None else f" (threshold {self.threshold:g})"
-        return (
-            f"{self.check.value} {LEVEL_KEYS[self.level]} {self.kind}{where}: "
-            f"value {self.value:g}{limit}"
-        )
+from controller.protection.measures import Measure, directions, locate, measure, split
 
 
 @dataclass(frozen=True)
@@ -155,27 +135,48 @@ class _Rule:
 
     def events(
         self, tr: Transitions, m: Measure, inputs: ProtectionInputs, time: float
-    ) -> list[FaultEvent]:
-        out: list[FaultEvent] = []
-        thresholds = [None if np.isnan(t) else float(t) for t in self.threshold]
+    ) -> list[Event]:
+        """One event per level and kind, its elements an array: cost follows transitions."""
+        out: list[Event] = []
         for kind, mask in (("cleared", tr.cleared), ("set", tr.set_now)):
-            rows, js = np.nonzero(mask)
-            indices = tr.cols[js]
-            values = m.value[indices].astype(float).tolist()
-            if self.check is Check.INVALID_MEASUREMENT:
-                where = [locate(self.check, self.spec.element, i, inputs) for i in indices.tolist()]
-            elif self.spec.element is None:
-                where = [(None, None)] * len(values)
-            else:
-                where = [(self.spec.element, i) for i in indices.tolist()]
-            levels = [self.levels[r] for r in rows.tolist()]
-            out.extend(
-                FaultEvent(time, self.check, lv, element, value, thresholds[r], kind, element_kind)
-                for lv, r, (element_kind, element), value in zip(
-                    levels, rows.tolist(), where, values, strict=True
-                )
-            )
+            for row in np.flatnonzero(mask.any(axis=1)).tolist():
+                indices = tr.cols[mask[row]]
+                out.extend(self._event(time, kind, row, indices, m, inputs))
         return out
+
+    def _event(
+        self,
+        time: float,
+        kind: Kind,
+        row: int,
+        indices: np.ndarray,
+        m: Measure,
+        inputs: ProtectionInputs,
+    ) -> list[Event]:
+        threshold = None if np.isnan(self.threshold[row]) else float(self.threshold[row])
+        level = self.levels[row]
+        if self.spec.element is None:
+            value = float(m.value[indices[0]])
+            return [Event(time, self.check.value, level, kind, value, threshold)]
+        groups = (
+            split(indices, inputs)
+            if self.check is Check.INVALID_MEASUREMENT
+            else ((self.spec.element, indices, indices),)
+        )
+        check = self.check.value
+        return [
+            Event(time, check, level, kind, self._extreme(m, flat), threshold, local, name)
+            for name, flat, local in groups
+        ]
+
+    def _extreme(self, m: Measure, indices: np.ndarray) -> float:
+        """The worst value among ``indices`` (NaN counts as worst)."""
+        v = m.value[indices]
+        if self.spec.direction is Direction.FLAG:
+            return float(v.max())  # 1 on set, 0 on clear
+        if np.isnan(v).any():
+            return float("nan")
+        return float(v.max() if self.spec.direction is Direction.HIGH else v.min())
 
 
 class Protection:
@@ -200,7 +201,7 @@ class Protection:
         inputs: ProtectionInputs,
         now: float,
         reset_requested: bool = False,
-    ) -> tuple[ProtectionState, tuple[FaultEvent, ...]]:
+    ) -> tuple[ProtectionState, tuple[Event, ...]]:
         """Advance every check to ``now`` (seconds); return the new state and transitions."""
         now_us = round(now * 1_000_000)
         if state.time_us is not None:
@@ -211,7 +212,7 @@ class Protection:
         debounce = dict(state.debounce)
         levels = dict.fromkeys(Check, Level.OK)
         worst: dict[Check, tuple[str, int]] = {}
-        events: list[FaultEvent] = []
+        events: list[Event] = []
         for rule in self._rules:
             old = state.debounce[rule.check]
             m = measure(rule.check, applies[rule.spec.window], inputs)
@@ -223,7 +224,7 @@ class Protection:
             elif cand.size == 0:
                 cols = old.cols
             else:
-                cols = np.union1d(old.cols, cand)
+                cols = union(old.cols, cand, m.value.size)
             violated, clear_ok = rule.judge(m, cols)
             new, transitions = advance(
                 old.aligned(cols), violated, clear_ok, rule.timing, dt_us, reset_requested

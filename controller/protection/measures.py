@@ -115,3 +115,21 @@ def locate(
     if index < cells + sensors:
         return "sensor", index - cells
     return "module", index - cells - sensors
+
+
+def split(
+    indices: np.ndarray, inputs: ProtectionInputs
+) -> tuple[tuple[str, np.ndarray, np.ndarray], ...]:
+    """Invalid-measurement indices by element kind: (kind, flat indices, indices in kind).
+
+    Two binary searches over the sorted indices, whatever their number.
+    """
+    cells = inputs.cell_voltage.size
+    sensors = inputs.cell_temperature.size
+    cut = np.searchsorted(indices, (cells, cells + sensors))
+    parts = (
+        ("cell", indices[: cut[0]], 0),
+        ("sensor", indices[cut[0] : cut[1]], cells),
+        ("module", indices[cut[1] :], cells + sensors),
+    )
+    return tuple((kind, flat, flat - offset) for kind, flat, offset in parts if flat.size)
