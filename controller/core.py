@@ -101,9 +101,6 @@ class Controller:
         generated pack is built in memory, where writing and parsing its DBC takes minutes."""
         self.config = config
         pack = config.pack
-        for core_bus in (INTERNAL, VEHICLE):
-            if core_bus not in config.buses:
-                raise ConfigError(f"buses.{core_bus}", "missing: the pack core lives on this bus")
         dbs, loaded = load_databases(
             config.dbc, {"slaves": slaves_db} if slaves_db is not None else None
         )

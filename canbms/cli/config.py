@@ -1,7 +1,9 @@
 """``canbms config``: check a configuration file, or write its JSON Schema.
 
 ``check FILE`` prints the effective configuration after presets and defaults (TOML, or JSON
-with ``--json``) and the warnings; the exit code is non-zero with the error naming the key.
+with ``--json``), the warnings and the notices of building the assembly from it (frames
+ignored, measured quantities not available); the exit code is non-zero with the error
+naming the key.
 ``schema`` writes the JSON Schema (draft 2020-12) editors validate ``canbms.toml`` with.
 ``reference`` prints the key tables of docs/configuration.md.
 """
@@ -14,22 +16,27 @@ import sys
 from typing import Any
 
 from controller.config.declare import dump
-from controller.errors import ConfigError
+from controller.errors import CanbmsError
 
 
 def _check(args: argparse.Namespace) -> int:
+    """Load the file and build the whole assembly from it, as ``canbms run`` would."""
     from controller.config.loader import load_config
     from controller.config.review import warnings
+    from controller.core import Controller
 
     try:
         config = load_config(args.file)
-    except ConfigError as exc:
+        controller = Controller(config)
+    except CanbmsError as exc:
         print(f"{args.file}: error: {exc}", file=sys.stderr)
         return 2
     effective = dump(config)
     print(json.dumps(effective, indent=2) if args.json else toml_text(effective), end="")
     for text in warnings(config):
         print(f"warning: {text}", file=sys.stderr)
+    for text in controller.notices:
+        print(f"notice: {text}", file=sys.stderr)
     return 0
 
 
