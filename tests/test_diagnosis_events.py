@@ -8,7 +8,8 @@ import numpy as np
 from protection_support import Driver, config, healthy
 
 from controller.adapters.base import Level
-from controller.diagnosis import Event
+from controller.contactors import Cause, Contactor, ContactorEvent, ContactorState, Phase
+from controller.diagnosis import Event, shipped
 from controller.event_log import event_lines
 from controller.protection import Check, Protection
 
@@ -71,3 +72,34 @@ def test_a_line_for_a_whole_pack_lost_stays_short() -> None:
     elements = np.arange(0, 200_000, 2)
     line = str(Event(0.0, "invalid_measurement", Level.WARNING, "set", 1.0, None, elements, "cell"))
     assert line.endswith("... (100000): value 1") and len(line) < 200
+
+
+def test_contactor_transitions_become_catalogue_events() -> None:
+    welded = ContactorEvent(
+        2.0,
+        ContactorState.CLOSED_CHARGE,
+        ContactorState.FAULT,
+        Phase.IDLE,
+        Cause.WELDED,
+        Contactor.PLUS,
+    ).event()
+    assert (welded.diagnosis, welded.level, welded.kind) == ("contactor_welded", Level.FAULT, "set")
+    assert welded.elements.tolist() == [Contactor.PLUS] and welded.element_kind == "contactor"
+    assert str(welded) == (
+        "contactor_welded fault set contactor 2: CLOSED_CHARGE -> FAULT/idle: welded (plus)"
+    )
+    step = ContactorEvent(
+        0.01, ContactorState.STANDBY, ContactorState.PRECHARGE, Phase.CONNECTING, Cause.REQUEST
+    ).event()
+    assert (step.diagnosis, step.level, step.elements) == ("contactor_sequence", Level.OK, None)
+    assert str(step) == "contactor_sequence info set: STANDBY -> PRECHARGE/connecting: request"
+
+
+def test_every_contactor_cause_maps_to_a_catalogue_entry() -> None:
+    cat = shipped()
+    for cause in Cause:
+        event = ContactorEvent(
+            0.0, ContactorState.STANDBY, ContactorState.FAULT, Phase.IDLE, cause
+        ).event()
+        assert event.diagnosis in cat
+        assert event.level is cat[event.diagnosis].severity.level

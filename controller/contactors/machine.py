@@ -2,7 +2,8 @@
 
 `ContactorMachine.step` is a pure function of the previous status, this cycle's inputs and
 the time. It returns the new status, the coil commands for the driver board and one
-`ContactorEvent` per transition. Three rules carry the safety argument:
+`ContactorEvent` per transition (`ContactorEvent.event` gives it as a diagnosis `Event`).
+Three rules carry the safety argument:
 
 - the plus contactor is commanded closed only after a precharge attempt passed;
 - without a fault nothing is opened above the break current (a standby request waits while
@@ -23,7 +24,11 @@ from dataclasses import dataclass, replace
 from enum import Enum, IntEnum
 from typing import NamedTuple
 
+import numpy as np
+
+from controller.adapters.base import Level
 from controller.contactors.config import ContactorConfig
+from controller.diagnosis.events import Event
 
 
 class ContactorState(IntEnum):
@@ -122,6 +127,18 @@ class ContactorEvent(NamedTuple):
             f"{self.cause.value}{which}"
         )
 
+    def event(self) -> Event:
+        """This transition as a diagnosis event: a contactor fault, or a sequence record."""
+        diagnosis, level = _DIAGNOSES.get(self.cause, ("contactor_sequence", Level.OK))
+        which = None if self.contactor is None else np.array([int(self.contactor)])
+        detail = f"{self.before.name} -> {self.after.name}/{self.phase.value}: {self.cause.value}"
+        if self.contactor is not None:
+            detail += f" ({self.contactor.name.lower()})"
+        kind = "contactor" if which is not None else None
+        return Event(
+            self.time, diagnosis, level, "set", elements=which, element_kind=kind, detail=detail
+        )
+
 
 OPEN = Commands(False, False, False)
 PRECHARGING = Commands(True, True, False)
@@ -132,6 +149,16 @@ _CLOSED_STATE = {
     Request.CHARGE: ContactorState.CLOSED_CHARGE,
 }
 _CONTACT_FAULTS = (Cause.FAILED_TO_CLOSE, Cause.WELDED, Cause.FEEDBACK_LOST)
+# Catalogue ID and level of the causes that are diagnoses; every other cause is a sequence step.
+_DIAGNOSES: dict[Cause, tuple[str, Level]] = {
+    Cause.WELDED: ("contactor_welded", Level.FAULT),
+    Cause.FAILED_TO_CLOSE: ("contactor_failed_to_close", Level.FAULT),
+    Cause.FEEDBACK_LOST: ("contactor_feedback_lost", Level.FAULT),
+    Cause.PRECHARGE_FAILED: ("precharge_failed", Level.FAULT),
+    Cause.PRECHARGE_OVERCURRENT: ("precharge_overcurrent", Level.FAULT),
+    Cause.PRECHARGE_TIMEOUT: ("precharge_attempt_failed", Level.WARNING),
+    Cause.PRECHARGE_INVALID_VOLTAGE: ("precharge_attempt_failed", Level.WARNING),
+}
 
 
 @dataclass(frozen=True)
