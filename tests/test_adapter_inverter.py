@@ -272,7 +272,7 @@ def test_without_any_usable_cvl_the_limits_frame_is_withheld_and_logged():
     broken = snapshot(cvl=math.nan, dvl=0.0, pack_voltage=math.nan)
     state, out = adapter.step(adapter.initial_state(), StageInputs(broken, EMPTY), 0.0)
     assert 0x351 not in by_id(out.frames) and 0x356 in by_id(out.frames)
-    assert any("0x351 withheld" in e for e in out.events)
+    assert any("0x351 withheld" in str(e) for e in out.events)
     state, out = adapter.step(state, StageInputs(broken, EMPTY), 1.0)
     assert 0x351 not in by_id(out.frames) and out.events == ()  # logged once
     state, out = adapter.step(state, StageInputs(snapshot(cvl=54.0), EMPTY), 2.0)
@@ -300,14 +300,16 @@ def test_single_missed_keepalive_changes_nothing():
     adapter = make("victron")
     log = run_keepalive(adapter, alive_until=1e9, back_at=None, end=30.0, gap=[(9.5, 11.5)])
     events = [e for _, out in log for e in out.events]
-    assert events == ["canbms_inverter: keep-alive present"]
+    assert [(e.diagnosis, e.detail) for e in events] == [
+        ("device_present", "canbms_inverter: keep-alive present")
+    ]
     assert all(out.limits.max_ccl is None for _, out in log)
 
 
 def test_keepalive_loss_logged_then_limits_reduced_after_timeout_then_restored():
     adapter = make("sma", keepalive_loss_after=10.0, keepalive_timeout=120.0)
     log = run_keepalive(adapter, alive_until=5.0, back_at=200.0, end=210.0)
-    lost = [t for t, out in log if any("keep-alive lost" in e for e in out.events)]
+    lost = [t for t, out in log if any("keep-alive lost" in str(e) for e in out.events)]
     assert lost == [pytest.approx(14.0)]  # last frame at 4.0 s, +10 s
     reduced = [t for t, out in log if out.limits.max_ccl is not None]
     assert reduced[0] == pytest.approx(124.0) and reduced[-1] == pytest.approx(199.9)
@@ -320,8 +322,12 @@ def test_keepalive_loss_logged_then_limits_reduced_after_timeout_then_restored()
     assert frames_while_reduced and all(
         f["ccl"] == 0 and f["dcl"] == 0 for f in frames_while_reduced
     )
-    back = [e for t, out in log for e in out.events if "back" in e]
-    assert len(back) == 1
+    back = [e for t, out in log for e in out.events if "back" in e.detail]
+    assert [(e.diagnosis, e.kind) for e in back] == [
+        ("inverter_keepalive_lost", "cleared"),
+        ("inverter_limits_capped", "cleared"),
+    ]
+    assert back[0].time == back[1].time == pytest.approx(200.0, abs=0.11)
     assert all(out.limits.max_ccl is None for t, out in log if t >= 200.0)
 
 

@@ -127,3 +127,21 @@ def test_the_documented_table_is_the_catalogue() -> None:
     text = DOC.read_text(encoding="utf-8")
     table = text[text.index("| ID | code |") :]
     assert table == markdown(shipped()), "regenerate docs/diagnosis.md from the catalogue"
+
+
+def test_the_adapters_raise_only_catalogue_ids() -> None:
+    from controller.adapters import canbms_inverter, elcon, keepalive
+
+    ids = {
+        keepalive.LOST,
+        keepalive.CAPPED,
+        canbms_inverter.NO_CVL,
+        elcon.STALE,
+        elcon.STOPPED,
+        elcon.FLAG_STOP[0],
+        elcon.FLAG_WARNING[0],
+        "device_present",
+    }
+    assert ids <= {d.id for d in shipped()}
+    assert shipped()[elcon.FLAG_STOP[0]].severity.level is elcon.FLAG_STOP[1]
+    assert shipped()[elcon.FLAG_WARNING[0]].severity.level is elcon.FLAG_WARNING[1]

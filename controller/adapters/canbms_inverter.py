@@ -27,12 +27,14 @@ from controller.adapters.framing import FrameEncoder, ascii_field, load_dbc, sch
 from controller.adapters.inverter_flags import flags_35a, flags_359
 from controller.adapters.keepalive import KeepAliveConfig, KeepAliveState, watch_link
 from controller.config.declare import load, setting
+from controller.diagnosis.events import Event
 from controller.errors import ConfigError
 from controller.frames import OutFrame
 from controller.stage import StageInputs, StageOutput, Traffic
 from dbc import path as dbc_path
 
 KEEPALIVE_IDS = (0x305, 0x307)
+NO_CVL = "inverter_no_cvl"  # catalogue ID
 
 
 @dataclass(frozen=True)
@@ -189,7 +191,7 @@ class CanBmsInverter:
         self, state: InverterState, inputs: StageInputs, now: float
     ) -> tuple[InverterState, StageOutput]:
         snapshot, rx = inputs.snapshot, inputs.frames
-        events: tuple[str, ...] = ()
+        events: tuple[Event, ...] = ()
         limits = LimitRequest()
         watch = state.watch
         if self.config.keepalive:
@@ -204,7 +206,11 @@ class CanBmsInverter:
         if cmd.cvl is None:
             due = tuple(i for i in due if i != 0x351)
             if not state.cvl_withheld:
-                events += (f"{self.name}: no usable charge voltage limit, 0x351 withheld",)
+                withheld = f"{self.name}: no usable charge voltage limit, 0x351 withheld"
+                events += (Event(now, NO_CVL, Level.WARNING, "set", detail=withheld),)
+        elif state.cvl_withheld:
+            usable = f"{self.name}: charge voltage limit usable again, 0x351 sent"
+            events += (Event(now, NO_CVL, Level.WARNING, "cleared", detail=usable),)
         frames = tuple(self.builders[i](snapshot, cmd) for i in due)
         new = InverterState(
             next_due=next_due,

@@ -24,6 +24,7 @@ import numpy as np
 from controller.adapters.base import BmsSnapshot, Level
 from controller.adapters.framing import FrameEncoder, load_dbc, schedule
 from controller.config.declare import load, setting
+from controller.diagnosis.events import Event
 from controller.errors import ConfigError
 from controller.frames import FrameBatch, OutFrame, frame_key
 from controller.stage import StageInputs, StageOutput, Traffic
@@ -38,6 +39,11 @@ STATUS_BITS = (
     "communication time-out",
 )
 STOPPING_BITS = 0b1_0001  # hardware fault, communication time-out
+# catalogue IDs (and levels) of the charger diagnoses
+STALE = "charger_status_stale"
+STOPPED = "charging_stopped"
+FLAG_STOP = ("charger_stop_flag", Level.ALARM)
+FLAG_WARNING = ("charger_warning_flag", Level.WARNING)
 START, STOP = 0, 1
 
 
@@ -172,12 +178,13 @@ class ElconCharger:
     ) -> tuple[ElconState, StageOutput]:
         snapshot, rx = inputs.snapshot, inputs.frames
         cfg = self.config
-        events: list[str] = []
+        events: list[Event] = []
         chargers = dict(state.chargers)
         for address, status in decode_status(rx, cfg.addresses).items():
             # arrival time as the core saw it: the frame's own clock may differ from ``now``
             status = replace(status, seen_at=now)
-            events += self._flag_events(address, chargers.get(address, ChargerStatus()), status)
+            old = chargers.get(address, ChargerStatus())
+            events += self._flag_events(now, address, old, status)
             chargers[address] = status
         fresh = frozenset(
             a
@@ -185,8 +192,7 @@ class ElconCharger:
             if st.seen_at is not None and now - st.seen_at <= cfg.status_timeout
         )
         for a in sorted(fresh ^ state.fresh):
-            text = "status received" if a in fresh else "status missing, charger gets no current"
-            events.append(f"{self.name}: charger {a:02X} {text}")
+            events.append(self._status_event(now, a, a in fresh, a in state.chargers))
         usable = frozenset(a for a in fresh if not chargers[a].flags & STOPPING_BITS)
 
         permitted = snapshot.data_valid and snapshot.contactors_closed and snapshot.charge_allowed
@@ -195,7 +201,12 @@ class ElconCharger:
         cvl = snapshot.cvl if math.isfinite(snapshot.cvl) else 0.0
         reason = self._stop_reason(snapshot, permitted, terminated, ccl, cvl, usable)
         if reason != state.reason:
-            events.append(f"{self.name}: charging " + (f"stopped: {reason}" if reason else "on"))
+            if state.reason:
+                on = f"{self.name}: charging on" if not reason else f"{self.name}: {state.reason}"
+                events.append(Event(now, STOPPED, Level.OK, "cleared", detail=on))
+            if reason:
+                stopped = f"{self.name}: charging stopped: {reason}"
+                events.append(Event(now, STOPPED, Level.OK, "set", detail=stopped))
         running = frozenset() if reason else usable
         # floor to the field's 0.1 A so that rounding never lifts the sum above the CCL
         share = math.floor(min(ccl / len(running), cfg.max_current) * 10) / 10 if running else 0.0
@@ -262,14 +273,32 @@ class ElconCharger:
             return "no charger with a valid status"
         return ""
 
-    def _flag_events(self, address: int, old: ChargerStatus, new: ChargerStatus) -> list[str]:
+    def _status_event(self, now: float, address: int, fresh: bool, known: bool) -> Event:
+        """A status that went missing, came back, or arrived for the first time."""
+        who = f"{self.name}: charger {address:02X}"
+        if not fresh:
+            missing = f"{who} status missing, charger gets no current"
+            return Event(now, STALE, Level.WARNING, "set", detail=missing)
+        if known:
+            return Event(now, STALE, Level.WARNING, "cleared", detail=f"{who} status received")
+        return Event(now, "device_present", Level.OK, "set", detail=f"{who} status received")
+
+    def _flag_events(
+        self, now: float, address: int, old: ChargerStatus, new: ChargerStatus
+    ) -> list[Event]:
         changed = old.flags ^ new.flags
         out = []
         for bit, text in enumerate(STATUS_BITS):
             if changed >> bit & 1:
-                severity = "fault" if STOPPING_BITS >> bit & 1 else "warning"
-                state = "active" if new.flags >> bit & 1 else "cleared"
-                out.append(f"{self.name}: charger {address:02X} {severity} {text} {state}")
+                stopping = bool(STOPPING_BITS >> bit & 1)
+                severity = "fault" if stopping else "warning"
+                active = bool(new.flags >> bit & 1)
+                state = "active" if active else "cleared"
+                detail = f"{self.name}: charger {address:02X} {severity} {text} {state}"
+                diagnosis, level = FLAG_STOP if stopping else FLAG_WARNING
+                out.append(
+                    Event(now, diagnosis, level, "set" if active else "cleared", detail=detail)
+                )
         return out
 
     def _command(self, address: int, cvl: float, current: float, run: bool) -> OutFrame:

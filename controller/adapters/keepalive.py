@@ -12,7 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from enum import Enum
 
-from controller.adapters.base import LimitRequest
+from controller.adapters.base import Level, LimitRequest
+from controller.diagnosis.events import Event
+
+LOST = "inverter_keepalive_lost"  # catalogue IDs
+CAPPED = "inverter_limits_capped"
 
 
 class Link(Enum):
@@ -45,19 +49,23 @@ def watch_link(
     ccl: float,
     dcl: float,
     who: str,
-) -> tuple[KeepAliveState, tuple[str, ...], LimitRequest]:
+) -> tuple[KeepAliveState, tuple[Event, ...], LimitRequest]:
     """Advance the watch by one step; ``seen`` tells whether a keep-alive arrived since the last.
 
     Before the first frame the clock runs from the first step, so a device that never answers
     is treated like one that went silent.
     """
     if seen:
-        events: tuple[str, ...] = ()
+        events: tuple[Event, ...] = ()
         if state.link in (Link.LOST, Link.TIMED_OUT):
             gone = now - state.since if state.since is not None else 0.0
-            events = (f"{who}: keep-alive back after {gone:.1f} s, limits restored",)
+            back = f"{who}: keep-alive back after {gone:.1f} s, limits restored"
+            events = (Event(now, LOST, Level.WARNING, "cleared", gone, detail=back),)
+            if state.link is Link.TIMED_OUT:
+                events += (Event(now, CAPPED, Level.ALARM, "cleared", gone, detail=back),)
         elif state.link is Link.WAITING:
-            events = (f"{who}: keep-alive present",)
+            present = f"{who}: keep-alive present"
+            events = (Event(now, "device_present", Level.OK, "set", detail=present),)
         return KeepAliveState(Link.PRESENT, now), events, LimitRequest()
 
     since = now if state.since is None else state.since
@@ -65,7 +73,8 @@ def watch_link(
     silent = now - since
     if state.link in (Link.WAITING, Link.PRESENT) and silent >= config.loss_after:
         state = replace(state, link=Link.LOST)
-        events = (f"{who}: keep-alive lost (none for {silent:.1f} s)",)
+        lost = f"{who}: keep-alive lost (none for {silent:.1f} s)"
+        events = (Event(now, LOST, Level.WARNING, "set", silent, config.loss_after, detail=lost),)
     else:
         events = ()
     if state.link is Link.LOST and silent >= config.timeout:
@@ -75,10 +84,11 @@ def watch_link(
             max_ccl=max(0.0, ccl) * config.fraction,
             max_dcl=max(0.0, dcl) * config.fraction,
         )
-        events += (
+        capped = (
             f"{who}: keep-alive missing for {silent:.0f} s, limits reduced to "
-            f"{config.fraction:.0%} (CCL {state.max_ccl:.1f} A, DCL {state.max_dcl:.1f} A)",
+            f"{config.fraction:.0%} (CCL {state.max_ccl:.1f} A, DCL {state.max_dcl:.1f} A)"
         )
+        events += (Event(now, CAPPED, Level.ALARM, "set", silent, config.timeout, detail=capped),)
     if state.link is Link.TIMED_OUT:
         reason = f"{who}: keep-alive timeout"
         return state, events, LimitRequest(state.max_ccl, state.max_dcl, reason)
