@@ -82,10 +82,11 @@ def run(
                     f"{case.split(' (')[0]}, all data lost",
                     loss.max_ms,
                     "ms/step (max)",
-                    "healthy step",
-                    loss.healthy_ms,
-                    loss.healthy_ms / loss.max_ms,
-                    f"median {loss.median_ms:.2f} ms, {loss.events} events, "
+                    "slowest healthy",
+                    loss.healthy_max_ms,
+                    loss.healthy_max_ms / loss.max_ms,
+                    f"median {loss.median_ms:.2f} ms (healthy {loss.healthy_ms:.2f} ms), "
+                    f"{loss.events} events, "
                     f"{'no fault' if loss.fault_free else 'FAULT'}",
                 )
     if "simulator" in only:

@@ -9,7 +9,9 @@ whether a fault was raised, which would send the step down a shorter path.
 The loss case cuts every bus of a healthy pack and keeps stepping until every timeout and
 invalid-measurement level has set on every element: no frame arrives, so each step is
 pure judgement, and the steps where thousands of cells change level at once must cost about
-what a healthy step costs. Its steps are timed with their log lines, as the shell runs them.
+what a healthy step costs: the slowest step of the loss is set against the slowest healthy
+step (both include the cycle where every periodic frame falls due), the medians side by side.
+Steps are timed with their log lines, as the shell runs them.
 
 Packs above 64 modules use the 29-bit slave IDs. Their slave database is built in memory
 and handed to the controller: writing and strictly re-parsing the DBC of a 100,000-cell
@@ -77,6 +79,7 @@ def controller_for(topology: Topology) -> Controller:
 class LossResult:
     cells: int
     healthy_ms: float  # median step before the loss
+    healthy_max_ms: float  # slowest step before it (the periodic frames all fall due there)
     median_ms: float  # median step after it
     max_ms: float  # slowest step after it: where most elements changed level at once
     events: int  # events raised over the loss
@@ -144,6 +147,7 @@ def measure_loss(topology: Topology, steps: int) -> LossResult:
     return LossResult(
         cells=topology.n_cells,
         healthy_ms=float(np.median(healthy)) * 1000.0,
+        healthy_max_ms=float(healthy.max()) * 1000.0,
         median_ms=float(np.median(lost)) * 1000.0,
         max_ms=float(lost.max()) * 1000.0,
         events=events,
