@@ -42,6 +42,8 @@ from controller.contactors import (
     Feedback,
     Request,
 )
+from controller.diagnosis import Event
+from controller.diagnosis.ingest import IngestDiagnosisState, diagnose
 from controller.errors import ConfigError
 from controller.frames import FrameBatch, OutFrame
 from controller.ingest import BatchDecoder, IngestState
@@ -53,6 +55,7 @@ from controller.status_frames import StatusFrames
 from controller.traffic import check_traffic
 
 INTERNAL, VEHICLE = "internal", "vehicle"  # the buses the pack core itself lives on
+STAGE_EXCEPTION = "stage_exception"  # the catalogue entry of a stage that raised
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,7 @@ class ControllerState:
     next_due: dict[Any, float]
     counters: dict[str, int]
     stages: tuple[Any, ...]  # the state of each configured stage, in `Controller.stages` order
+    diagnosis: dict[str, IngestDiagnosisState]  # per bus: silent sources, E2E reject rates
     failed_stages: frozenset[str] = frozenset()  # latched until a fault reset
     started_at: float = 0.0
     initialised: bool = False
@@ -86,7 +90,7 @@ class ControllerState:
 class StepResult:
     state: ControllerState
     frames: tuple[OutFrame, ...]
-    events: tuple[object, ...]
+    events: tuple[Event, ...]
     view: PackView
     snapshot: BmsSnapshot
 
@@ -113,6 +117,7 @@ class Controller:
             provides=config.dbc.provides,
         )
         self.decoders: dict[str, BatchDecoder] = dict(build.decoders)
+        self.catalogue = config.diagnosis
         self.notices: tuple[str, ...] = (*loaded, *build.notices)  # shown at start
         slaves_db, master_db = dbs["slaves"], dbs["master"]
         self.protection = Protection(config.protection)
@@ -151,6 +156,10 @@ class Controller:
             next_due={},
             counters={},
             stages=tuple(stage.initial_state() for stage in self.stages),
+            diagnosis={
+                bus: IngestDiagnosisState.initial(len(decoder.sources))
+                for bus, decoder in self.decoders.items()
+            },
             started_at=now,
         )
 
@@ -175,16 +184,32 @@ class Controller:
     # -- the step -----------------------------------------------------------------------
 
     def step(self, state: ControllerState, batch: FrameBatch, now: float) -> StepResult:
-        events: list[object] = []
+        events: list[Event] = []
         ingest = dict(state.ingest)
+        diagnosis = {}
         for bus, decoder in self.decoders.items():
             decoder.decode(batch.on(bus), ingest[bus])
+            counts = ingest[bus]
+            diagnosis[bus], found = diagnose(
+                state.diagnosis[bus],
+                decoder.sources,
+                counts.accepted,
+                counts.rejected,
+                counts.last_seen,
+                now,
+                self.catalogue,
+            )
+            events.extend(found)
         internal = ingest[INTERNAL].measurements
         vehicle = ingest[VEHICLE].measurements
         view = build_view(internal, self.config.pack, self.config.ingest, now)
 
         request, reset, ems_age = self._ems(vehicle, now, state.shutdown)
-        failed_stages = frozenset() if reset else state.failed_stages
+        failed_stages = state.failed_stages
+        if reset and failed_stages:
+            names = ", ".join(sorted(failed_stages))
+            events.append(Event(now, STAGE_EXCEPTION, Level.FAULT, "cleared", detail=names))
+            failed_stages = frozenset()
         feedback = self._feedback(internal, now)
         initialised = state.initialised or self._initialised(view, state.started_at, now)
         if initialised:
@@ -214,7 +239,7 @@ class Controller:
             ),
             now,
         )
-        events.extend(contactor_events)
+        events.extend(e.event() for e in contactor_events)
 
         soc = self.soc.step(
             state.soc, view.current.value, view.current.valid, view.voltage_stats, now
@@ -256,7 +281,8 @@ class Controller:
             state.stages, snapshot, batch, limits, now
         )
         events.extend(stage_events)
-        failed_stages |= failed_now
+        if self.catalogue[STAGE_EXCEPTION].enabled:
+            failed_stages |= failed_now
         snapshot = replace(snapshot, ccl=limits.ccl, dcl=limits.dcl)  # as published
 
         counters = dict(state.counters)
@@ -286,6 +312,7 @@ class Controller:
             next_due=next_due,
             counters=counters,
             stages=stage_states,
+            diagnosis=diagnosis,
             failed_stages=failed_stages,
             started_at=state.started_at,
             initialised=initialised,
@@ -302,20 +329,23 @@ class Controller:
         batch: FrameBatch,
         limits: Limits,
         now: float,
-    ) -> tuple[tuple[Any, ...], list[OutFrame], list[object], Limits, frozenset[str]]:
+    ) -> tuple[tuple[Any, ...], list[OutFrame], list[Event], Limits, frozenset[str]]:
         """Every configured stage on its bus; their caps can only lower the limits.
 
         A stage that raises keeps its previous state, sends nothing this cycle, caps the
         limits to zero and is reported as failed (latched by the caller): the rest of the
         assembly, and the safe frames, go on.
         """
-        new_states, frames, events, failed = [], [], [], set()
+        new_states: list[Any] = []
+        frames: list[OutFrame] = []
+        events: list[Event] = []
+        failed: set[str] = set()
         for stage, stage_state in zip(self.stages, states, strict=True):
             inputs = StageInputs(snapshot, batch.on(stage.bus))
             try:
                 new_state, output = stage.step(stage_state, inputs, now)
             except Exception as exc:  # noqa: BLE001 - a stage must never take protection down
-                new_state, output = stage_state, _failed_output(stage, exc)
+                new_state, output = stage_state, _failed_output(stage, exc, now)
                 failed.add(stage.name)
             new_states.append(new_state)
             frames.extend(output.frames)
@@ -440,6 +470,7 @@ def _balancing_encoder(
     return BalancingCommandEncoder(slaves_db, pack.modules, pack.cells_per_module, bus=INTERNAL)
 
 
-def _failed_output(stage: Stage, exc: Exception) -> StageOutput:
+def _failed_output(stage: Stage, exc: Exception, now: float) -> StageOutput:
     why = f"stage {stage.name!r} failed: {type(exc).__name__}: {exc}"
-    return StageOutput(events=(why,), limits=LimitRequest(0.0, 0.0, why))
+    event = Event(now, STAGE_EXCEPTION, Level.FAULT, "set", detail=why)
+    return StageOutput(events=(event,), limits=LimitRequest(0.0, 0.0, why))

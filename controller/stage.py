@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from controller.adapters.base import BmsSnapshot, LimitRequest
+from controller.diagnosis import Event
 from controller.frames import FrameBatch, OutFrame
 
 
@@ -33,7 +34,7 @@ class StageOutput:
     """What a stage returns besides its new state."""
 
     frames: tuple[OutFrame, ...] = ()
-    events: tuple[object, ...] = ()
+    events: tuple[Event, ...] = ()
     limits: LimitRequest = LimitRequest()  # a cap; it can only lower the limits
 
 

@@ -198,3 +198,27 @@ def test_a_slave_dbc_without_a_balancing_command_needs_balancing_disabled() -> N
         result = controller.step(state, FrameBatch.empty(), k * 0.01)
         state = result.state
         assert not any(0x140 <= f.arbitration_id < 0x180 for f in result.frames)
+
+
+@pytest.mark.parametrize("set_delay_ms", [None, 500])
+def test_a_silent_source_is_diagnosed_after_its_catalogue_delay(set_delay_ms) -> None:  # noqa: ANN001
+    overrides = {} if set_delay_ms is None else {"source_silent": {"set_delay_ms": set_delay_ms}}
+    config = parse_config({"diagnosis": overrides})
+    delay = config.diagnosis["source_silent"].set_delay_ms / 1000
+    rig = Rig(config)
+    rig.run(2.0)
+    rig.plant.silent.add("M03")
+    silent_from = rig.now  # the last frames of M03 went out in the step before
+    found = []
+    while not found:
+        found = [e for e in rig.step().events if e.diagnosis == "source_silent"]
+        assert rig.now < silent_from + 5.0, "never diagnosed"
+    (event,) = found
+    assert event.kind == "set" and event.element_kind == "source"
+    assert "M03" in str(event)
+    assert silent_from + delay - 0.2 <= rig.now <= silent_from + delay + 0.05
+
+
+def test_a_protection_check_is_not_switched_off_through_the_catalogue() -> None:
+    with pytest.raises(ConfigError, match=r"^diagnosis\.cell_overvoltage\.enabled: this is set in"):
+        parse_config({"diagnosis": {"cell_overvoltage": {"enabled": False}}})

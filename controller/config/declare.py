@@ -300,6 +300,9 @@ def dump(value: Any) -> Any:
             else:
                 out[f.name] = dump(item)
         return out
+    as_table = getattr(value, "as_table", None)
+    if callable(as_table):  # a value built from a table by its own parser
+        return dump(as_table())
     config = getattr(value, "config", None)
     if dataclasses.is_dataclass(config):  # a stage built from a section
         return dump(config)

@@ -24,6 +24,7 @@ from controller.config.declare import Context, load, setting
 from controller.config.ingest import DbcSources, IngestConfig, parse_dbc_sources, parse_ingest
 from controller.config.pack import BUS_ROLES, BusConfig, PackConfig, default_buses, parse_buses
 from controller.contactors import ContactorConfig
+from controller.diagnosis import Catalogue, apply_overrides, shipped
 from controller.errors import ConfigError
 from controller.limits import LimitsConfig, SocConfig
 from controller.presets import load_preset
@@ -79,6 +80,12 @@ class ControllerConfig:
     )
     canopen: BatteryNodeConfig | None = setting(
         None, doc="the CiA 418 battery node; it runs only when [canopen] is given"
+    )
+    diagnosis: Catalogue = setting(
+        shipped(),
+        parse=lambda d, w, c: apply_overrides(shipped(), d, w),
+        schema=_open("overrides of the diagnosis catalogue by ID (see docs/diagnosis.md)"),
+        doc="the diagnosis catalogue with [diagnosis.<id>] overrides applied",
     )
     base_dir: Path | None = None  # the configuration file's folder; relative paths start here
 

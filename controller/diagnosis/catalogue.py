@@ -91,6 +91,15 @@ class Catalogue:
     def __len__(self) -> int:
         return len(self._by_id)
 
+    def as_table(self) -> dict[str, dict[str, Any]]:
+        """What a ``[diagnosis]`` table can set, as it is in effect (the entries configured
+        elsewhere, ``configured_in``, are set in their own sections)."""
+        return {
+            d.id: {key: getattr(d, key) for key in _OVERRIDES}
+            for d in self
+            if d.configured_in is None
+        }
+
 
 def parse_catalogue(data: Mapping[str, Any], path: str = "") -> Catalogue:
     """Validate a catalogue table; errors name the dotted key."""
@@ -126,8 +135,9 @@ def apply_overrides(
 ) -> Catalogue:
     """``catalogue`` with ``{id: {enabled, set_delay_ms, clear_delay_ms}}`` applied.
 
-    Delays of a diagnosis judged per level elsewhere (``configured_in``) are set there, so
-    overriding them here is refused rather than silently ignored.
+    A diagnosis judged per level elsewhere (``configured_in``, the protection checks and the
+    contactor faults) is enabled and debounced there, so overriding it here is refused rather
+    than silently ignored.
     """
     changed = {d.id: d for d in catalogue}
     for diagnosis_id in overrides:
@@ -138,7 +148,7 @@ def apply_overrides(
         fields.unknown_keys(sub, set(_OVERRIDES), where)
         d = changed[diagnosis_id]
         if d.configured_in is not None:
-            _no_own_delays(sub, where, d.configured_in)
+            _no_own_settings(sub, where, d.configured_in, _OVERRIDES)
         changed[diagnosis_id] = replace(
             d,
             enabled=fields.boolean(sub, "enabled", where, d.enabled),
@@ -152,10 +162,15 @@ def _delay(sub: Mapping[str, Any], key: str, where: str, default: float | None) 
     return fields.number(sub, key, where, default, minimum=0.0, maximum=MAX_DELAY_MS)
 
 
-def _no_own_delays(sub: Mapping[str, Any], where: str, configured_in: str) -> None:
-    for key in ("set_delay_ms", "clear_delay_ms"):
+def _no_own_settings(
+    sub: Mapping[str, Any],
+    where: str,
+    configured_in: str,
+    keys: tuple[str, ...] = ("set_delay_ms", "clear_delay_ms"),
+) -> None:
+    for key in keys:
         if key in sub:
-            raise ConfigError(fields.join(where, key), f"the debounce is set in {configured_in}")
+            raise ConfigError(fields.join(where, key), f"this is set in {configured_in}")
 
 
 def _entry(data: Mapping[str, Any], diagnosis_id: str, path: str) -> Diagnosis:
@@ -165,7 +180,7 @@ def _entry(data: Mapping[str, Any], diagnosis_id: str, path: str) -> Diagnosis:
     configured_in = sub.get("configured_in")
     if configured_in is not None:
         configured_in = fields.string(sub, "configured_in", where)
-        _no_own_delays(sub, where, configured_in)
+        _no_own_settings(sub, where, configured_in)
         set_ms = clear_ms = None
     else:
         set_ms = _delay(sub, "set_delay_ms", where, None)
