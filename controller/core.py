@@ -287,9 +287,10 @@ class Controller:
 
         counters = dict(state.counters)
         changed = contactors.commands != state.contactors.commands
-        due, next_due = schedule(
-            state.next_due, self._periods, now, force=("ContactorCommand",) if changed else ()
-        )
+        old = state.published
+        cut = (limits.ccl == 0 < old.ccl) or (limits.dcl == 0 < old.dcl)
+        force = ("ContactorCommand",) * changed + ("BMS_Limits",) * cut  # safety news at once
+        due, next_due = schedule(state.next_due, self._periods, now, force=force)
         for name in due:
             if name == "ContactorCommand":
                 frames.append(self.status.contactor_command(contactors.commands, counters))

@@ -72,18 +72,18 @@ def test_load_errors_name_the_dotted_key(change: dict, key: str) -> None:
 
 def test_a_duplicate_code_names_both_entries() -> None:
     data = copy.deepcopy(RAW)
-    data["source_silent"]["code"] = data["bus_lost"]["code"]
+    data["source_silent"]["code"] = data["bus_receive_error"]["code"]
     with pytest.raises(ConfigError, match="source_silent") as info:
         parse_catalogue(data)
-    assert info.value.key == "bus_lost.code"
+    assert info.value.key == "bus_receive_error.code"
 
 
 def test_a_duplicate_id_in_the_file_is_refused(tmp_path: Path) -> None:
     text = SHIPPED.read_text(encoding="utf-8")
-    block = text[text.index("[bus_lost]") : text.index("[stage_exception]")]
+    block = text[text.index("[bus_send_error]") : text.index("[stage_exception]")]
     file = tmp_path / "catalogue.toml"
     file.write_text(text + "\n" + block, encoding="utf-8")
-    with pytest.raises(ConfigError, match="bus_lost"):
+    with pytest.raises(ConfigError, match="bus_send_error"):
         load_catalogue(file)
 
 
@@ -97,7 +97,7 @@ def test_overrides_change_enable_and_delays_only_where_allowed() -> None:
     )
     assert cat["source_silent"].set_delay_ms == 250 and cat["source_silent"].clear_delay_ms == 50
     assert not cat["bus_send_error"].enabled
-    assert cat["bus_lost"] == shipped()["bus_lost"]
+    assert cat["bus_receive_error"] == shipped()["bus_receive_error"]
     assert shipped()["source_silent"].set_delay_ms == 1000, "the shipped catalogue is unchanged"
     assert [d.id for d in cat] == [d.id for d in shipped()]
 
@@ -109,7 +109,7 @@ def test_overrides_change_enable_and_delays_only_where_allowed() -> None:
         ({"source_silent": {"threshold": 2}}, "diagnosis.source_silent.threshold"),
         ({"source_silent": {"set_delay_ms": -1}}, "diagnosis.source_silent.set_delay_ms"),
         ({"slave_timeout": {"set_delay_ms": 5}}, "diagnosis.slave_timeout.set_delay_ms"),
-        ({"bus_lost": {"enabled": "no"}}, "diagnosis.bus_lost.enabled"),
+        ({"bus_receive_error": {"enabled": "no"}}, "diagnosis.bus_receive_error.enabled"),
     ],
 )
 def test_override_errors_name_the_dotted_key(overrides: dict, key: str) -> None:

@@ -71,7 +71,9 @@ class Responder(threading.Thread):
         self._halt.set()
         if self.ident is not None:
             self.join(2.0)
-        for bus in self.buses:
+        for bus in self.buses:  # what arrived while a loaded machine kept this thread waiting
+            while (msg := bus.recv(0)) is not None:
+                self.plant.receive(msg.arbitration_id, bytes(msg.data), time.monotonic())
             bus.shutdown()
         assert self.error is None, f"plant thread failed: {self.error!r}"
 
@@ -167,7 +169,7 @@ def test_sigint_stops_safely_without_drift(config, plant) -> None:  # noqa: ANN0
     assert stats.cycles == len(began)
 
     assert ContactorState.CLOSED_DISCHARGE in states, "never closed before the stop"
-    assert returned - stopped < 1.0  # stopped once the aux contacts read open
+    assert returned - stopped < 2.5  # on the aux contacts reading open, before the 3 s timeout
     limits = plant.sent("BMS_Limits", since=returned - 0.2)
     assert limits and limits[-1][1]["BMS_ChargeCurrentLimit"] == 0
     assert limits[-1][1]["BMS_DischargeCurrentLimit"] == 0
@@ -194,7 +196,9 @@ def test_a_bus_that_goes_away_is_logged_and_counted(config, plant, caplog) -> No
     responder.halt()
 
     assert vehicle.failed > 0 and stats.send_errors == vehicle.failed
-    assert any("send on vehicle failed" in r.getMessage() for r in caplog.records)
+    sending = [r.getMessage() for r in caplog.records if "bus_send_error" in r.getMessage()]
+    assert len(sending) == 1, "one diagnosis for the outage, not a line per frame"
+    assert sending[0].startswith("bus_send_error warning set bus 1: 'vehicle' send failed")
     assert stats.cycles >= 0.8 * 1.0 / period  # the loop kept running
     # the internal bus still carries the contactor commands after the vehicle bus broke
     assert plant.sent("ContactorCommand", since=broke_at + 0.1)
@@ -259,8 +263,8 @@ def test_a_receive_outage_is_logged_once_and_its_end_too(config, plant, caplog) 
     responder.halt()
 
     lines = [r.getMessage() for r in caplog.records]
-    failed = [line for line in lines if "'internal' receive failed" in line]
-    again = [line for line in lines if "'internal' receives again" in line]
+    failed = [line for line in lines if "bus_receive_error warning set bus 0: 'internal'" in line]
+    again = [line for line in lines if "bus_receive_error warning cleared bus 0" in line]
     assert len(failed) == 1 and "Transport endpoint is not connected" in failed[0]
     assert len(again) == 1
     assert lines.index(failed[0]) < lines.index(again[0])

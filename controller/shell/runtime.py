@@ -18,7 +18,10 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import can
+import numpy as np
 
+from controller.adapters.base import Level
+from controller.diagnosis.events import Event, Kind
 from controller.event_log import event_lines
 from controller.frames import FrameBatch, OutFrame
 from controller.shell.receiver import BatchingListener
@@ -77,6 +80,7 @@ class Runtime:
         self.stats = RuntimeStats()
         self._stop = threading.Event()
         self._failing: set[str] = set()  # buses whose reader reports errors
+        self._send_failing: set[str] = set()  # buses whose last send failed
         self._listeners = [BatchingListener(name, clock=clock) for name in self.buses]
         extra = listeners or {}
         self._notifiers = [
@@ -130,14 +134,36 @@ class Runtime:
         self.stats.max_cycle_s = max(self.stats.max_cycle_s, elapsed)
 
     def _watch_receive(self, listener: BatchingListener) -> None:
-        """Log a receive outage when it starts and when frames flow again, not per error."""
+        """A receive outage is one diagnosis, set when it starts and cleared when frames flow
+        again, not a line per error."""
         error = listener.take_error()
-        if error is not None and listener.bus not in self._failing:
-            self._failing.add(listener.bus)
-            log.error("bus %r receive failed: %s (its data will go stale)", listener.bus, error)
-        elif error is None and listener.bus in self._failing and listener.last_drained:
-            self._failing.discard(listener.bus)
-            log.warning("bus %r receives again after %d errors", listener.bus, listener.errors)
+        name = listener.bus
+        if error is not None and name not in self._failing:
+            self._failing.add(name)
+            self._report(
+                "bus_receive_error", "set", name, f"receive failed: {error}; its data goes stale"
+            )
+        elif error is None and name in self._failing and listener.last_drained:
+            self._failing.discard(name)
+            self._report(
+                "bus_receive_error",
+                "cleared",
+                name,
+                f"receives again after {listener.errors} errors",
+            )
+
+    def _report(self, diagnosis: str, kind: Kind, bus: str, detail: str) -> None:
+        """A bus diagnosis of the shell, logged as the core's events are."""
+        event = Event(
+            self.clock(),
+            diagnosis,
+            Level.WARNING,
+            kind,
+            elements=np.array([list(self.buses).index(bus)]),
+            element_kind="bus",
+            detail=f"{bus!r} {detail}",
+        )
+        (log.error if kind == "set" else log.warning)("%s", event)
 
     def _wait(self, deadline: float) -> float:
         now = self.clock()
@@ -163,7 +189,13 @@ class Runtime:
                 bus.send(msg, timeout=0.005)
             except (can.CanError, OSError, ValueError) as exc:  # a lost adapter, a full queue
                 self.stats.send_errors += 1
-                log.error("send on %s failed: %s", frame.bus, exc)
+                if frame.bus not in self._send_failing:
+                    self._send_failing.add(frame.bus)
+                    self._report("bus_send_error", "set", frame.bus, f"send failed: {exc}")
+            else:
+                if frame.bus in self._send_failing:
+                    self._send_failing.discard(frame.bus)
+                    self._report("bus_send_error", "cleared", frame.bus, "sends again")
 
     def _safe_stop(self, timeout: float) -> None:
         log.info("stopping: limits to zero, opening contactors")
