@@ -10,7 +10,6 @@ from protection_support import Driver, config, healthy
 from controller.adapters.base import Level
 from controller.contactors import Cause, Contactor, ContactorEvent, ContactorState, Phase
 from controller.diagnosis import Event, shipped
-from controller.event_log import event_lines
 from controller.protection import Check, Protection
 
 CELLS_PER_MODULE = 12
@@ -65,7 +64,7 @@ def test_event_line_names_element_ranges_and_count() -> None:
     assert str(event) == "invalid_measurement fault set cells 0-11, 36-47 (24): value 1"
     assert event.count == 24
     pack = Event(1.0, "ems_timeout", Level.WARNING, "cleared", 0.05, 0.105)
-    assert event_lines([pack]) == ["ems_timeout warning cleared: value 0.05 (threshold 0.105)"]
+    assert str(pack) == "ems_timeout warning cleared: value 0.05 (threshold 0.105)"
 
 
 def test_a_line_for_a_whole_pack_lost_stays_short() -> None:

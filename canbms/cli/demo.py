@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import time
 
-from controller.event_log import event_lines
 from hil.scenarios import SCENARIOS
 from hil.scenarios.session import DEMO_DURATION
 
@@ -69,7 +68,7 @@ def demo(args: argparse.Namespace) -> int:
             for at, label in scenario.log[printed:]:
                 print(f"t={at:6.1f}s  >> {label}", flush=True)
             printed = len(scenario.log)
-            for line in event_lines(result.events):
+            for line in map(str, result.events):
                 print(f"t={now:6.1f}s  !! {line}", flush=True)
             if now + 1e-9 >= next_line or scenario.finished:
                 next_line += every

@@ -22,7 +22,6 @@ import numpy as np
 
 from controller.adapters.base import Level
 from controller.diagnosis.events import Event, Kind
-from controller.event_log import event_lines
 from controller.frames import FrameBatch, OutFrame
 from controller.shell.receiver import BatchingListener
 
@@ -125,7 +124,7 @@ class Runtime:
         else:
             self.state = result.state
             self._send(result.frames)
-            for line in event_lines(result.events):
+            for line in map(str, result.events):
                 log.warning("%s", line)
         if self.on_step is not None:
             self.on_step(self.state, began)
