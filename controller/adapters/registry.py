@@ -16,6 +16,7 @@ from controller.adapters.elcon import ElconCharger, ElconConfig
 from controller.config.declare import load
 from controller.errors import ConfigError
 from controller.stage import Stage
+from controller.traffic import check_traffic
 
 
 @dataclass(frozen=True)
@@ -61,26 +62,11 @@ def build_adapter(config: Any) -> Stage:
 def build_adapters(tables: Sequence[Mapping[str, Any]]) -> list[Stage]:
     """Every configured adapter, in order; several may run at once.
 
-    Rejects what would collide on the wire: two inverter adapters on one bus (both would send
-    0x351), or one Elcon address used twice on a bus.
+    Rejects what would collide on the wire among them (two inverter adapters sending 0x351 on
+    one bus, one Elcon address used twice on a bus) with the frame keys each declares; the
+    assembly checks them again against the pack core's own frames.
     """
-    configs = load_adapter_configs(tables)
-    claimed: dict[tuple[str, object], str] = {}  # (bus, resource) -> owner
-    for index, config in enumerate(configs):
-        for resource in _resources(config):
-            owner = claimed.setdefault((config.bus, resource), config.name)
-            if owner != config.name:
-                raise ConfigError(
-                    f"adapters[{index}].bus",
-                    f"{config.name!r} and {owner!r} would both send {resource} on {config.bus!r}",
-                )
-    return [build_adapter(config) for config in configs]
-
-
-def _resources(config: Any) -> tuple[str, ...]:
-    """What an adapter owns on its bus and no other adapter may send there."""
-    if isinstance(config, InverterConfig):
-        return ("the inverter frames (0x351...)",)
-    if isinstance(config, ElconConfig):
-        return tuple(f"charger {a:02X} commands" for a in config.addresses)
-    return ()
+    stages = [build_adapter(config) for config in load_adapter_configs(tables)]
+    keyed = [(f"adapters[{index}]", stage) for index, stage in enumerate(stages)]
+    check_traffic({stage.bus for stage in stages}, {}, keyed)
+    return stages
