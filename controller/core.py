@@ -41,6 +41,7 @@ from controller.contactors import (
     ContactorStatus,
     Feedback,
     Request,
+    diagnosis_of,
 )
 from controller.diagnosis import Event
 from controller.diagnosis.ingest import IngestDiagnosisState, diagnose
@@ -48,7 +49,9 @@ from controller.errors import ConfigError
 from controller.frames import FrameBatch, OutFrame
 from controller.ingest import BatchDecoder, IngestState
 from controller.limits import Derating, LimitInputs, Limits, LimitsState, SocEstimator, SocState
+from controller.limits.soc import SocSource
 from controller.pack_view import PackView, build_view, protection_inputs
+from controller.persisted import RESTORED, Persisted
 from controller.protection import Protection, ProtectionState
 from controller.stage import Stage, StageInputs, StageOutput
 from controller.status_frames import StatusFrames
@@ -81,6 +84,7 @@ class ControllerState:
     stages: tuple[Any, ...]  # the state of each configured stage, in `Controller.stages` order
     diagnosis: dict[str, IngestDiagnosisState]  # per bus: silent sources, E2E reject rates
     failed_stages: frozenset[str] = frozenset()  # latched until a fault reset
+    restored_faults: frozenset[str] = frozenset()  # latched before a restart, until a reset
     started_at: float = 0.0
     initialised: bool = False
     shutdown: bool = False
@@ -144,8 +148,10 @@ class Controller:
 
     # -- lifecycle ----------------------------------------------------------------------
 
-    def initial_state(self, now: float = 0.0) -> ControllerState:
-        return ControllerState(
+    def initial_state(self, now: float = 0.0, restored: Persisted | None = None) -> ControllerState:
+        """The state at start; ``restored`` (what a previous run stored) asserts its latched
+        faults again, so the contactors stay open until a reset, and resumes its SOC."""
+        state = ControllerState(
             ingest={role: decoder.new_state() for role, decoder in self.decoders.items()},
             protection=self.protection.initial_state(),
             contactors=self.contactors.initial_status(now),
@@ -162,6 +168,28 @@ class Controller:
             },
             started_at=now,
         )
+        if restored is None:
+            return state
+        soc = state.soc
+        if restored.soc_known:
+            soc = SocState(
+                None, restored.soc_min, restored.soc_max, restored.soc_mean, None, SocSource.COUNTED
+            )
+        return replace(state, soc=soc, restored_faults=frozenset(restored.latched))
+
+    def persisted(self, state: ControllerState) -> Persisted:
+        """What must survive a restart: every fault latched now, and the SOC."""
+        latched = {
+            check.value for check, level in state.protection.levels.items() if level >= Level.FAULT
+        }
+        latched |= {diagnosis_of(f.cause) for f in state.contactors.faults} - {None}
+        if state.failed_stages:
+            latched.add(STAGE_EXCEPTION)
+        latched |= state.restored_faults
+        soc = state.soc
+        if not soc.valid:
+            return Persisted(tuple(sorted(latched)))
+        return Persisted(tuple(sorted(latched)), soc.soc_min, soc.soc_max, soc.soc_mean)
 
     def request_shutdown(self, state: ControllerState) -> ControllerState:
         """Limits to zero and contactors open from the next step on, whatever is requested."""
@@ -205,11 +233,14 @@ class Controller:
         view = build_view(internal, self.config.pack, self.config.ingest, now)
 
         request, reset, ems_age = self._ems(vehicle, now, state.shutdown)
-        failed_stages = state.failed_stages
-        if reset and failed_stages:
-            names = ", ".join(sorted(failed_stages))
-            events.append(Event(now, STAGE_EXCEPTION, Level.FAULT, "cleared", detail=names))
-            failed_stages = frozenset()
+        failed_stages, restored = state.failed_stages, state.restored_faults
+        if reset:
+            for cleared, names in ((STAGE_EXCEPTION, failed_stages), (RESTORED, restored)):
+                if names:
+                    detail = ", ".join(sorted(names))
+                    events.append(Event(now, cleared, Level.FAULT, "cleared", detail=detail))
+            failed_stages = restored = frozenset()
+        latched = bool(failed_stages or restored)
         feedback = self._feedback(internal, now)
         initialised = state.initialised or self._initialised(view, state.started_at, now)
         if initialised:
@@ -227,7 +258,7 @@ class Controller:
             state.contactors,
             ContactorInputs(
                 request=request,
-                fault_open=protection.fault_active or bool(failed_stages),
+                fault_open=protection.fault_active or latched,
                 reset_requested=reset,
                 pack_voltage=view.pack_voltage.value,
                 pack_voltage_valid=view.pack_voltage.valid,
@@ -256,7 +287,7 @@ class Controller:
                 soc_max=soc.soc_max if soc.valid else math.nan,
                 pack_voltage=view.pack_voltage.value if view.pack_voltage.valid else math.nan,
                 fault=protection.fault_active
-                or bool(failed_stages)
+                or latched
                 or state.shutdown
                 or contactors.state is ContactorState.FAULT,
                 alarm=protection.alarm_active,
@@ -315,6 +346,7 @@ class Controller:
             stages=stage_states,
             diagnosis=diagnosis,
             failed_stages=failed_stages,
+            restored_faults=restored,
             started_at=state.started_at,
             initialised=initialised,
             shutdown=state.shutdown,

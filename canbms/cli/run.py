@@ -8,12 +8,17 @@ import time
 
 import can
 
+from controller.adapters.base import Level
 from controller.config.loader import ControllerConfig, default_config, load_config
 from controller.core import Controller
+from controller.diagnosis import Event
 from controller.errors import BusError
+from controller.persisted import RESTORED, Persisted
 from controller.shell.runtime import Runtime
+from controller.shell.store import Store, StoreWriter
 
 log = logging.getLogger("canbms.run")
+STATE_FILE = "canbms-state.sqlite"
 
 
 def add_subparser(subparsers: argparse._SubParsersAction) -> None:
@@ -59,6 +64,20 @@ def banner(source: str | None, controller: Controller) -> str:
     return "\n".join(lines)
 
 
+def open_store(config: ControllerConfig) -> tuple[StoreWriter | None, Persisted | None]:
+    """The state store of ``state_dir`` (started writer) and what the last run saved."""
+    if config.state_dir is None:
+        return None, None
+    store = Store.open(config.state_dir / STATE_FILE)
+    restored = store.load()
+    soc = f"SOC {restored.soc_mean:.1f} %" if restored and restored.soc_known else "SOC unknown"
+    latched = ", ".join(restored.latched) if restored and restored.latched else "none"
+    print(f"  state: {store.path} (restored: latched faults {latched}; {soc})", flush=True)
+    writer = StoreWriter(store)
+    writer.start()
+    return writer, restored
+
+
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.config) if args.config else default_config()
     controller = Controller(config)
@@ -76,13 +95,12 @@ def run(args: argparse.Namespace) -> int:
                 flush=True,
             )
 
-    runtime = Runtime(
-        controller,
-        controller.initial_state(time.monotonic()),
-        buses,
-        config.cycle_s,
-        on_step=status,
-    )
+    now = time.monotonic()
+    writer, restored = open_store(config)
+    state = controller.initial_state(now, restored)
+    if restored is not None and restored.latched:
+        print(Event(now, RESTORED, Level.FAULT, "set", detail=", ".join(restored.latched)))
+    runtime = Runtime(controller, state, buses, config.cycle_s, on_step=status, writer=writer)
     runtime.install_signal_handlers()
     stats = runtime.run(duration=args.duration)
     print(

@@ -87,6 +87,11 @@ class ControllerConfig:
         schema=_open("overrides of the diagnosis catalogue by ID (see docs/diagnosis.md)"),
         doc="the diagnosis catalogue with [diagnosis.<id>] overrides applied",
     )
+    state_dir: Path | None = setting(
+        None,
+        doc="folder of the state store (latched faults, SOC, event history); "
+        "none: nothing survives a restart",
+    )
     base_dir: Path | None = None  # the configuration file's folder; relative paths start here
 
     @property

@@ -18,6 +18,7 @@ from controller.contactors.machine import (
     Feedback,
     Phase,
     Request,
+    diagnosis_of,
 )
 
 __all__ = [
@@ -38,5 +39,6 @@ __all__ = [
     "Feedback",
     "Phase",
     "Request",
+    "diagnosis_of",
     "parse_contactors",
 ]

@@ -140,6 +140,12 @@ class ContactorEvent(NamedTuple):
         )
 
 
+def diagnosis_of(cause: Cause) -> str | None:
+    """The catalogue ID of a contactor fault cause; None for a cause that is no fault."""
+    diagnosis, level = _DIAGNOSES.get(cause, (None, Level.OK))
+    return diagnosis if level >= Level.FAULT else None
+
+
 OPEN = Commands(False, False, False)
 PRECHARGING = Commands(True, True, False)
 PLUS_CLOSING = Commands(True, True, True)

@@ -11,12 +11,14 @@ every source at once.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
 
 from controller.diagnosis.catalogue import Catalogue, Diagnosis
 from controller.diagnosis.events import Event, Kind
+from controller.ingest.mapping import DEFAULT_SOURCE
 from controller.protection.debounce import DebounceState, Timing, advance
 
 SILENT = "source_silent"
@@ -49,6 +51,12 @@ class IngestDiagnosisState:
         )
 
 
+@functools.lru_cache(maxsize=8)
+def _expected(sources: tuple[str, ...]) -> np.ndarray:
+    """The sources that owe frames: all but the catch-all for frames no rule names."""
+    return np.array([name != DEFAULT_SOURCE for name in sources], bool)
+
+
 def diagnose(
     state: IngestDiagnosisState,
     sources: tuple[str, ...],
@@ -76,6 +84,7 @@ def diagnose(
     if silent_d.enabled:
         age = now - np.maximum(last_seen, started)
         quiet = age * 1000.0 >= silent_d.set_delay_ms - 1e-6  # the age is the set delay
+        quiet &= _expected(sources)
         silent, found = _judge(silent_d, 0.0, state.silent, quiet, ~quiet, dt_us, now, age, sources)
         events += found
 

@@ -23,7 +23,9 @@ import numpy as np
 from controller.adapters.base import Level
 from controller.diagnosis.events import Event, Kind
 from controller.frames import FrameBatch, OutFrame
+from controller.persisted import Persisted
 from controller.shell.receiver import BatchingListener
+from controller.shell.store import StoreWriter
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +40,8 @@ class Core(Protocol):
     def is_safe(self, state: Any) -> bool: ...
 
     def fail_safe_frames(self, state: Any) -> tuple[OutFrame, ...]: ...
+
+    def persisted(self, state: Any) -> Persisted: ...
 
 
 @dataclass
@@ -69,6 +73,8 @@ class Runtime:
         clock: Callable[[], float] = time.monotonic,
         on_step: Callable[[Any, float], None] | None = None,
         listeners: Mapping[str, Sequence[can.Listener]] | None = None,
+        writer: StoreWriter | None = None,
+        persist_every: float = 5.0,
     ) -> None:
         self.core = core
         self.state = state
@@ -78,6 +84,10 @@ class Runtime:
         self.on_step = on_step
         self.stats = RuntimeStats()
         self._stop = threading.Event()
+        self.writer = writer
+        self.persist_every = persist_every
+        self._persisted: Persisted | None = None
+        self._persisted_at = -float("inf")
         self._failing: set[str] = set()  # buses whose reader reports errors
         self._send_failing: set[str] = set()  # buses whose last send failed
         self._listeners = [BatchingListener(name, clock=clock) for name in self.buses]
@@ -124,6 +134,7 @@ class Runtime:
         else:
             self.state = result.state
             self._send(result.frames)
+            self._persist(result.events, began)
             for line in map(str, result.events):
                 log.warning("%s", line)
         if self.on_step is not None:
@@ -131,6 +142,19 @@ class Runtime:
         elapsed = self.clock() - began
         self.stats.cycles += 1
         self.stats.max_cycle_s = max(self.stats.max_cycle_s, elapsed)
+
+    def _persist(self, events: tuple[Event, ...], now: float, force: bool = False) -> None:
+        """Hand the store the events, and the persisted state when a latch changed or every
+        ``persist_every`` seconds; the writer thread does the disk work."""
+        if self.writer is None:
+            return
+        persisted = self.core.persisted(self.state)
+        latch_changed = self._persisted is None or persisted.latched != self._persisted.latched
+        if force or latch_changed or now - self._persisted_at >= self.persist_every:
+            self._persisted, self._persisted_at = persisted, now
+            self.writer.submit(persisted, events)
+        elif events:
+            self.writer.submit(None, events)
 
     def _watch_receive(self, listener: BatchingListener) -> None:
         """A receive outage is one diagnosis, set when it starts and cleared when frames flow
@@ -210,6 +234,9 @@ class Runtime:
     def close(self) -> None:
         for notifier in self._notifiers:
             notifier.stop()
+        if self.writer is not None:
+            self._persist((), self.clock(), force=True)
+            self.writer.finish()
         self.stats.dropped_frames = sum(listener.dropped for listener in self._listeners)
         for bus in self.buses.values():
             bus.shutdown()

@@ -1,0 +1,140 @@
+"""The state store: latched faults and SOC survive a restart, and a kill -9 never corrupts it."""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from core_support import Rig
+
+from controller.adapters.base import Level
+from controller.contactors import ContactorState, Request
+from controller.diagnosis import Event
+from controller.errors import RuntimeFault
+from controller.persisted import Persisted
+from controller.shell.store import MIGRATIONS, QUEUE_SIZE, Store, StoreWriter
+
+
+def test_a_new_store_is_empty_and_at_the_current_schema(tmp_path: Path) -> None:
+    store = Store.open(tmp_path / "state" / "s.sqlite")
+    assert store.load() is None and store.version == len(MIGRATIONS)
+    store.close()
+
+
+def test_saved_state_and_events_read_back(tmp_path: Path) -> None:
+    store = Store.open(tmp_path / "s.sqlite")
+    store.save(Persisted(("cell_overvoltage", "contactor_welded"), 41.5, 47.0, 44.25))
+    store.append(
+        [
+            Event(
+                3.0,
+                "invalid_measurement",
+                Level.FAULT,
+                "set",
+                1.0,
+                None,
+                np.arange(12, 24),
+                "cell",
+                "M01 silent",
+            )
+        ]
+    )
+    store.close()
+    again = Store.open(tmp_path / "s.sqlite")
+    assert again.load() == Persisted(("cell_overvoltage", "contactor_welded"), 41.5, 47.0, 44.25)
+    assert again.history() == [(3.0, "invalid_measurement", "set", "M01 silent")]
+    unknown = Persisted(("stage_exception",))
+    again.save(unknown)
+    loaded = again.load()
+    assert loaded is not None and loaded.latched == ("stage_exception",)
+    assert not loaded.soc_known and math.isnan(loaded.soc_mean)
+    again.close()
+
+
+def test_a_store_from_a_newer_release_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite"
+    db = sqlite3.connect(path)
+    db.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
+    db.close()
+    with pytest.raises(RuntimeFault, match="newer than this canbms"):
+        Store.open(path)
+
+
+def test_a_latched_fault_survives_a_restart_until_a_reset(tmp_path: Path) -> None:
+    rig = Rig()
+    rig.close(Request.DISCHARGE)
+    rig.plant.silent.add("M02")  # a module falls silent: slave timeout, FAULT
+    rig.run_until(lambda r: r.state.contactors.state is ContactorState.FAULT, 5.0)
+    persisted = rig.controller.persisted(rig.state)
+    assert "slave_timeout" in persisted.latched and persisted.soc_known
+    store = Store.open(tmp_path / "s.sqlite")
+    store.save(persisted)
+    store.close()
+
+    restored = Store.open(tmp_path / "s.sqlite").load()
+    assert restored == persisted
+    fresh = Rig()  # the restarted controller, every module talking again
+    fresh.state = fresh.controller.initial_state(0.0, restored)
+    assert fresh.state.soc.soc_mean == pytest.approx(persisted.soc_mean)
+    fresh.plant.request = Request.DISCHARGE
+    fresh.run(4.0)
+    assert not any(fresh.state.contactors.commands), "never closed onto the restored fault"
+    assert fresh.state.published.dcl == 0.0
+    assert fresh.controller.persisted(fresh.state).latched == persisted.latched, "still latched"
+
+    fresh.plant.request, fresh.plant.reset = Request.STANDBY, True
+    fresh.run_until(lambda r: not r.state.restored_faults, 1.0)
+    fresh.plant.reset = False
+    fresh.run_until(lambda r: r.state.contactors.state is ContactorState.STANDBY, 2.0)
+    assert fresh.controller.persisted(fresh.state).latched == ()
+
+
+WRITER = """
+import sys, time
+from controller.persisted import Persisted
+from controller.shell.store import Store, StoreWriter
+writer = StoreWriter(Store.open(sys.argv[1]))
+writer.start()
+k = 0
+while True:
+    k += 1
+    # every record is self-consistent: mean = k, min = k - 1, max = k + 1
+    writer.submit(Persisted(("cell_overvoltage",) if k % 2 else (), k - 1.0, k + 1.0, float(k)))
+    time.sleep(0.001)
+"""
+
+
+def test_a_kill_at_any_instant_leaves_a_whole_record(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite"
+    rng = random.Random(7)
+    for _ in range(10):
+        writer = subprocess.Popen([sys.executable, "-c", WRITER, str(path)])
+        time.sleep(0.3 + rng.random() * 0.3)
+        os.kill(writer.pid, signal.SIGKILL)
+        writer.wait(10)
+        store = Store.open(path)
+        saved = store.load()
+        store.close()
+        assert saved is not None
+        assert saved.soc_min == saved.soc_mean - 1 and saved.soc_max == saved.soc_mean + 1
+        assert saved.latched == (("cell_overvoltage",) if saved.soc_mean % 2 else ())
+        assert saved.soc_mean >= 1
+
+
+def test_the_writer_never_blocks_and_counts_what_it_drops(tmp_path: Path) -> None:
+    writer = StoreWriter(Store.open(tmp_path / "s.sqlite"))  # not started: nothing drains
+    for k in range(300):
+        writer.submit(Persisted((), float(k), float(k), float(k)))
+    assert writer.dropped == 300 - QUEUE_SIZE
+    writer.start()
+    writer.finish()
+    assert Store.open(tmp_path / "s.sqlite").load() == Persisted((), *[float(QUEUE_SIZE - 1)] * 3)
