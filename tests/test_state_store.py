@@ -10,17 +10,22 @@ import sqlite3
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
+import can
 import numpy as np
 import pytest
 from core_support import Rig
 
 from controller.adapters.base import Level
+from controller.config.loader import parse_config
 from controller.contactors import ContactorState, Request
+from controller.core import Controller
 from controller.diagnosis import Event
 from controller.errors import RuntimeFault
 from controller.persisted import Persisted
+from controller.shell.runtime import Runtime
 from controller.shell.store import MIGRATIONS, QUEUE_SIZE, Store, StoreWriter
 
 
@@ -138,3 +143,25 @@ def test_the_writer_never_blocks_and_counts_what_it_drops(tmp_path: Path) -> Non
     writer.start()
     writer.finish()
     assert Store.open(tmp_path / "s.sqlite").load() == Persisted((), *[float(QUEUE_SIZE - 1)] * 3)
+
+
+def test_the_runtime_keeps_the_store_current_without_waiting_on_it(tmp_path: Path) -> None:
+    run = uuid.uuid4().hex[:8]
+    config = parse_config(
+        {"buses": {name: {"channel": f"store-{run}-{name}"} for name in ("internal", "vehicle")}}
+    )
+    controller = Controller(config)
+    buses = {
+        name: can.Bus(interface="virtual", channel=b.channel) for name, b in config.buses.items()
+    }
+    writer = StoreWriter(Store.open(tmp_path / "s.sqlite"))
+    writer.start()
+    runtime = Runtime(
+        controller, controller.initial_state(time.monotonic()), buses, config.cycle_s, writer=writer
+    )
+    runtime.run(duration=1.3, shutdown_timeout=0.1)
+    store = Store.open(tmp_path / "s.sqlite")
+    saved = store.load()
+    assert saved is not None and saved.latched == () and not saved.soc_known
+    assert ("source_silent", "set") in {(d, k) for _, d, k, _ in store.history()}
+    assert writer.dropped == 0 and writer.errors == 0
