@@ -73,8 +73,9 @@ def add_subparser(subparsers: argparse._SubParsersAction) -> None:
         type=_ems_command,
         default=[],
         metavar="STATE[@SECONDS]",
-        help="EMS state request (standby, discharge, charge) from a time on (default 0 s); "
-        "repeat for a script. Without it the EMS requests standby",
+        help="EMS state request (standby, discharge, charge) from a time on (default 0 s), or "
+        "reset: standby with the fault-reset bit for 1 s; repeat for a script. Without it the "
+        "EMS requests standby",
     )
     run = parser.add_argument_group("run")
     run.add_argument(
@@ -85,18 +86,26 @@ def add_subparser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run_sim)
 
 
-def _ems_command(text: str) -> EmsCommand:
+RESET_PULSE_S = 1.0  # how long ``reset@T`` holds the fault-reset bit
+
+
+def _ems_command(text: str) -> tuple[EmsCommand, ...]:
     state, _, at = text.partition("@")
-    try:
-        request = EmsRequest[state.strip().upper()]
-    except KeyError:
-        names = ", ".join(r.name.lower() for r in EmsRequest)
-        raise argparse.ArgumentTypeError(f"{state!r} is not one of {names}") from None
     try:
         at_s = float(at) if at else 0.0
     except ValueError:
         raise argparse.ArgumentTypeError(f"{at!r} is not a time in seconds") from None
-    return EmsCommand(at_s, request)
+    if state.strip().lower() == "reset":
+        return (
+            EmsCommand(at_s, EmsRequest.STANDBY, fault_reset=True),
+            EmsCommand(at_s + RESET_PULSE_S, EmsRequest.STANDBY),
+        )
+    try:
+        request = EmsRequest[state.strip().upper()]
+    except KeyError:
+        names = ", ".join([*(r.name.lower() for r in EmsRequest), "reset"])
+        raise argparse.ArgumentTypeError(f"{state!r} is not one of {names}") from None
+    return (EmsCommand(at_s, request),)
 
 
 def _status_line(sim: PackSimulator, stats: RealtimeStats) -> str:
@@ -154,7 +163,7 @@ def run_sim(args: argparse.Namespace) -> int:
     _default_virtual(args, "", DEFAULT_VIRTUAL_CHANNEL)
     if args.system:
         sim: PackSimulator | SimulatedSystem = SimulatedSystem(
-            **plant, load=args.load, ems_script=args.request
+            **plant, load=args.load, ems_script=[c for entry in args.request for c in entry]
         )
         _default_virtual(args, "vehicle_", DEFAULT_VEHICLE_CHANNEL)
         line = _system_line
