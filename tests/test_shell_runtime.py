@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import threading
 import time
 import uuid
@@ -27,6 +28,7 @@ from controller.config.loader import ControllerConfig, parse_config
 from controller.contactors import ContactorState, Request
 from controller.core import Controller
 from controller.shell.runtime import Runtime
+from controller.shell.systemd import Notifier
 from dbc import path as dbc_path
 
 BUSES = ("internal", "vehicle")
@@ -269,3 +271,47 @@ def test_a_receive_outage_is_logged_once_and_its_end_too(config, plant, caplog) 
     assert len(again) == 1
     assert lines.index(failed[0]) < lines.index(again[0])
     assert stats.cycles >= 0.8 * 1.5 / config.cycle_s  # the loop kept its pace
+
+
+def test_systemd_hears_ready_then_a_watchdog_per_cycle_then_stopping(config, tmp_path) -> None:  # noqa: ANN001
+    address = str(tmp_path / "notify")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    listener.bind(address)
+    listener.settimeout(0.5)
+    heard: list[str] = []
+
+    def listen() -> None:  # as systemd does, on its own: the datagram queue is short
+        while (text := listener.recv(64).decode()) != "STOPPING=1":
+            heard.append(text)
+        heard.append(text)
+
+    reader = threading.Thread(target=listen, daemon=True)
+    reader.start()
+    controller = Controller(config)
+    runtime = Runtime(
+        controller,
+        controller.initial_state(time.monotonic()),
+        _controller_buses(config),
+        config.cycle_s,
+        service=Notifier(address),
+    )
+    stats = runtime.run(duration=0.3, shutdown_timeout=0.05)
+    reader.join(2.0)
+    listener.close()
+    assert heard[0] == "READY=1"
+    assert heard.count("STOPPING=1") == 1
+    stop = heard.index("STOPPING=1")
+    assert set(heard[1:stop]) == {"WATCHDOG=1"} and stop >= 10
+    assert stop <= stats.cycles, "at most one READY or WATCHDOG per cycle"
+
+
+def test_a_notification_socket_nobody_reads_never_blocks(tmp_path) -> None:  # noqa: ANN001
+    address = str(tmp_path / "deaf")
+    deaf = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    deaf.bind(address)
+    service = Notifier(address)
+    for _ in range(1000):  # far beyond the datagram queue
+        service.notify("WATCHDOG=1")
+    deaf.close()
+    assert service.active and service.failures > 0
+    Notifier("").notify("READY=1")  # not under systemd: nothing to do, nothing raised

@@ -26,6 +26,7 @@ from controller.frames import FrameBatch, OutFrame
 from controller.persisted import Persisted
 from controller.shell.receiver import BatchingListener
 from controller.shell.store import StoreWriter
+from controller.shell.systemd import Notifier
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,7 @@ class Runtime:
         listeners: Mapping[str, Sequence[can.Listener]] | None = None,
         writer: StoreWriter | None = None,
         persist_every: float = 5.0,
+        service: Notifier | None = None,
     ) -> None:
         self.core = core
         self.state = state
@@ -85,6 +87,8 @@ class Runtime:
         self.stats = RuntimeStats()
         self._stop = threading.Event()
         self.writer = writer
+        self.service = service or Notifier()
+        self._ready = False
         self.persist_every = persist_every
         self._persisted: Persisted | None = None
         self._persisted_at = -float("inf")
@@ -135,6 +139,8 @@ class Runtime:
             self.state = result.state
             self._send(result.frames)
             self._persist(result.events, began)
+            self.service.notify("WATCHDOG=1" if self._ready else "READY=1")
+            self._ready = True
             for line in map(str, result.events):
                 log.warning("%s", line)
         if self.on_step is not None:
@@ -222,6 +228,7 @@ class Runtime:
 
     def _safe_stop(self, timeout: float) -> None:
         log.info("stopping: limits to zero, opening contactors")
+        self.service.notify("STOPPING=1")
         self.state = self.core.request_shutdown(self.state)
         end = self.clock() + timeout
         while self.clock() < end:
