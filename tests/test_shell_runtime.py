@@ -27,6 +27,7 @@ from core_support import Plant
 from controller.config.loader import ControllerConfig, parse_config
 from controller.contactors import ContactorState, Request
 from controller.core import Controller
+from controller.shell.reconnect import Reconnector
 from controller.shell.runtime import Runtime
 from controller.shell.systemd import Notifier
 from dbc import path as dbc_path
@@ -315,3 +316,34 @@ def test_a_notification_socket_nobody_reads_never_blocks(tmp_path) -> None:  # n
     deaf.close()
     assert service.active and service.failures > 0
     Notifier("").notify("READY=1")  # not under systemd: nothing to do, nothing raised
+
+
+def test_a_bus_that_stays_broken_is_reopened(config, plant, caplog) -> None:  # noqa: ANN001
+    plant, responder = plant
+    controller = Controller(config)
+    internal = FailingBus(config.buses["internal"].channel)
+    buses = _controller_buses(config, internal=internal)
+    reopen = Reconnector(
+        lambda name: can.Bus(interface="virtual", channel=config.buses[name].channel),
+        first_delay=0.2,
+    )
+    runtime = Runtime(
+        controller,
+        controller.initial_state(time.monotonic()),
+        buses,
+        config.cycle_s,
+        reconnector=reopen,
+    )
+    responder.start()
+    threading.Timer(0.3, setattr, (internal, "broken", True)).start()  # and never repaired
+    with caplog.at_level(logging.WARNING):
+        runtime.run(duration=2.0)
+    responder.halt()
+
+    lines = [r.getMessage() for r in caplog.records]
+    failed = [i for i, line in enumerate(lines) if "bus_receive_error warning set bus 0" in line]
+    reopened = [i for i, line in enumerate(lines) if "bus 'internal' reopened" in line]
+    again = [i for i, line in enumerate(lines) if "bus_receive_error warning cleared bus 0" in line]
+    assert len(failed) == 1 and reopened and again
+    assert failed[0] < reopened[0] < again[0]
+    assert runtime.buses["internal"] is not internal

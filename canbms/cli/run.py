@@ -14,6 +14,7 @@ from controller.core import Controller
 from controller.diagnosis import Event
 from controller.errors import BusError
 from controller.persisted import RESTORED, Persisted
+from controller.shell.reconnect import Reconnector
 from controller.shell.runtime import Runtime
 from controller.shell.store import Store, StoreWriter
 
@@ -100,7 +101,16 @@ def run(args: argparse.Namespace) -> int:
     state = controller.initial_state(now, restored)
     if restored is not None and restored.latched:
         print(Event(now, RESTORED, Level.FAULT, "set", detail=", ".join(restored.latched)))
-    runtime = Runtime(controller, state, buses, config.cycle_s, on_step=status, writer=writer)
+    reconnector = Reconnector(lambda name: can.Bus(**config.buses[name].bus_kwargs()))
+    runtime = Runtime(
+        controller,
+        state,
+        buses,
+        config.cycle_s,
+        on_step=status,
+        writer=writer,
+        reconnector=reconnector,
+    )
     runtime.install_signal_handlers()
     stats = runtime.run(duration=args.duration)
     print(

@@ -25,6 +25,7 @@ from controller.diagnosis.events import Event, Kind
 from controller.frames import FrameBatch, OutFrame
 from controller.persisted import Persisted
 from controller.shell.receiver import BatchingListener
+from controller.shell.reconnect import Reconnector
 from controller.shell.store import StoreWriter
 from controller.shell.systemd import Notifier
 
@@ -77,6 +78,7 @@ class Runtime:
         writer: StoreWriter | None = None,
         persist_every: float = 5.0,
         service: Notifier | None = None,
+        reconnector: Reconnector | None = None,
     ) -> None:
         self.core = core
         self.state = state
@@ -94,12 +96,16 @@ class Runtime:
         self._persisted_at = -float("inf")
         self._failing: set[str] = set()  # buses whose reader reports errors
         self._send_failing: set[str] = set()  # buses whose last send failed
+        self.reconnector = reconnector
         self._listeners = [BatchingListener(name, clock=clock) for name in self.buses]
-        extra = listeners or {}
-        self._notifiers = [
-            can.Notifier(bus, [listener, *extra.get(name, ())], timeout=0.05)
-            for (name, bus), listener in zip(self.buses.items(), self._listeners, strict=True)
-        ]
+        self._readers = {
+            name: [listener, *(listeners or {}).get(name, ())]
+            for name, listener in zip(self.buses, self._listeners, strict=True)
+        }
+        self._notifiers = {
+            name: can.Notifier(bus, self._readers[name], timeout=0.05)
+            for name, bus in self.buses.items()
+        }
 
     def stop(self, *_: object) -> None:
         """Ask the loop to stop safely; safe to call from a signal handler."""
@@ -128,6 +134,7 @@ class Runtime:
         batch = FrameBatch.concatenate(listener.drain() for listener in self._listeners)
         for listener in self._listeners:
             self._watch_receive(listener)
+        self._reconnect(began)
         try:
             result = self.core.step(self.state, batch, began)
         except Exception:  # noqa: BLE001 - the loop must outlive a defect in a step
@@ -174,12 +181,35 @@ class Runtime:
             )
         elif error is None and name in self._failing and listener.last_drained:
             self._failing.discard(name)
+            if self.reconnector is not None:
+                self.reconnector.forget(name)
             self._report(
                 "bus_receive_error",
                 "cleared",
                 name,
                 f"receives again after {listener.errors} errors",
             )
+
+    def _reconnect(self, now: float) -> None:
+        """Reopen, off this thread, every bus that keeps failing to read or send."""
+        if self.reconnector is None:
+            return
+        for name in self._failing | self._send_failing:
+            self.reconnector.poke(name, now, self._replace_bus)
+
+    def _replace_bus(self, name: str, bus: can.BusABC) -> None:
+        """The reconnector's new bus takes over reading and sending for ``name``."""
+        old, self.buses[name] = self.buses[name], bus
+        self._notifiers[name].stop(timeout=0.5)
+        self._notifiers[name] = can.Notifier(bus, self._readers[name], timeout=0.05)
+        if name in self._send_failing:
+            self._send_failing.discard(name)
+            self._report("bus_send_error", "cleared", name, "reopened")
+        try:
+            old.shutdown()
+        except Exception:  # noqa: BLE001 - the old bus is gone anyway
+            log.debug("closing the old %r bus failed", name, exc_info=True)
+        log.warning("bus %r reopened", name)
 
     def _report(self, diagnosis: str, kind: Kind, bus: str, detail: str) -> None:
         """A bus diagnosis of the shell, logged as the core's events are."""
@@ -239,7 +269,7 @@ class Runtime:
         log.error("contactors not confirmed open within %.1f s of the stop request", timeout)
 
     def close(self) -> None:
-        for notifier in self._notifiers:
+        for notifier in self._notifiers.values():
             notifier.stop()
         if self.writer is not None:
             self._persist((), self.clock(), force=True)
