@@ -96,25 +96,10 @@ def test_a_rate_at_the_threshold_or_without_frames_does_not_set() -> None:
 def test_a_disabled_diagnosis_stays_quiet() -> None:
     cat = apply_overrides(CAT, {"source_silent": {"enabled": False}})
     state = IngestDiagnosisState.initial(1)
-    _, events = diagnose(
-        state,
-        ("x",),
-        np.zeros(1, np.int64),
-        np.zeros((1, REASONS), np.int64),
-        np.full(1, -np.inf),
-        0.0,
-        cat,
-    )
-    state, events = diagnose(
-        state,
-        ("x",),
-        np.zeros(1, np.int64),
-        np.zeros((1, REASONS), np.int64),
-        np.full(1, -np.inf),
-        5.0,
-        cat,
-    )
-    assert events == ()
+    nothing = (np.zeros(1, np.int64), np.zeros((1, REASONS), np.int64), np.full(1, -np.inf))
+    for now in (0.0, 5.0):  # five seconds without a single frame
+        state, events = diagnose(state, ("x",), *nothing, now, cat)
+        assert events == ()
 
 
 def test_the_step_is_pure() -> None:
