@@ -90,8 +90,10 @@ def run(args: argparse.Namespace) -> int:
         if now - last[0] >= args.status_every:
             last[0] = now
             p = state.published
+            latched = state.contactors.state.name == "FAULT"  # as BMS_FaultLevel reports it
+            level = int(Level.FAULT) if latched else int(state.protection.highest)
             print(
-                f"{state.contactors.state.name:<16} fault level {int(state.protection.highest)} "
+                f"{state.contactors.state.name:<16} fault level {level} "
                 f"CCL {p.ccl:6.1f} A  DCL {p.dcl:6.1f} A",
                 flush=True,
             )
