@@ -16,11 +16,13 @@ import numpy as np
 import pytest
 from core_support import Rig
 
+from controller.adapters.base import Level
 from controller.config.loader import parse_config
 from controller.contactors import ContactorState, Request
 from controller.core import Controller
 from controller.errors import ConfigError
 from controller.frames import FrameBatch, frame_key
+from controller.protection import Check
 from controller.stage import StageInputs, StageOutput, Traffic
 from controller.traffic import check_traffic
 from dbc import path as dbc_path
@@ -222,3 +224,32 @@ def test_a_silent_source_is_diagnosed_after_its_catalogue_delay(set_delay_ms) ->
 def test_a_protection_check_is_not_switched_off_through_the_catalogue() -> None:
     with pytest.raises(ConfigError, match=r"^diagnosis\.cell_overvoltage\.enabled: this is set in"):
         parse_config({"diagnosis": {"cell_overvoltage": {"enabled": False}}})
+
+
+def _late_request_warnings(rig: Rig) -> int:
+    """Warnings set over 12 s of EMS requests each 20 ms late."""
+    rig.run(4.0)  # past the startup
+    rig.plant.force("ems")
+    rig.step()  # the gaps below are counted from this request
+    warnings = 0
+    for _ in range(100):
+        late_by = 2  # cycles of 10 ms
+        for step in range(10 + late_by):
+            if step == 0:
+                rig.plant.silent.add("ems")
+            if step == 9 + late_by:
+                rig.plant.silent.discard("ems")
+                rig.plant.force("ems")
+            events = rig.step().events
+            warnings += sum(e.diagnosis == "ems_timeout" and e.kind == "set" for e in events)
+    return warnings
+
+
+def test_ems_requests_a_little_late_raise_no_warning_storm() -> None:
+    rig = Rig()
+    assert _late_request_warnings(rig) == 0
+    rig.plant.silent.add("ems")  # gone for real: warned at once, then the fault
+    rig.run_until(lambda r: r.state.protection.levels[Check.EMS_TIMEOUT] >= Level.WARNING, 0.2)
+    twitchy = {"threshold": 0.105, "clear_delay_ms": 0, "hysteresis": 0.0}
+    config = parse_config({"protection": {"ems_timeout": {"warning": twitchy}}})
+    assert _late_request_warnings(Rig(config)) >= 90, "without hysteresis: a line per request"
