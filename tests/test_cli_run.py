@@ -72,3 +72,17 @@ def test_an_adapter_on_an_undefined_bus_never_starts(tmp_path: Path) -> None:
     assert done.returncode != 0
     assert "adapters[0].bus: 'charger' is not a configured bus" in done.stderr
     assert "stopped after" not in done.stdout
+
+
+def test_exit_on_fault_ends_in_the_safe_state_with_its_own_code(tmp_path: Path) -> None:
+    config = _config(tmp_path, "startup_timeout_ms = 500\n")  # nothing answers: missing data
+    done = subprocess.run(
+        [sys.executable, "-c", RUN, "run", "--config", str(config), "--exit-on-fault"]
+        + ["--duration", "30"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 3, done.stderr
+    assert "ended in the safe state after a fault" in done.stdout
+    assert "STANDBY -> FAULT" in done.stderr, "the fault that ended it is in the log"

@@ -20,6 +20,7 @@ from controller.shell.store import Store, StoreWriter
 
 log = logging.getLogger("canbms.run")
 STATE_FILE = "canbms-state.sqlite"
+EXIT_FAULT = 3  # exit code: stopped in the safe state after a latched fault (--exit-on-fault)
 
 
 def add_subparser(subparsers: argparse._SubParsersAction) -> None:
@@ -32,6 +33,12 @@ def add_subparser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--config", help="configuration TOML (default: the embedded demo pack)")
     parser.add_argument("--duration", type=float, help="stop after this many seconds")
     parser.add_argument("--status-every", type=float, default=1.0, help="status line period, s")
+    parser.add_argument(
+        "--exit-on-fault",
+        action="store_true",
+        help=f"end the process (exit code {EXIT_FAULT}) once a latched fault has opened the "
+        "contactors, for a supervisor that restarts it; by default it keeps running in FAULT",
+    )
     parser.set_defaults(func=run)
 
 
@@ -86,7 +93,13 @@ def run(args: argparse.Namespace) -> int:
     buses = open_buses(config)
     last = [0.0]
 
+    faulted = [False]
+
     def status(state, now: float) -> None:
+        if args.exit_on_fault and not faulted[0] and state.contactors.state.name == "FAULT":
+            if controller.is_safe(state):  # contactors commanded open and confirmed
+                faulted[0] = True
+                runtime.stop()
         if now - last[0] >= args.status_every:
             last[0] = now
             p = state.published
@@ -119,5 +132,6 @@ def run(args: argparse.Namespace) -> int:
         f"stopped after {stats.cycles} cycles: {stats.overruns} overruns, "
         f"longest cycle {stats.max_cycle_s * 1e3:.2f} ms, {stats.send_errors} send errors, "
         f"{stats.step_errors} failed steps, {stats.dropped_frames} dropped frames"
+        + (", ended in the safe state after a fault" if faulted[0] else "")
     )
-    return 0
+    return EXIT_FAULT if faulted[0] else 0
