@@ -139,10 +139,9 @@ class Controller:
             *(("canopen",) if config.canopen is not None else ()),
         )
         self._periods = dict(self.status.periods)
-        if self.balancing is not None:
-            self._periods["balancing"] = config.balancing.period_s
         core_traffic = self.status.produced()
         if self.balancing is not None:
+            self._periods["balancing"] = config.balancing.period_s
             core_traffic[INTERNAL] |= self.balancing.produced()
         check_traffic(config.buses, core_traffic, zip(self._stage_keys, self.stages, strict=True))
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import canopen
+import numpy as np
 
 from controller.canopen_node.config import BatteryNodeConfig
 from controller.canopen_node.dictionary import TPDO_LAYOUT
@@ -56,6 +57,7 @@ class BatteryNodeStage:
         self.config = config
         self.name = name
         self.bus = config.bus
+        self._consumed = np.array(sorted(self.traffic.consumes), np.uint32)
 
     @property
     def traffic(self) -> Traffic:
@@ -76,10 +78,8 @@ class BatteryNodeStage:
         self, state: NodeState, inputs: StageInputs, now: float
     ) -> tuple[NodeState, StageOutput]:
         rx = inputs.frames
-        standard = ~rx.extended
-        for can_id, dlc, data in zip(
-            rx.ids[standard], rx.dlc[standard], rx.data[standard], strict=True
-        ):
+        mine = ~rx.extended & np.isin(rx.ids, self._consumed)  # NMT and SDO: a few a second
+        for can_id, dlc, data in zip(rx.ids[mine], rx.dlc[mine], rx.data[mine], strict=True):
             state.network.notify(int(can_id), bytearray(data[:dlc]), now)
         state.node.update(inputs.snapshot, now)
         frames = tuple(OutFrame(i, d, self.bus) for i, d in state.network.take())

@@ -25,7 +25,7 @@ from controller.diagnosis.events import Event, Kind
 from controller.frames import FrameBatch, OutFrame
 from controller.persisted import Persisted
 from controller.shell.receiver import BatchingListener
-from controller.shell.reconnect import Reconnector
+from controller.shell.reconnect import Reconnector, retire
 from controller.shell.store import StoreWriter
 from controller.shell.systemd import Notifier
 
@@ -191,25 +191,19 @@ class Runtime:
             )
 
     def _reconnect(self, now: float) -> None:
-        """Reopen, off this thread, every bus that keeps failing to read or send."""
+        """Take over the buses reopened since the last cycle; ask for the ones still failing."""
         if self.reconnector is None:
             return
+        for name, bus in self.reconnector.ready():
+            retire(self._notifiers[name], self.buses[name])
+            self.buses[name] = bus
+            self._notifiers[name] = can.Notifier(bus, self._readers[name], timeout=0.05)
+            log.warning("bus %r reopened", name)
+            if name in self._send_failing:
+                self._send_failing.discard(name)
+                self._report("bus_send_error", "cleared", name, "reopened")
         for name in self._failing | self._send_failing:
-            self.reconnector.poke(name, now, self._replace_bus)
-
-    def _replace_bus(self, name: str, bus: can.BusABC) -> None:
-        """The reconnector's new bus takes over reading and sending for ``name``."""
-        old, self.buses[name] = self.buses[name], bus
-        self._notifiers[name].stop(timeout=0.5)
-        self._notifiers[name] = can.Notifier(bus, self._readers[name], timeout=0.05)
-        if name in self._send_failing:
-            self._send_failing.discard(name)
-            self._report("bus_send_error", "cleared", name, "reopened")
-        try:
-            old.shutdown()
-        except Exception:  # noqa: BLE001 - the old bus is gone anyway
-            log.debug("closing the old %r bus failed", name, exc_info=True)
-        log.warning("bus %r reopened", name)
+            self.reconnector.poke(name, now)
 
     def _report(self, diagnosis: str, kind: Kind, bus: str, detail: str) -> None:
         """A bus diagnosis of the shell, logged as the core's events are."""
