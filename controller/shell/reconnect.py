@@ -70,12 +70,11 @@ class Reconnector:
                 self._opened.append((name, bus))
 
 
-def retire(notifier: can.Notifier, bus: can.BusABC) -> None:
-    """Stop a replaced bus's reader and close it, on a thread of its own: joining the reader
-    can take a receive timeout, which the control loop must not wait for."""
+def retire(bus: can.BusABC) -> None:
+    """Close a replaced bus on a thread of its own: a transport that went away can take a
+    while to admit it, which the control loop must not wait for."""
 
     def close() -> None:
-        notifier.stop(timeout=0.5)
         try:
             bus.shutdown()
         except Exception:  # noqa: BLE001 - the old bus is gone anyway

@@ -195,7 +195,11 @@ class Runtime:
         if self.reconnector is None:
             return
         for name, bus in self.reconnector.ready():
-            retire(self._notifiers[name], self.buses[name])
+            # the old reader ends within one failing read (about 10 ms); what it reported
+            # is about the old bus, so it is dropped before the new one starts reading
+            self._notifiers[name].stop(timeout=0.1)
+            self._readers[name][0].take_error()
+            retire(self.buses[name])
             self.buses[name] = bus
             self._notifiers[name] = can.Notifier(bus, self._readers[name], timeout=0.05)
             log.warning("bus %r reopened", name)
