@@ -165,7 +165,8 @@ def test_sigint_stops_safely_without_drift(config, plant) -> None:  # noqa: ANN0
     stopped = start + stop_at
     before = [t for t in began if t < stopped]
     expected = (stopped - start) / period
-    assert 0.8 * expected <= len(before) <= expected + 2
+    assert len(before) <= expected + 2, "an absolute schedule never bursts"
+    assert before[-1] >= stopped - 0.5, "it kept cycling up to the stop"
     # an absolute schedule starts every cycle on the grid start + n * period, late only by
     # the wake-up jitter; a drifting one would spread the phases over the whole period
     phases = np.sort((np.array(before) - before[0]) % period)
@@ -191,7 +192,14 @@ def test_a_bus_that_goes_away_is_logged_and_counted(config, plant, caplog) -> No
     vehicle = FailingBus(config.buses["vehicle"].channel)
     buses = _controller_buses(config, vehicle=vehicle)
     period = config.cycle_s
-    runtime = Runtime(controller, controller.initial_state(time.monotonic()), buses, period)
+    began: list[float] = []
+    runtime = Runtime(
+        controller,
+        controller.initial_state(time.monotonic()),
+        buses,
+        period,
+        on_step=lambda _, now: began.append(now),
+    )
     responder.start()
     threading.Timer(0.3, setattr, (vehicle, "broken", True)).start()
     broke_at = time.monotonic() + 0.3
@@ -203,7 +211,7 @@ def test_a_bus_that_goes_away_is_logged_and_counted(config, plant, caplog) -> No
     sending = [r.getMessage() for r in caplog.records if "bus_send_error" in r.getMessage()]
     assert len(sending) == 1, "one diagnosis for the outage, not a line per frame"
     assert sending[0].startswith("bus_send_error warning set bus 1: 'vehicle' send failed")
-    assert stats.cycles >= 0.8 * 1.0 / period  # the loop kept running
+    assert sum(t > broke_at for t in began) >= 10, "the loop kept running after the break"
     # the internal bus still carries the contactor commands after the vehicle bus broke
     assert plant.sent("ContactorCommand", since=broke_at + 0.1)
 
@@ -258,12 +266,20 @@ def test_a_receive_outage_is_logged_once_and_its_end_too(config, plant, caplog) 
     controller = Controller(config)
     internal = FailingBus(config.buses["internal"].channel)
     buses = _controller_buses(config, internal=internal)
-    runtime = Runtime(controller, controller.initial_state(time.monotonic()), buses, config.cycle_s)
+    began: list[float] = []
+    runtime = Runtime(
+        controller,
+        controller.initial_state(time.monotonic()),
+        buses,
+        config.cycle_s,
+        on_step=lambda _, now: began.append(now),
+    )
     responder.start()
     threading.Timer(0.3, setattr, (internal, "broken", True)).start()
     threading.Timer(0.8, setattr, (internal, "broken", False)).start()
+    broke_at = time.monotonic() + 0.3
     with caplog.at_level(logging.WARNING, logger="controller.shell.runtime"):
-        stats = runtime.run(duration=1.5)
+        runtime.run(duration=1.5)
     responder.halt()
 
     lines = [r.getMessage() for r in caplog.records]
@@ -272,7 +288,7 @@ def test_a_receive_outage_is_logged_once_and_its_end_too(config, plant, caplog) 
     assert len(failed) == 1 and "Transport endpoint is not connected" in failed[0]
     assert len(again) == 1
     assert lines.index(failed[0]) < lines.index(again[0])
-    assert stats.cycles >= 0.8 * 1.5 / config.cycle_s  # the loop kept its pace
+    assert sum(t > broke_at for t in began) >= 10, "the loop kept running through the outage"
 
 
 def test_systemd_hears_ready_then_a_watchdog_per_cycle_then_stopping(config, tmp_path) -> None:  # noqa: ANN001
