@@ -9,7 +9,8 @@ that opened them; one that forgets its SOC publishes a guess until the pack next
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
+from typing import Any
 
 RESTORED = "fault_restored"  # the catalogue entry of a fault asserted again after a restart
 
@@ -26,3 +27,32 @@ class Persisted:
     @property
     def soc_known(self) -> bool:
         return all(math.isfinite(v) for v in (self.soc_min, self.soc_max, self.soc_mean))
+
+    def to_record(self) -> dict[str, Any]:
+        """A JSON-ready mapping (NaN as null, tuples as lists) for the store."""
+        return {key: _plain(value) for key, value in asdict(self).items()}
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Persisted:
+        """The record `to_record` made, by any version: keys it lacks take their defaults
+        (a field added later), keys this version does not know are ignored."""
+        known = {f.name: f for f in fields(cls)}
+        values = {}
+        for key, value in record.items():
+            if key not in known:
+                continue
+            default = known[key].default
+            if isinstance(default, tuple):
+                values[key] = tuple(value)
+            elif isinstance(default, float):
+                values[key] = math.nan if value is None else float(value)
+            else:
+                values[key] = value
+        return cls(**values)
+
+
+def _plain(value: object) -> object:
+    """NaN as null and tuples as lists: JSON lacks both."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return list(value) if isinstance(value, tuple) else value

@@ -21,7 +21,6 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterable
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -73,16 +72,10 @@ class Store:
         row = self._db.execute("SELECT record FROM persisted WHERE id = 1").fetchone()
         if row is None:
             return None
-        record = json.loads(row[0])
-        return Persisted(
-            latched=tuple(record["latched"]),
-            soc_min=_number(record["soc_min"]),
-            soc_max=_number(record["soc_max"]),
-            soc_mean=_number(record["soc_mean"]),
-        )
+        return Persisted.from_record(json.loads(row[0]))
 
     def save(self, persisted: Persisted) -> None:
-        record = {k: _plain(v) for k, v in asdict(persisted).items()}
+        record = persisted.to_record()
         with self._db:
             self._db.execute(
                 "INSERT OR REPLACE INTO persisted (id, saved_at, record) VALUES (1, ?, ?)",
@@ -97,7 +90,7 @@ class Store:
                 e.diagnosis,
                 int(e.level),
                 e.kind,
-                _plain(e.value),
+                None if e.value is None or e.value != e.value else e.value,
                 e.threshold,
                 e.element_kind,
                 None if e.elements is None else json.dumps(np.asarray(e.elements).tolist()),
@@ -169,14 +162,3 @@ def _migrate(db: sqlite3.Connection) -> None:
         )
     for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
         db.executescript(f"BEGIN; {script} PRAGMA user_version = {number}; COMMIT;")
-
-
-def _plain(value: object) -> object:
-    """NaN as null: JSON and SQLite both lack it."""
-    if isinstance(value, float) and value != value:
-        return None
-    return list(value) if isinstance(value, tuple) else value
-
-
-def _number(value: float | None) -> float:
-    return float("nan") if value is None else float(value)
