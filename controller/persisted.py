@@ -17,12 +17,27 @@ RESTORED = "fault_restored"  # the catalogue entry of a fault asserted again aft
 
 @dataclass(frozen=True)
 class Persisted:
-    """Latched faults by diagnosis ID, and SOC (%) of the lowest, highest and mean cell."""
+    """Latched faults by diagnosis ID, SOC (%) of the lowest, highest and mean cell, and the
+    life counters (`controller.life`)."""
 
     latched: tuple[str, ...] = ()
     soc_min: float = math.nan
     soc_max: float = math.nan
     soc_mean: float = math.nan
+    # life counters, field by field as `controller.life.LifeCounters` (it reads them back)
+    charged_kwh: float = 0.0
+    discharged_kwh: float = 0.0
+    charged_ah: float = 0.0
+    discharged_ah: float = 0.0
+    contactor_closings: tuple[int, int, int] = (0, 0, 0)  # minus, precharge, plus
+    contactor_openings: tuple[int, int, int] = (0, 0, 0)
+    contactor_openings_under_load: tuple[int, int, int] = (0, 0, 0)
+    contactor_openings_current_unknown: tuple[int, int, int] = (0, 0, 0)
+    contactor_broken_a_sum: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    contactor_broken_a_max: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    resets_accepted: int = 0
+    resets_refused: int = 0
+    faults_latched: int = 0
 
     @property
     def soc_known(self) -> bool:
