@@ -244,9 +244,9 @@ class Controller:
         initialised = state.initialised or self._initialised(view, state.started_at, now)
         if initialised:
             charge_mode = state.contactors.state is ContactorState.CLOSED_CHARGE
-            protection, found = self.protection.step(
-                state.protection, protection_inputs(view, ems_age, charge_mode), now, reset
-            )
+            opened = state.contactors.state is ContactorState.STANDBY
+            inputs = protection_inputs(view, ems_age, charge_mode, state.soc, opened)
+            protection, found = self.protection.step(state.protection, inputs, now, reset)
             events.extend(found)
         else:
             protection, request = state.protection, Request.STANDBY

@@ -8,12 +8,14 @@ than stale: it ages no module and reports no error, so only what is sent can go 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from controller.config.ingest import MODULE_ARRAYS, IngestConfig
 from controller.config.pack import PackConfig
+from controller.limits.soc import SocSource, SocState
 from controller.measurements import ArrayStats, Measurements
 from controller.protection import ProtectionInputs
 
@@ -94,7 +96,16 @@ def build_view(
     )
 
 
-def protection_inputs(view: PackView, ems_age: float, charge_mode: bool) -> ProtectionInputs:
+def protection_inputs(
+    view: PackView,
+    ems_age: float,
+    charge_mode: bool,
+    soc: SocState | None = None,
+    contactors_open: bool = False,
+) -> ProtectionInputs:
+    """What protection judges: the view, plus the previous cycle's SOC estimate (``soc``)
+    and whether the contactors are confirmed open (then no current can flow)."""
+    known = soc is not None and soc.valid
     return ProtectionInputs(
         cell_voltage=view.cell_voltage,
         cell_voltage_valid=view.cell_voltage_valid,
@@ -113,4 +124,7 @@ def protection_inputs(view: PackView, ems_age: float, charge_mode: bool) -> Prot
         module_open_wire=view.module_errors.get("module_open_wire"),
         module_adc_fault=view.module_errors.get("module_adc_fault"),
         module_self_test_failed=view.module_errors.get("module_self_test_failed"),
+        soc=soc.soc_mean if known and soc is not None else math.nan,
+        soc_rested=known and soc is not None and soc.source is SocSource.OCV,
+        current_must_be_zero=contactors_open,
     )

@@ -89,7 +89,7 @@ def disturb(inputs: ProtectionInputs, check: Check, value: float) -> ProtectionI
         case Check.CURRENT_SENSOR_TIMEOUT:
             return replace(inputs, current_sensor_age=value)
         case Check.PACK_VOLTAGE_PLAUSIBILITY:
-            return replace(inputs, pack_voltage=inputs.cell_voltage_sum + value)
+            return replace(inputs, pack_voltage=inputs.cell_voltage_sum + volts_off(inputs, value))
         case Check.EMS_TIMEOUT:
             return replace(inputs, ems_request_age=value)
         case Check.INVALID_MEASUREMENT:
@@ -97,6 +97,14 @@ def disturb(inputs: ProtectionInputs, check: Check, value: float) -> ProtectionI
             valid[CELL] = not value
             return replace(inputs, cell_voltage_valid=valid, all_cells_valid=bool(valid.all()))
     raise AssertionError(check)
+
+
+def volts_off(inputs: ProtectionInputs, ratio: float) -> float:
+    """U1 - sum of cells that is ``ratio`` times the combined accuracy (U1 above the sum)."""
+    acc = config().plausibility
+    fixed = inputs.cell_voltage.size * acc.cell_voltage_accuracy_v + acc.pack_voltage_accuracy_v
+    share = acc.pack_voltage_accuracy_fraction
+    return ratio * (fixed + share * inputs.cell_voltage_sum) / (1.0 - ratio * share)
 
 
 def expected_element(check: Check) -> tuple[str | None, list[int] | None]:

@@ -114,8 +114,8 @@ def test_random_sequences_keep_faults_latched_and_levels_consistent(sequence) ->
         assert state.highest is max(state.levels.values())
         assert state.fault_active <= state.alarm_active <= state.warning_active
         assert state.fault_active == any(lv is Level.FAULT for lv in state.levels.values())
-        expected_bits = sum(1 << c.bit for c in Check if state.levels[c] is Level.FAULT)
-        assert state.fault_bits == expected_bits
+        faulted = {c.bit for c in Check if state.levels[c] is Level.FAULT}
+        assert state.fault_bits == sum(1 << bit for bit in faulted)
         for check, (kind, element) in state.worst.items():
             assert (check, state.levels[check], kind, element) in active
 

@@ -215,7 +215,9 @@ def reference_sections() -> dict[str, type]:
             sections[f"[{f.name}]"] = inner
     from controller.config.pack import BusConfig
     from controller.protection.config import CheckConfig, FlagLevelConfig, LevelConfig
+    from controller.protection.plausibility_config import PlausibilityConfig
 
+    sections["[protection.plausibility]"] = PlausibilityConfig
     sections["[protection.<check>]"] = CheckConfig
     sections["[protection.<check>.<level>]"] = LevelConfig
     sections["[protection.invalid_measurement.<level>]"] = FlagLevelConfig

@@ -16,9 +16,26 @@ are only ever appended.
 | 8 | cell_voltage_spread | pack | V (max - min of valid cells) |
 | 9 | slave_timeout | module | s since the last valid frame |
 | 10 | current_sensor_timeout | pack | s since the last valid frame |
-| 11 | pack_voltage_plausibility | pack | V (abs(U1 - sum of cells)) |
+| 11 | pack_voltage_plausibility | pack | ratio (abs(U1 - sum of cells) / combined accuracy) |
 | 12 | ems_timeout | pack | s since the last state request |
 | 13 | invalid_measurement | cell, sensor, module | flag |
+| 14 | the plausibility checks below share one bit | | |
+
+The plausibility checks (`controller/protection/plausibility.py`) catch readings that are
+valid but wrong; they share bit 14 so that the contactor faults keep bits 16 and up:
+
+| check | element | unit |
+|---|---|---|
+| current_sensor_stuck | pack | A (current change the cells show while the reading stood) |
+| current_voltage_consistency | pack | ratio (missed or added share of the current change) |
+| current_at_open_contactors | pack | A (reading while no current can flow) |
+| temperature_stuck | sensor | K (change of its neighbours while it stood) |
+| temperature_module_spread | module | K (max - min of a module's sensors) |
+| temperature_rate | sensor | K/s |
+| cell_voltage_deviation | cell | V (from its module's median, at rest) |
+| cell_resistance_outlier | cell | ratio (voltage step off the module's median, per R0) |
+| cell_voltage_stuck | cell | V (move of its module's median while it stood) |
+| soc_ocv_disagreement | pack | % (counted SOC against the rested OCV) |
 """
 
 from __future__ import annotations
@@ -44,14 +61,26 @@ class Check(StrEnum):
     PACK_VOLTAGE_PLAUSIBILITY = "pack_voltage_plausibility"
     EMS_TIMEOUT = "ems_timeout"
     INVALID_MEASUREMENT = "invalid_measurement"
+    CURRENT_SENSOR_STUCK = "current_sensor_stuck"
+    CURRENT_VOLTAGE_CONSISTENCY = "current_voltage_consistency"
+    CURRENT_AT_OPEN_CONTACTORS = "current_at_open_contactors"
+    TEMPERATURE_STUCK = "temperature_stuck"
+    TEMPERATURE_MODULE_SPREAD = "temperature_module_spread"
+    TEMPERATURE_RATE = "temperature_rate"
+    CELL_VOLTAGE_DEVIATION = "cell_voltage_deviation"
+    CELL_RESISTANCE_OUTLIER = "cell_resistance_outlier"
+    CELL_VOLTAGE_STUCK = "cell_voltage_stuck"
+    SOC_OCV_DISAGREEMENT = "soc_ocv_disagreement"
 
     @property
     def bit(self) -> int:
-        """Position of this check in the fault bitfield."""
-        return _ORDER.index(self)
+        """Position of this check in the fault bitfield (plausibility checks share one)."""
+        return min(_ORDER.index(self), PLAUSIBILITY_BIT)
 
 
 _ORDER = tuple(Check)
+PLAUSIBILITY_BIT = 14
+PLAUSIBILITY = _ORDER[PLAUSIBILITY_BIT:]  # each reports the levels its severity calls for
 
 
 class Direction(Enum):
@@ -99,9 +128,19 @@ SPECS: dict[Check, CheckSpec] = {
     Check.CELL_VOLTAGE_SPREAD: CheckSpec(Direction.HIGH, None, "V", 0.0),
     Check.SLAVE_TIMEOUT: CheckSpec(Direction.HIGH, "module", "s", 0.0),
     Check.CURRENT_SENSOR_TIMEOUT: CheckSpec(Direction.HIGH, None, "s", 0.0),
-    Check.PACK_VOLTAGE_PLAUSIBILITY: CheckSpec(Direction.HIGH, None, "V", 0.0),
+    Check.PACK_VOLTAGE_PLAUSIBILITY: CheckSpec(Direction.HIGH, None, "ratio", 0.0),
     Check.EMS_TIMEOUT: CheckSpec(Direction.HIGH, None, "s", 0.0),
     Check.INVALID_MEASUREMENT: CheckSpec(Direction.FLAG, "cell", "flag"),
+    Check.CURRENT_SENSOR_STUCK: CheckSpec(Direction.HIGH, None, "A", 0.0),
+    Check.CURRENT_VOLTAGE_CONSISTENCY: CheckSpec(Direction.HIGH, None, "ratio", 0.0),
+    Check.CURRENT_AT_OPEN_CONTACTORS: CheckSpec(Direction.HIGH, None, "A", 0.0),
+    Check.TEMPERATURE_STUCK: CheckSpec(Direction.HIGH, "sensor", "K", 0.0),
+    Check.TEMPERATURE_MODULE_SPREAD: CheckSpec(Direction.HIGH, "module", "K", 0.0),
+    Check.TEMPERATURE_RATE: CheckSpec(Direction.HIGH, "sensor", "K/s", 0.0),
+    Check.CELL_VOLTAGE_DEVIATION: CheckSpec(Direction.HIGH, "cell", "V", 0.0),
+    Check.CELL_RESISTANCE_OUTLIER: CheckSpec(Direction.HIGH, "cell", "ratio", 0.0),
+    Check.CELL_VOLTAGE_STUCK: CheckSpec(Direction.HIGH, "cell", "V", 0.0),
+    Check.SOC_OCV_DISAGREEMENT: CheckSpec(Direction.HIGH, None, "%", 0.0),
 }
 
 # Pairs (low check, high check) whose loosest thresholds must leave an operating window.

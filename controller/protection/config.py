@@ -32,6 +32,7 @@ from controller.adapters.base import Level
 from controller.config.declare import load, setting
 from controller.errors import ConfigError
 from controller.protection.checks import SPECS, WINDOWS, Check, Direction
+from controller.protection.plausibility_config import PlausibilityConfig
 
 LEVEL_KEYS: dict[Level, str] = {
     Level.WARNING: "warning",
@@ -132,6 +133,11 @@ ProtectionConfig = make_dataclass(
             "charge_detect_current",
             float,
             setting(ge=0.0, unit="A", doc="above this current the pack is charging"),
+        ),
+        (
+            "plausibility",
+            PlausibilityConfig,
+            setting(doc="the sensor model of the plausibility checks"),
         ),
         *((check.value, _check_section(check), setting(doc=_describe(check))) for check in Check),
     ],

@@ -20,6 +20,11 @@ from controller.protection.config import CheckConfig, ProtectionConfig
 from controller.protection.debounce import DebounceState, Timing, Transitions, advance, union
 from controller.protection.inputs import ProtectionInputs
 from controller.protection.measures import Measure, directions, locate, measure, split
+from controller.protection.plausibility import (
+    PlausibilityState,
+    pack_voltage_ratio,
+    step_plausibility,
+)
 
 
 @dataclass(frozen=True)
@@ -31,6 +36,7 @@ class ProtectionState:
         default_factory=lambda: MappingProxyType({})
     )  # element at the highest active level with the most extreme value, per check
     charging: bool | None = None  # None: direction unknown (current not valid)
+    plausibility: PlausibilityState = PlausibilityState()
 
     @property
     def highest(self) -> Level:
@@ -51,8 +57,12 @@ class ProtectionState:
         return self.highest >= Level.WARNING
 
     def bits(self, level: Level = Level.FAULT) -> int:
-        """Bitfield of the checks at ``level`` or above (bit = `Check.bit`)."""
-        return sum(1 << check.bit for check, lv in self.levels.items() if lv >= level)
+        """Bitfield of the checks at ``level`` or above (bit = `Check.bit`, some shared)."""
+        bits = 0
+        for check, lv in self.levels.items():
+            if lv >= level:
+                bits |= 1 << check.bit
+        return bits
 
     @property
     def fault_bits(self) -> int:
@@ -213,9 +223,18 @@ class Protection:
         levels = dict.fromkeys(Check, Level.OK)
         worst: dict[Check, tuple[str, int]] = {}
         events: list[Event] = []
+        plausibility, found = step_plausibility(
+            self.config.plausibility, state.plausibility, inputs, now
+        )
+        derived = dict(found.values)
+        known = inputs.pack_voltage_valid and inputs.all_cells_valid
+        ratio = pack_voltage_ratio(self.config.plausibility, inputs) if known else np.nan
+        derived[Check.PACK_VOLTAGE_PLAUSIBILITY] = (np.array([ratio]), None)
         for rule in self._rules:
             old = state.debounce[rule.check]
-            m = measure(rule.check, applies[rule.spec.window], inputs)
+            if old.quiet and rule.check in found.values and rule.check not in found.fresh:
+                continue  # a held value that violated nothing still violates nothing
+            m = measure(rule.check, applies[rule.spec.window], inputs, derived)
             cand = rule.candidates(m)
             if cand.size == 0 and old.quiet:
                 continue
@@ -247,5 +266,6 @@ class Protection:
             levels=MappingProxyType(levels),
             worst=MappingProxyType(worst),
             charging=charging,
+            plausibility=plausibility,
         )
         return new_state, tuple(events)

@@ -8,10 +8,16 @@ above ``charge_detect_current`` (configuration) or when ``charge_mode`` is set (
 knows the contactors are in their charge configuration or a charger is connected). At rest
 and while discharging the discharge temperature windows apply. While the current is not
 valid the direction is unknown and both windows apply, so the stricter one decides.
+
+For the plausibility checks: ``soc`` is the SOC estimate of the previous cycle (mean cell,
+%) and ``soc_rested`` says it was just read from the OCV table at rest; ``current_must_be_zero``
+is set while the contactors are confirmed open; ``cell_resistance`` is a per-cell R0 (ohm,
+at the present temperature) from an estimator, None to use the configured nominal one.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,6 +42,10 @@ class ProtectionInputs:
     module_open_wire: np.ndarray | None = None  # (modules,) bool
     module_adc_fault: np.ndarray | None = None  # (modules,) bool
     module_self_test_failed: np.ndarray | None = None  # (modules,) bool
+    soc: float = math.nan  # %, mean cell, as estimated in the previous cycle
+    soc_rested: bool = False  # that SOC was read from the OCV table at rest
+    current_must_be_zero: bool = False  # contactors confirmed open
+    cell_resistance: np.ndarray | None = None  # (n,) ohm; None: the configured nominal R0
 
     def __post_init__(self) -> None:
         if self.cell_voltage.shape != self.cell_voltage_valid.shape:
@@ -45,6 +55,12 @@ class ProtectionInputs:
         for bits in (self.module_open_wire, self.module_adc_fault, self.module_self_test_failed):
             if bits is not None and bits.shape != self.module_age.shape:
                 raise ValueError("module error bits and module_age differ in shape")
+        modules = max(self.module_age.size, 1)
+        if self.cell_voltage.size % modules or self.cell_temperature.size % modules:
+            raise ValueError("cells and sensors must divide evenly into the modules")
+        r = self.cell_resistance
+        if r is not None and r.shape != self.cell_voltage.shape:
+            raise ValueError("cell_resistance and cell_voltage differ in shape")
 
     def module_error(self) -> np.ndarray:
         """Per module: any error bit reported (open wire, ADC fault, failed self test)."""

@@ -8,7 +8,7 @@ a level already set on such an element holds until it is measured again).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -64,11 +64,6 @@ def _discharge_current(inputs: ProtectionInputs) -> tuple[np.ndarray, np.ndarray
     return _scalar(-inputs.pack_current, inputs.pack_current_valid), None
 
 
-def _plausibility(inputs: ProtectionInputs) -> tuple[np.ndarray, np.ndarray | None]:
-    known = inputs.pack_voltage_valid and inputs.all_cells_valid
-    return _scalar(abs(inputs.pack_voltage - inputs.cell_voltage_sum), known), None
-
-
 def _invalid(inputs: ProtectionInputs) -> tuple[np.ndarray, np.ndarray | None]:
     flags = np.concatenate(
         (~inputs.cell_voltage_valid, ~inputs.cell_temperature_valid, inputs.module_error())
@@ -88,15 +83,20 @@ MEASURES: dict[Check, Callable[[ProtectionInputs], tuple[np.ndarray, np.ndarray 
     Check.CELL_VOLTAGE_SPREAD: lambda inputs: (_spread(inputs), None),
     Check.SLAVE_TIMEOUT: lambda inputs: (inputs.module_age, None),
     Check.CURRENT_SENSOR_TIMEOUT: lambda inputs: (_scalar(inputs.current_sensor_age), None),
-    Check.PACK_VOLTAGE_PLAUSIBILITY: _plausibility,
     Check.EMS_TIMEOUT: lambda inputs: (_scalar(inputs.ems_request_age), None),
     Check.INVALID_MEASUREMENT: _invalid,
 }
 
 
-def measure(check: Check, applies: bool, inputs: ProtectionInputs) -> Measure:
-    """The `Measure` of ``check`` for this cycle."""
-    value, valid = MEASURES[check](inputs)
+def measure(
+    check: Check,
+    applies: bool,
+    inputs: ProtectionInputs,
+    derived: Mapping[Check, tuple[np.ndarray, np.ndarray | None]],
+) -> Measure:
+    """The `Measure` of ``check`` for this cycle; ``derived`` holds the plausibility values."""
+    found = derived.get(check)
+    value, valid = MEASURES[check](inputs) if found is None else found
     return Measure(value, valid, applies)
 
 

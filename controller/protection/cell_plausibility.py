@@ -1,0 +1,91 @@
+"""Each cell against the other cells of its module, evaluated at the plausibility period.
+
+The cells of one module share current and temperature, so their module's median is the
+best prediction of each cell: at rest a cell's voltage stays within the SOC spread of that
+median (a larger deviation is an offset or a defective cell); under a current step each
+cell moves by its own R0 dI, so a cell moving differently from the median by more than a
+share of R0 dI is a resistance outlier or a reading that does not follow; and a reading
+whose raw value stood still while the median moved is held (a healthy reading scatters by
+its noise and never stands still while its neighbours move).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from controller.protection.inputs import ProtectionInputs
+from controller.protection.lag import Lag
+from controller.protection.plausibility_config import PlausibilityConfig
+
+
+@dataclass(frozen=True)
+class CellState:
+    last: np.ndarray | None = None  # (n,) raw values at the last evaluation
+    median_at_change: np.ndarray | None = None  # (n,) module median when each last changed
+    lag: Lag = Lag()  # cell voltages and the current, for the resistance comparison
+
+
+@dataclass(frozen=True)
+class CellMeasures:
+    deviation: np.ndarray  # (n,) V from the module median; judged at rest only
+    deviation_valid: np.ndarray  # (n,) bool
+    outlier: np.ndarray  # (n,) share of R0 dI off the median's step
+    outlier_valid: np.ndarray  # (n,) bool
+    stuck: np.ndarray  # (n,) V the median moved while the reading stood
+    stuck_valid: np.ndarray  # (n,) bool
+
+
+def module_median(values: np.ndarray, valid: np.ndarray, modules: int) -> np.ndarray:
+    """Per module, the median of its valid elements (NaN where none), one value per element."""
+    per = values.size // modules
+    grid = values.reshape(modules, per)
+    if valid.all():
+        median = np.median(grid, axis=1)
+    else:
+        masked = np.where(valid.reshape(modules, per), grid, np.nan)
+        known = ~np.isnan(masked).all(axis=1)
+        median = np.full(modules, np.nan)
+        median[known] = np.nanmedian(masked[known], axis=1)
+    return np.repeat(median, per)
+
+
+def step_cells(
+    config: PlausibilityConfig,
+    state: CellState,
+    inputs: ProtectionInputs,
+    r0: np.ndarray | float,
+    at_rest: bool,
+    steady: bool,
+    now: float,
+) -> tuple[CellState, CellMeasures]:
+    v = inputs.cell_voltage
+    valid = inputs.cell_voltage_valid
+    modules = inputs.module_age.size
+    median = module_median(v, valid, modules)
+    known = valid & ~np.isnan(median)
+    deviation = np.abs(v - median)
+
+    if state.last is None or state.last.shape != v.shape or state.median_at_change is None:
+        last, at_change = v.copy(), median
+    else:
+        changed = (v != state.last) | ~known
+        last = v.copy()
+        at_change = np.where(changed, median, state.median_at_change)
+    stuck = np.abs(median - at_change)
+
+    current = inputs.pack_current if inputs.pack_current_valid else np.nan
+    signal = np.append(np.where(valid, v, np.nan), current)  # invalid: never a reference
+    lag = state.lag.advance(signal, now, config.step_window_s / 2.0, steady)
+    change = lag.change(signal)
+    outlier_valid = np.zeros(v.size, bool)
+    outlier = np.zeros(v.size)
+    if change is not None and abs(change[-1]) >= config.min_step_a:
+        d_cell = change[:-1]
+        judged = known & ~np.isnan(d_cell)  # valid now and at the reference
+        d_median = module_median(d_cell, judged, modules)
+        outlier = np.abs(d_cell - d_median) / (abs(change[-1]) * r0)
+        outlier_valid = judged & ~np.isnan(d_median)
+    new_state = CellState(last, at_change, lag)
+    return new_state, CellMeasures(deviation, known & at_rest, outlier, outlier_valid, stuck, known)

@@ -1,0 +1,158 @@
+"""Plausibility: readings that are valid on the bus but disagree with physics or neighbours.
+
+Each cycle the current checks and the SOC check run (scalars); the per-cell and per-sensor
+checks run at ``plausibility.evaluation_period_s`` and their values hold in between, like
+every observation of the debounce. The result is one value array per check, judged by the
+same levels and debounce as every other check; an element whose value cannot be judged
+now (no current step in the window, not at rest) neither sets nor clears.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from controller.protection.cell_plausibility import CellState, step_cells
+from controller.protection.checks import Check
+from controller.protection.current_plausibility import CurrentState, resistances, step_current
+from controller.protection.inputs import ProtectionInputs
+from controller.protection.plausibility_config import PlausibilityConfig
+from controller.protection.temperature_plausibility import TemperatureState, step_temperatures
+
+Values = tuple[np.ndarray, np.ndarray | None]
+
+PER_ELEMENT = (
+    Check.TEMPERATURE_STUCK,
+    Check.TEMPERATURE_MODULE_SPREAD,
+    Check.TEMPERATURE_RATE,
+    Check.CELL_VOLTAGE_DEVIATION,
+    Check.CELL_RESISTANCE_OUTLIER,
+    Check.CELL_VOLTAGE_STUCK,
+)
+PER_CYCLE = (
+    Check.CURRENT_SENSOR_STUCK,
+    Check.CURRENT_VOLTAGE_CONSISTENCY,
+    Check.CURRENT_AT_OPEN_CONTACTORS,
+    Check.SOC_OCV_DISAGREEMENT,
+)
+
+
+@dataclass(frozen=True)
+class SocMemory:
+    counted: float = math.nan  # last SOC moved by counting, %
+    rested: bool = False  # the last SOC came from a rested OCV reading
+    disagreement: float = 0.0  # %, at the last new OCV reading
+
+
+@dataclass(frozen=True)
+class PlausibilityState:
+    evaluated_at: float | None = None
+    rest_since: float | None = None
+    mean_temperature: float = math.nan
+    current: CurrentState = CurrentState()
+    cells: CellState = CellState()
+    temperatures: TemperatureState = TemperatureState()
+    soc: SocMemory = SocMemory()
+    held: tuple[tuple[Check, Values], ...] = ()  # per-element values of the last evaluation
+
+
+@dataclass(frozen=True)
+class Plausibility:
+    """Values of this cycle: ``values`` per check, ``fresh`` the checks evaluated now."""
+
+    values: dict[Check, Values]
+    fresh: frozenset[Check]
+
+
+def _scalar(value: float) -> Values:
+    if math.isnan(value):
+        return np.zeros(1), np.zeros(1, bool)
+    return np.array([value]), None
+
+
+def step_plausibility(
+    config: PlausibilityConfig, state: PlausibilityState, inputs: ProtectionInputs, now: float
+) -> tuple[PlausibilityState, Plausibility]:
+    current_state, current = step_current(
+        config, state.current, inputs, state.mean_temperature, now
+    )
+    soc = _soc(state.soc, inputs)
+    values: dict[Check, Values] = {
+        Check.CURRENT_SENSOR_STUCK: _scalar(current.stuck),
+        Check.CURRENT_VOLTAGE_CONSISTENCY: _scalar(current.consistency),
+        Check.CURRENT_AT_OPEN_CONTACTORS: _scalar(current.at_open),
+        Check.SOC_OCV_DISAGREEMENT: _scalar(soc.disagreement),
+    }
+    resting = inputs.pack_current_valid and abs(inputs.pack_current) <= config.rest_current_a
+    rest_since = (state.rest_since if state.rest_since is not None else now) if resting else None
+    due = state.evaluated_at is None or now - state.evaluated_at >= config.evaluation_period_s
+    if not due:
+        values.update(state.held)
+        new = PlausibilityState(
+            state.evaluated_at,
+            rest_since,
+            state.mean_temperature,
+            current_state,
+            state.cells,
+            state.temperatures,
+            soc,
+            state.held,
+        )
+        return new, Plausibility(values, frozenset(PER_CYCLE))
+    temps = inputs.cell_temperature[inputs.cell_temperature_valid]
+    mean_temperature = float(temps.mean()) if temps.size else math.nan
+    r0 = resistances(config, inputs, mean_temperature)[0]
+    cell_r0 = inputs.cell_resistance if inputs.cell_resistance is not None else r0
+    at_rest = rest_since is not None and now - rest_since >= config.rest_settle_s
+    steady = now - current_state.changed_at >= config.settle_s
+    cells_state, cells = step_cells(config, state.cells, inputs, cell_r0, at_rest, steady, now)
+    temp_state, temps_m = step_temperatures(config, state.temperatures, inputs, now)
+    held: dict[Check, Values] = {
+        Check.TEMPERATURE_STUCK: (temps_m.stuck, temps_m.stuck_valid),
+        Check.TEMPERATURE_MODULE_SPREAD: (temps_m.spread, None),
+        Check.TEMPERATURE_RATE: (temps_m.rate, temps_m.rate_valid),
+        Check.CELL_VOLTAGE_DEVIATION: (cells.deviation, cells.deviation_valid),
+        Check.CELL_RESISTANCE_OUTLIER: (cells.outlier, cells.outlier_valid),
+        Check.CELL_VOLTAGE_STUCK: (cells.stuck, cells.stuck_valid),
+    }
+    values.update(held)
+    new = PlausibilityState(
+        now,
+        rest_since,
+        mean_temperature,
+        current_state,
+        cells_state,
+        temp_state,
+        soc,
+        tuple(held.items()),
+    )
+    return new, Plausibility(values, frozenset(values))
+
+
+def _soc(memory: SocMemory, inputs: ProtectionInputs) -> SocMemory:
+    """A new rested OCV reading after counting: how far the count had drifted from it."""
+    if not math.isfinite(inputs.soc):
+        return SocMemory(math.nan, False, memory.disagreement)
+    if not inputs.soc_rested:
+        return SocMemory(inputs.soc, False, memory.disagreement)
+    disagreement = memory.disagreement
+    if not memory.rested and math.isfinite(memory.counted):
+        disagreement = abs(inputs.soc - memory.counted)
+    return SocMemory(memory.counted, True, disagreement)
+
+
+def pack_voltage_ratio(config: PlausibilityConfig, inputs: ProtectionInputs) -> float:
+    """abs(U1 - sum of cells) in multiples of the two measurements' combined accuracy.
+
+    The cells' errors add up linearly (one reference per slave: their gain errors share a
+    sign), U1's is a fixed part plus a share of the reading.
+    """
+    n = inputs.cell_voltage.size
+    accuracy = (
+        n * config.cell_voltage_accuracy_v
+        + config.pack_voltage_accuracy_v
+        + config.pack_voltage_accuracy_fraction * abs(inputs.pack_voltage)
+    )
+    return abs(inputs.pack_voltage - inputs.cell_voltage_sum) / accuracy
