@@ -46,6 +46,7 @@ from controller.contactors import (
 from controller.diagnosis import Event
 from controller.diagnosis.ingest import IngestDiagnosisState, diagnose
 from controller.errors import ConfigError
+from controller.estimation import SohEstimator, SohState
 from controller.frames import FrameBatch, OutFrame
 from controller.ingest import BatchDecoder, IngestState
 from controller.limits import Derating, LimitInputs, Limits, LimitsState, SocEstimator, SocState
@@ -77,6 +78,7 @@ class ControllerState:
     contactors: ContactorStatus
     limits: LimitsState
     soc: SocState
+    soh: SohState
     published: Limits
     bleed: np.ndarray
     next_due: dict[Any, float]
@@ -128,6 +130,7 @@ class Controller:
         self.contactors = ContactorMachine(config.contactors)
         self.limits = Derating(config.limits)
         self.soc = SocEstimator(config.soc)
+        self.soh = SohEstimator(config.soh, config.soc, config.pack.cells)
         self.status = StatusFrames(master_db)
         self.balancing = _balancing_encoder(config, slaves_db)
         self.stages: tuple[Stage, ...] = (
@@ -156,6 +159,7 @@ class Controller:
             contactors=self.contactors.initial_status(now),
             limits=self.limits.initial_state(),
             soc=self.soc.initial_state(),
+            soh=self.soh.initial_state(),
             published=_blocked(self.config, "init"),
             bleed=np.zeros(self.config.pack.cells, bool),
             next_due={},
@@ -169,6 +173,8 @@ class Controller:
         )
         if restored is None:
             return state
+        health = restored.cell_capacity_ah, restored.cell_resistance_ohm
+        state = replace(state, soh=self.soh.initial_state(*health))
         soc = state.soc
         if restored.soc_known:
             soc = SocState(
@@ -185,10 +191,11 @@ class Controller:
         if state.failed_stages:
             latched.add(STAGE_EXCEPTION)
         latched |= state.restored_faults
+        health = state.soh.health.stored
         soc = state.soc
         if not soc.valid:
-            return Persisted(tuple(sorted(latched)))
-        return Persisted(tuple(sorted(latched)), soc.soc_min, soc.soc_max, soc.soc_mean)
+            return Persisted(tuple(sorted(latched)), **health)
+        return Persisted(tuple(sorted(latched)), soc.soc_min, soc.soc_max, soc.soc_mean, **health)
 
     def request_shutdown(self, state: ControllerState) -> ControllerState:
         """Limits to zero and contactors open from the next step on, whatever is requested."""
@@ -274,6 +281,16 @@ class Controller:
         soc = self.soc.step(
             state.soc, view.current.value, view.current.valid, view.voltage_stats, now
         )
+        soh = self.soh.step(
+            state.soh,
+            view.cell_voltage,
+            view.cell_voltage_valid,
+            internal["cell_voltage"].updated_at,
+            view.current.value,
+            view.current.valid,
+            state.bleed,
+            now,
+        )
         v, t = view.voltage_stats, view.temperature_stats
         limits_state, limits = self.limits.step(
             state.limits,
@@ -306,7 +323,7 @@ class Controller:
             protection.fault_active or state.shutdown,
         )
 
-        snapshot = self._snapshot(view, protection, contactors, limits, soc, now)
+        snapshot = self._snapshot(view, protection, contactors, limits, soc, soh, now)
         stage_states, frames, stage_events, limits, failed_now = self._run_stages(
             state.stages, snapshot, batch, limits, now
         )
@@ -338,6 +355,7 @@ class Controller:
             contactors=contactors,
             limits=limits_state,
             soc=soc,
+            soh=soh,
             published=limits,
             bleed=bleed,
             next_due=next_due,
@@ -423,6 +441,7 @@ class Controller:
         contactors: ContactorStatus,
         limits: Limits,
         soc: SocState,
+        soh: SohState,
         now: float,
     ) -> BmsSnapshot:
         v, t = view.voltage_stats, view.temperature_stats
@@ -440,7 +459,7 @@ class Controller:
             cvl=limits.cvl,
             dvl=limits.dvl,
             soc=soc.soc_mean if soc.valid else math.nan,
-            soh=100.0,
+            soh=soh.health.pack_soh,
             pack_voltage=view.pack_voltage.value,
             pack_current=view.current.value,
             min_cell_voltage=v.minimum,

@@ -24,6 +24,9 @@ class Persisted:
     soc_min: float = math.nan
     soc_max: float = math.nan
     soc_mean: float = math.nan
+    # state of health per cell (`controller.estimation.CellHealth`), 0: not measured
+    cell_capacity_ah: tuple[float, ...] = ()
+    cell_resistance_ohm: tuple[float, ...] = ()
     # life counters, field by field as `controller.life.LifeCounters` (it reads them back)
     charged_kwh: float = 0.0
     discharged_kwh: float = 0.0

@@ -30,6 +30,7 @@ from controller.life import LifeConfig
 from controller.limits import LimitsConfig, SocConfig
 from controller.presets import load_preset
 from controller.protection import ProtectionConfig
+from controller.shell.supervision import SupervisionConfig
 from controller.stage import Stage
 
 
@@ -93,6 +94,14 @@ class ControllerConfig:
         None,
         doc="folder of the state store (latched faults, SOC, event history); "
         "none: nothing survives a restart",
+    )
+    persist_every_s: float = setting(
+        5.0, ge=0.1, le=3600.0, unit="s",
+        doc="the state store saves the persisted state (and the runtime counters) this often, "
+        "and at once when a latch changes",
+    )  # fmt: skip
+    supervision: SupervisionConfig = setting(
+        SupervisionConfig(), doc="how the shell judges its own control loop (diagnoses 920-923)"
     )
     base_dir: Path | None = None  # the configuration file's folder; relative paths start here
 
