@@ -26,6 +26,7 @@ from controller.config.pack import BUS_ROLES, BusConfig, PackConfig, default_bus
 from controller.contactors import ContactorConfig
 from controller.diagnosis import Catalogue, apply_overrides, shipped
 from controller.errors import ConfigError
+from controller.estimation import SohConfig
 from controller.life import LifeConfig
 from controller.limits import LimitsConfig, SocConfig
 from controller.presets import load_preset
@@ -73,6 +74,7 @@ class ControllerConfig:
     contactors: ContactorConfig = setting(ContactorConfig(), doc="the contactor sequence")
     limits: LimitsConfig = setting(doc="current and voltage limits (over the chemistry preset)")
     soc: SocConfig = setting(doc="SOC estimation (over the chemistry preset)")
+    soh: SohConfig = setting(SohConfig(), doc="state of health: cell capacity and resistance")
     balancing: BalancingConfig = setting(BalancingConfig(), doc="passive balancing")
     life: LifeConfig = setting(LifeConfig(), doc="life counters (contactor wear, throughput)")
     adapters: tuple[Stage, ...] = setting(
