@@ -207,7 +207,9 @@ def test_a_bus_that_goes_away_is_logged_and_counted(config, plant, caplog) -> No
         stats = runtime.run(duration=1.0)
     responder.halt()
 
-    assert vehicle.failed > 0 and stats.send_errors == vehicle.failed
+    # one attempt per cycle on the broken bus; the rest of its frames are counted, not tried
+    assert vehicle.failed > 0 and stats.send_errors > vehicle.failed
+    assert vehicle.failed <= sum(t > broke_at - 0.1 for t in began)
     sending = [r.getMessage() for r in caplog.records if "bus_send_error" in r.getMessage()]
     assert len(sending) == 1, "one diagnosis for the outage, not a line per frame"
     assert sending[0].startswith("bus_send_error warning set bus 1: 'vehicle' send failed")

@@ -9,14 +9,17 @@ import time
 import can
 
 from controller.adapters.base import Level
+from controller.config.ingest import load_database
 from controller.config.loader import ControllerConfig, default_config, load_config
 from controller.core import Controller
 from controller.diagnosis import Event
 from controller.errors import BusError
 from controller.persisted import RESTORED, Persisted
+from controller.shell.health_frame import HealthFrame
 from controller.shell.reconnect import Reconnector
 from controller.shell.runtime import Runtime
 from controller.shell.store import Store, StoreWriter
+from controller.shell.supervision import RuntimeStats
 
 log = logging.getLogger("canbms.run")
 STATE_FILE = "canbms-state.sqlite"
@@ -58,38 +61,105 @@ def open_buses(config: ControllerConfig) -> dict[str, can.BusABC]:
     return buses
 
 
-def banner(source: str | None, controller: Controller) -> str:
-    """What runs where: the configuration, each bus and the stages on it."""
+def banner(source: str | None, controller: Controller, health: HealthFrame | None) -> str:
+    """What runs where: the configuration, each bus and what lives on it, the DBC files."""
     config = controller.config
     lines = [f"canbms run: {source or 'embedded default configuration'}"]
     for name, bus in config.buses.items():
-        stages = [s.name for s in controller.stages if s.bus == name]
-        core = ["pack core"] if name in controller.decoders else []
+        users = ["pack core"] if name in controller.decoders else []
+        users += [s.name for s in controller.stages if s.bus == name]
+        if health is not None and health.bus == name:
+            users.append(f"BMS_RuntimeHealth every {health.period:g} s")
+        rate = f" {bus.bitrate} bit/s" if bus.bitrate else ""
+        fd = f" FD {bus.data_bitrate or ''}".rstrip() if bus.fd else ""
         lines.append(
-            f"  bus {name}: {bus.interface} {bus.channel}  ({', '.join(core + stages) or 'idle'})"
+            f"  bus {name}: {bus.interface} {bus.channel}{rate}{fd}  ({', '.join(users) or 'idle'})"
         )
+    sources = config.dbc
+    for role in ("slaves", "sensor", "master"):
+        path = getattr(sources, role)
+        lines.append(f"  dbc {role}: {path if path is not None else 'none (in the slave DBC)'}")
     lines += [f"  notice: {notice}" for notice in controller.notices]
+    lines.append(f"  state: {config.state_dir or 'none (nothing survives a restart)'}")
     return "\n".join(lines)
 
 
-def open_store(config: ControllerConfig) -> tuple[StoreWriter | None, Persisted | None]:
-    """The state store of ``state_dir`` (started writer) and what the last run saved."""
+def restored_lines(restored: Persisted | None, counters: RuntimeStats | None) -> list[str]:
+    """What the state store handed back, field by field: the latched faults and SOC always,
+    every other field of the record where it differs from a fresh start."""
+    if restored is None:
+        return ["  restored: nothing (a new state store)"]
+    latched = ", ".join(restored.latched) or "none"
+    soc = (
+        f"SOC {restored.soc_mean:.1f} % (cells {restored.soc_min:.1f}-{restored.soc_max:.1f} %)"
+        if restored.soc_known
+        else "SOC unknown"
+    )
+    lines = [f"  restored: latched faults {latched}; {soc}"]
+    fresh = Persisted().to_record()
+    shown = {"latched", "soc_min", "soc_max", "soc_mean"}
+    lines += [
+        f"  restored: {key} {_plain(value)}"
+        for key, value in restored.to_record().items()
+        if key not in shown and value != fresh.get(key)
+    ]
+    if counters is not None and counters.cycles:
+        lines.append(f"  restored runtime counters: {counters.summary()}")
+    return lines
+
+
+def _plain(value: object) -> str:
+    """A stored value in a few words: a long list (one value per cell) by its range."""
+    if value is None:
+        return "unknown"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, list) and len(value) > 4:
+        known = [v for v in value if isinstance(v, int | float)]
+        if not known:
+            return f"{len(value)} values, none known"
+        unknown = f", {len(value) - len(known)} unknown" if len(known) < len(value) else ""
+        return f"{len(value)} values {min(known):g} to {max(known):g}{unknown}"
+    if isinstance(value, list):
+        return "/".join(_plain(v) for v in value)
+    return str(value)
+
+
+def open_store(
+    config: ControllerConfig,
+) -> tuple[StoreWriter | None, Persisted | None, RuntimeStats | None]:
+    """The state store of ``state_dir`` (started writer), what the last run saved and the
+    runtime counters of every earlier run."""
     if config.state_dir is None:
-        return None, None
+        return None, None, None
     store = Store.open(config.state_dir / STATE_FILE)
     restored = store.load()
-    soc = f"SOC {restored.soc_mean:.1f} %" if restored and restored.soc_known else "SOC unknown"
-    latched = ", ".join(restored.latched) if restored and restored.latched else "none"
-    print(f"  state: {store.path} (restored: latched faults {latched}; {soc})", flush=True)
+    counters = RuntimeStats.from_record(store.counters())
+    print(f"  state file: {store.path}", flush=True)
+    print("\n".join(restored_lines(restored, counters)), flush=True)
     writer = StoreWriter(store)
     writer.start()
-    return writer, restored
+    return writer, restored, counters
+
+
+def health_frame(controller: Controller) -> HealthFrame | None:
+    """BMS_RuntimeHealth from the configured master DBC, checked against every other
+    producer on its bus; None where that DBC does not define it."""
+    health = HealthFrame.of(load_database(controller.config.dbc.master)[0])
+    if health is not None:
+        producers = {"the pack core": controller.status.produced().get(health.bus, frozenset())}
+        for stage in controller.stages:
+            if stage.bus == health.bus:
+                producers[f"stage {stage.name!r}"] = stage.traffic.produces
+        health.check(producers)
+    return health
 
 
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.config) if args.config else default_config()
     controller = Controller(config)
-    print(banner(args.config, controller), flush=True)
+    health = health_frame(controller)
+    print(banner(args.config, controller, health), flush=True)
     buses = open_buses(config)
     last = [0.0]
 
@@ -112,7 +182,7 @@ def run(args: argparse.Namespace) -> int:
             )
 
     now = time.monotonic()
-    writer, restored = open_store(config)
+    writer, restored, counters = open_store(config)
     state = controller.initial_state(now, restored)
     if restored is not None and restored.latched:
         print(Event(now, RESTORED, Level.FAULT, "set", detail=", ".join(restored.latched)))
@@ -124,14 +194,16 @@ def run(args: argparse.Namespace) -> int:
         config.cycle_s,
         on_step=status,
         writer=writer,
+        persist_every=config.persist_every_s,
         reconnector=reconnector,
+        supervision=config.supervision,
+        health=health,
+        restored_stats=counters,
     )
     runtime.install_signal_handlers()
     stats = runtime.run(duration=args.duration)
     print(
-        f"stopped after {stats.cycles} cycles: {stats.overruns} overruns, "
-        f"longest cycle {stats.max_cycle_s * 1e3:.2f} ms, {stats.send_errors} send errors, "
-        f"{stats.step_errors} failed steps, {stats.dropped_frames} dropped frames"
+        f"stopped after {stats.summary()}"
         + (", ended in the safe state after a fault" if faulted[0] else "")
     )
     return EXIT_FAULT if faulted[0] else 0

@@ -35,6 +35,7 @@ class BatchingListener(can.Listener):
         self.dropped = 0
         self.errors = 0  # receive errors, cumulative
         self.last_drained = 0  # frames handed out by the last `drain`
+        self.waiting = 0  # frames the last `drain` left for the next one
         self.error: BaseException | None = None
         self._lock = threading.Lock()
         self._reset_buffer()
@@ -79,18 +80,23 @@ class BatchingListener(can.Listener):
         error, self.error = self.error, None
         return error
 
-    def drain(self) -> FrameBatch:
-        """Frames received since the last call, oldest first."""
+    def drain(self, limit: int | None = None) -> FrameBatch:
+        """Frames received since the last call, oldest first; at most ``limit`` of them, the
+        rest wait (in order) for the next call, so a flood cannot stretch one cycle."""
         with self._lock:
             n = self._count
+            k = n if limit is None else min(n, limit)
             batch = FrameBatch(
-                ids=self._ids[:n].copy(),
-                dlc=self._dlc[:n].copy(),
-                data=self._data[:n].copy(),
-                timestamps=self._timestamps[:n].copy(),
-                extended=self._extended[:n].copy(),
+                ids=self._ids[:k].copy(),
+                dlc=self._dlc[:k].copy(),
+                data=self._data[:k].copy(),
+                timestamps=self._timestamps[:k].copy(),
+                extended=self._extended[:k].copy(),
                 bus_names=(self.bus,),
             )
-            self._count = 0
-        self.last_drained = n
+            for array in (self._ids, self._dlc, self._data, self._timestamps, self._extended):
+                array[: n - k] = array[k:n]  # numpy copies overlapping slices safely
+            self._count = n - k
+        self.last_drained = k
+        self.waiting = n - k
         return batch

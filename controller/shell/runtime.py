@@ -2,9 +2,14 @@
 
 The loop keeps an absolute schedule (``next += period``) on a monotonic clock so it never
 drifts; a cycle that ends after the next deadline counts as an overrun and the schedule skips
-ahead rather than bursting to catch up. On SIGINT/SIGTERM the core is asked for a safe stop
-(limits to zero, contactors open) and stepped until it reports standby or a timeout passes,
-then the buses are closed.
+ahead rather than bursting to catch up. Every cycle is measured (lateness, cycle time, frames
+taken per bus, losses) and judged live by a `Supervisor`; the counts go out on the vehicle
+bus as BMS_RuntimeHealth and into the store. A cycle takes at most
+``max_frames_per_cycle`` frames from each bus, and sends the core's frames in the order the
+core gives them (ContactorCommand first), so a receive flood cannot stretch the step ahead
+of the contactor command. On SIGINT/SIGTERM the core is asked for a safe stop (limits to
+zero, contactors open) and stepped until it reports standby or a timeout passes, then the
+buses are closed.
 """
 
 from __future__ import annotations
@@ -14,7 +19,6 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 import can
@@ -24,9 +28,11 @@ from controller.adapters.base import Level
 from controller.diagnosis.events import Event, Kind
 from controller.frames import FrameBatch, OutFrame
 from controller.persisted import Persisted
+from controller.shell.health_frame import HealthFrame
 from controller.shell.receiver import BatchingListener
 from controller.shell.reconnect import Reconnector, retire
 from controller.shell.store import StoreWriter
+from controller.shell.supervision import Cycle, RuntimeStats, SupervisionConfig, Supervisor
 from controller.shell.systemd import Notifier
 
 log = logging.getLogger(__name__)
@@ -44,16 +50,6 @@ class Core(Protocol):
     def fail_safe_frames(self, state: Any) -> tuple[OutFrame, ...]: ...
 
     def persisted(self, state: Any) -> Persisted: ...
-
-
-@dataclass
-class RuntimeStats:
-    cycles: int = 0
-    overruns: int = 0
-    max_cycle_s: float = 0.0
-    send_errors: int = 0
-    step_errors: int = 0
-    dropped_frames: int = 0
 
 
 class Runtime:
@@ -79,6 +75,9 @@ class Runtime:
         persist_every: float = 5.0,
         service: Notifier | None = None,
         reconnector: Reconnector | None = None,
+        supervision: SupervisionConfig | None = None,
+        health: HealthFrame | None = None,
+        restored_stats: RuntimeStats | None = None,
     ) -> None:
         self.core = core
         self.state = state
@@ -86,7 +85,11 @@ class Runtime:
         self.period = period
         self.clock = clock
         self.on_step = on_step
-        self.stats = RuntimeStats()
+        self.supervision = supervision or SupervisionConfig()
+        self.supervisor = Supervisor(self.supervision, tuple(self.buses), restored_stats)
+        self.health = health
+        self._health_due = clock() + (health.period if health is not None else 0.0)
+        self._store_losses = 0  # writer drops and errors seen so far
         self._stop = threading.Event()
         self.writer = writer
         self.service = service or Notifier()
@@ -102,10 +105,16 @@ class Runtime:
             name: [listener, *(listeners or {}).get(name, ())]
             for name, listener in zip(self.buses, self._listeners, strict=True)
         }
+        self._dropped = dict.fromkeys(self.buses, 0)  # each receiver's drops seen so far
         self._notifiers = {
             name: can.Notifier(bus, self._readers[name], timeout=0.05)
             for name, bus in self.buses.items()
         }
+
+    @property
+    def stats(self) -> RuntimeStats:
+        """This run's counts (`supervisor.total` adds the earlier runs from the store)."""
+        return self.supervisor.run
 
     def stop(self, *_: object) -> None:
         """Ask the loop to stop safely; safe to call from a signal handler."""
@@ -116,45 +125,82 @@ class Runtime:
         signal.signal(signal.SIGTERM, self.stop)
 
     def run(self, duration: float | None = None, shutdown_timeout: float = 3.0) -> RuntimeStats:
-        start = self.clock()
-        deadline = start + self.period
+        start = due = self.clock()
         try:
             while not self._stop.is_set():
                 if duration is not None and self.clock() - start >= duration:
                     break
-                self._cycle()
-                deadline = self._wait(deadline)
+                ended = self._cycle(due)
+                due = self._wait(due + self.period, ended)
             self._safe_stop(shutdown_timeout)
         finally:
             self.close()
         return self.stats
 
-    def _cycle(self) -> None:
+    def _cycle(self, deadline: float) -> float:
+        """One cycle that was due at ``deadline``; returns when its work ended."""
         began = self.clock()
-        batch = FrameBatch.concatenate(listener.drain() for listener in self._listeners)
+        limit = self.supervision.max_frames_per_cycle
+        batch = FrameBatch.concatenate(listener.drain(limit) for listener in self._listeners)
         for listener in self._listeners:
             self._watch_receive(listener)
         self._reconnect(began)
+        send_errors = 0
+        failed = False
+        events: tuple[Event, ...] = ()
         try:
             result = self.core.step(self.state, batch, began)
         except Exception:  # noqa: BLE001 - the loop must outlive a defect in a step
-            self.stats.step_errors += 1
+            failed = True
             log.exception("step failed: stopping safely, contactors open, limits zero")
             self.state = self.core.request_shutdown(self.state)
-            self._send(self.core.fail_safe_frames(self.state))
+            send_errors += self._send(self.core.fail_safe_frames(self.state))
         else:
             self.state = result.state
-            self._send(result.frames)
-            self._persist(result.events, began)
+            send_errors += self._send(result.frames)  # in the core's order: contactors first
+            events = result.events
             self.service.notify("WATCHDOG=1" if self._ready else "READY=1")
             self._ready = True
-            for line in map(str, result.events):
+            for line in map(str, events):
                 log.warning("%s", line)
+        if self.health is not None and began >= self._health_due:
+            send_errors += self._send((self.health.encode(self.supervisor.take("frame")),))
+            skipped = int((began - self._health_due) / self.health.period)
+            self._health_due += (skipped + 1) * self.health.period
         if self.on_step is not None:
             self.on_step(self.state, began)
-        elapsed = self.clock() - began
-        self.stats.cycles += 1
-        self.stats.max_cycle_s = max(self.stats.max_cycle_s, elapsed)
+        ended = self.clock()
+        cycle = self._measured(deadline, began, ended, send_errors, failed)
+        judged = self.supervisor.observe(cycle)
+        for event in judged:
+            log.warning("%s", event)
+        if not failed:
+            self._persist((*events, *judged), began)
+        if (line := self.supervisor.summary(began)) is not None:
+            log.warning("%s", line)
+        return ended
+
+    def _measured(
+        self, deadline: float, began: float, ended: float, send_errors: int, failed: bool
+    ) -> Cycle:
+        dropped = {}
+        for listener in self._listeners:
+            dropped[listener.bus] = listener.dropped - self._dropped[listener.bus]
+            self._dropped[listener.bus] = listener.dropped
+        losses = 0 if self.writer is None else self.writer.dropped + self.writer.errors
+        store_drops, self._store_losses = losses - self._store_losses, losses
+        return Cycle(
+            deadline,
+            began,
+            ended,
+            self.period,
+            taken={listener.bus: listener.last_drained for listener in self._listeners},
+            waiting={listener.bus: listener.waiting for listener in self._listeners},
+            dropped=dropped,
+            send_errors=send_errors,
+            failed=failed,
+            store_drops=store_drops,
+        )
 
     def _persist(self, events: tuple[Event, ...], now: float, force: bool = False) -> None:
         """Hand the store the events, and the persisted state when a latch changed or every
@@ -165,7 +211,7 @@ class Runtime:
         latch_changed = self._persisted is None or persisted.latched != self._persisted.latched
         if force or latch_changed or now - self._persisted_at >= self.persist_every:
             self._persisted, self._persisted_at = persisted, now
-            self.writer.submit(persisted, events)
+            self.writer.submit(persisted, events, self.supervisor.total.as_record())
         elif events:
             self.writer.submit(None, events)
 
@@ -222,19 +268,28 @@ class Runtime:
         )
         (log.error if kind == "set" else log.warning)("%s", event)
 
-    def _wait(self, deadline: float) -> float:
-        now = self.clock()
+    def _wait(self, deadline: float, now: float) -> float:
+        """Wait for ``deadline``, the next cycle's due time. When it already passed at
+        ``now`` (an overrun), the next cycle runs at once for the latest deadline that
+        passed; the ones before it are skipped, so the loop never bursts to catch up."""
         if now > deadline:
-            self.stats.overruns += 1
-            missed = int((now - deadline) / self.period) + 1
-            return deadline + missed * self.period
-        self._stop.wait(deadline - now)
-        return deadline + self.period
+            return deadline + int((now - deadline) / self.period) * self.period
+        self._stop.wait(deadline - self.clock())
+        return deadline
 
-    def _send(self, frames: tuple[OutFrame, ...] | list[OutFrame]) -> None:
+    def _send(self, frames: tuple[OutFrame, ...] | list[OutFrame]) -> int:
+        """Send in the given order; the frames that could not be sent, counted.
+
+        After a failure on a bus the rest of its frames in this call are not tried: a bus
+        that is off or whose queue is full would cost a timeout per frame, every cycle."""
+        errors = 0
+        failed: set[str] = set()
         for frame in frames:
             bus = self.buses.get(frame.bus)
             if bus is None:
+                continue
+            if frame.bus in failed:
+                errors += 1
                 continue
             msg = can.Message(
                 arbitration_id=frame.arbitration_id,
@@ -245,7 +300,8 @@ class Runtime:
             try:
                 bus.send(msg, timeout=0.005)
             except (can.CanError, OSError, ValueError) as exc:  # a lost adapter, a full queue
-                self.stats.send_errors += 1
+                errors += 1
+                failed.add(frame.bus)
                 if frame.bus not in self._send_failing:
                     self._send_failing.add(frame.bus)
                     self._report("bus_send_error", "set", frame.bus, f"send failed: {exc}")
@@ -253,6 +309,7 @@ class Runtime:
                 if frame.bus in self._send_failing:
                     self._send_failing.discard(frame.bus)
                     self._report("bus_send_error", "cleared", frame.bus, "sends again")
+        return errors
 
     def _safe_stop(self, timeout: float) -> None:
         log.info("stopping: limits to zero, opening contactors")
@@ -260,7 +317,7 @@ class Runtime:
         self.state = self.core.request_shutdown(self.state)
         end = self.clock() + timeout
         while self.clock() < end:
-            self._cycle()
+            self._cycle(self.clock())
             if self.core.is_safe(self.state):
                 return
             time.sleep(self.period)
@@ -272,16 +329,6 @@ class Runtime:
         if self.writer is not None:
             self._persist((), self.clock(), force=True)
             self.writer.finish()
-        self.stats.dropped_frames = sum(listener.dropped for listener in self._listeners)
         for bus in self.buses.values():
             bus.shutdown()
-        log.info(
-            "runtime stopped: %d cycles, %d overruns, max cycle %.2f ms, %d send errors, "
-            "%d failed steps, %d frames dropped",
-            self.stats.cycles,
-            self.stats.overruns,
-            self.stats.max_cycle_s * 1e3,
-            self.stats.send_errors,
-            self.stats.step_errors,
-            self.stats.dropped_frames,
-        )
+        log.info("runtime stopped: %s", self.stats.summary())

@@ -1,8 +1,10 @@
 """The controller's state store: one SQLite file that survives a kill -9 and a restart.
 
 It keeps what protects people and what the pack needs (`controller.persisted.Persisted`:
-latched faults, SOC) and the event history. SQLite in WAL mode makes every committed
-transaction atomic, so the file is never half written whenever the process dies.
+latched faults, SOC), the event history, and the control loop's cumulative counters (late
+cycles, overruns, lost frames: `controller.shell.supervision.RuntimeStats`) across restarts.
+SQLite in WAL mode makes every committed transaction atomic, so the file is never half
+written whenever the process dies.
 ``synchronous = NORMAL`` is enough in WAL mode: a killed process loses nothing it committed
 (the operating system holds the pages), and a power cut can lose only the last transactions,
 never the file's consistency; ``FULL`` would add an fsync to every commit, on the control
@@ -20,7 +22,7 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -39,8 +41,12 @@ MIGRATIONS = (
                          value REAL, threshold REAL, element_kind TEXT, elements TEXT,
                          detail TEXT NOT NULL);
     """,
+    """
+    CREATE TABLE runtime_counters (name TEXT PRIMARY KEY, value REAL NOT NULL);
+    """,
 )
 QUEUE_SIZE = 256
+_Request = tuple[Persisted | None, tuple[Event, ...], Mapping[str, float] | None]
 
 
 class Store:
@@ -74,13 +80,23 @@ class Store:
             return None
         return Persisted.from_record(json.loads(row[0]))
 
-    def save(self, persisted: Persisted) -> None:
+    def save(self, persisted: Persisted, counters: Mapping[str, float] | None = None) -> None:
+        """The persisted record and, when given, the runtime counters, in one transaction."""
         record = persisted.to_record()
         with self._db:
             self._db.execute(
                 "INSERT OR REPLACE INTO persisted (id, saved_at, record) VALUES (1, ?, ?)",
                 (time.time(), json.dumps(record)),
             )
+            if counters is not None:
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO runtime_counters (name, value) VALUES (?, ?)",
+                    counters.items(),
+                )
+
+    def counters(self) -> dict[str, float]:
+        """The runtime counters the last save wrote, by name; empty for a new store."""
+        return dict(self._db.execute("SELECT name, value FROM runtime_counters").fetchall())
 
     def append(self, events: Iterable[Event]) -> None:
         rows = [
@@ -125,24 +141,28 @@ class StoreWriter(threading.Thread):
         self.dropped = 0
         self.errors = 0
         self.last_error: BaseException | None = None
-        self._queue: queue.Queue[tuple[Persisted | None, tuple[Event, ...]] | None] = queue.Queue(
-            QUEUE_SIZE
-        )
+        self._queue: queue.Queue[_Request | None] = queue.Queue(QUEUE_SIZE)
 
-    def submit(self, persisted: Persisted | None, events: tuple[Event, ...] = ()) -> None:
+    def submit(
+        self,
+        persisted: Persisted | None,
+        events: tuple[Event, ...] = (),
+        counters: Mapping[str, float] | None = None,
+    ) -> None:
+        """Queue a write; ``counters`` are saved with ``persisted``, in its transaction."""
         try:
-            self._queue.put_nowait((persisted, events))
+            self._queue.put_nowait((persisted, events, counters))
         except queue.Full:
             self.dropped += 1
 
     def run(self) -> None:
         while (item := self._queue.get()) is not None:
-            persisted, events = item
+            persisted, events, counters = item
             try:
                 if events:
                     self.store.append(events)
                 if persisted is not None:
-                    self.store.save(persisted)
+                    self.store.save(persisted, counters)
             except sqlite3.Error as exc:  # a full disk must not stop the writer
                 self.errors += 1
                 self.last_error = exc
