@@ -12,6 +12,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from types import SimpleNamespace
 
 import can
 import numpy as np
@@ -27,6 +28,7 @@ from controller.errors import RuntimeFault
 from controller.persisted import Persisted
 from controller.shell.runtime import Runtime
 from controller.shell.store import MIGRATIONS, QUEUE_SIZE, Store, StoreWriter
+from controller.shell.supervision import RuntimeStats
 
 
 def test_a_new_store_is_empty_and_at_the_current_schema(tmp_path: Path) -> None:
@@ -165,3 +167,77 @@ def test_the_runtime_keeps_the_store_current_without_waiting_on_it(tmp_path: Pat
     assert saved is not None and saved.latched == () and not saved.soc_known
     assert ("source_silent", "set") in {(d, k) for _, d, k, _ in store.history()}
     assert writer.dropped == 0 and writer.errors == 0
+
+
+def test_a_store_of_the_first_schema_is_migrated_and_keeps_its_record(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite"
+    db = sqlite3.connect(path, isolation_level=None)
+    db.executescript(f"BEGIN; {MIGRATIONS[0]} PRAGMA user_version = 1; COMMIT;")
+    db.execute(
+        "INSERT INTO persisted (id, saved_at, record) VALUES (1, 0, ?)",
+        ('{"latched": ["cell_overvoltage"], "soc_min": 40.0, "soc_max": 42.0, "soc_mean": 41.0}',),
+    )
+    db.close()
+    store = Store.open(path)
+    assert store.version == len(MIGRATIONS) > 1
+    assert store.load() == Persisted(("cell_overvoltage",), 40.0, 42.0, 41.0)
+    assert store.counters() == {}, "no runtime counters before the release that keeps them"
+    store.close()
+
+
+def test_runtime_counters_are_written_with_the_record_and_summed_over_runs(
+    tmp_path: Path,
+) -> None:
+    """Two runs on a virtual clock: the second starts from what the first stored."""
+
+    class Clock:
+        now = 50.0
+
+        def __call__(self) -> float:
+            return self.now
+
+        def wait(self, seconds: float) -> bool:
+            self.now += seconds
+            return False
+
+    class Core:
+        def __init__(self, clock: Clock, cost: float) -> None:
+            self.clock, self.cost = clock, cost
+
+        def step(self, state, batch, now):  # noqa: ANN001, ANN202
+            self.clock.now += self.cost
+            return SimpleNamespace(state=state, frames=(), events=())
+
+        def persisted(self, state) -> Persisted:  # noqa: ANN001
+            return Persisted()
+
+    def run(cycles: int, cost: float) -> RuntimeStats:
+        store = Store.open(tmp_path / "s.sqlite")
+        restored = RuntimeStats.from_record(store.counters())
+        writer = StoreWriter(store)
+        writer.start()
+        clock = Clock()
+        done = [0]
+        runtime = Runtime(
+            Core(clock, cost),
+            None,
+            {},
+            0.01,
+            clock=clock,
+            on_step=lambda *_: done.__setitem__(0, done[0] + 1),
+            writer=writer,
+            restored_stats=restored,
+        )
+        runtime._stop = SimpleNamespace(wait=clock.wait, is_set=lambda: done[0] >= cycles)
+        runtime._safe_stop = lambda timeout: None
+        runtime.run()
+        return runtime.stats
+
+    first = run(300, 0.002)
+    second = run(200, 0.015)  # every cycle overruns its 10 ms period
+    store = Store.open(tmp_path / "s.sqlite")
+    total = RuntimeStats.from_record(store.counters())
+    store.close()
+    assert (first.cycles, second.cycles, total.cycles) == (300, 200, 500)
+    assert (first.overruns, total.overruns) == (0, second.overruns) and second.overruns == 200
+    assert total.max_cycle_s == pytest.approx(0.015)
