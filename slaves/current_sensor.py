@@ -106,6 +106,8 @@ class CurrentSensor:
         self._last_raw = dict.fromkeys(IvtResult, 0)
         self._faults: dict[SensorFault, frozenset[IvtResult]] = {}
         self._commands: list[can.Message] = []
+        self.error_offset_a = 0.0
+        self.error_gain = 1.0
 
     # --- fault injection ---------------------------------------------------------------
 
@@ -114,6 +116,12 @@ class CurrentSensor:
 
     def clear(self, fault: SensorFault) -> None:
         self._faults.pop(fault, None)
+
+    def miscalibrate(self, offset_a: float = 0.0, gain: float = 1.0) -> None:
+        """From now on the current reads ``gain`` x true + ``offset_a`` (on top of the
+        configured offset); ``miscalibrate()`` restores the calibration."""
+        self.error_offset_a = offset_a
+        self.error_gain = gain
 
     def _faulty(self, fault: SensorFault, result: IvtResult) -> bool:
         return result in self._faults.get(fault, ())
@@ -129,7 +137,7 @@ class CurrentSensor:
             c.voltage_noise_v,
             c.voltage_noise_v,
         )
-        current = self.circuit.pack_current + c.current_offset_a + noise[0]
+        current = self._read_current() + noise[0]
         u1 = self.circuit.pack_terminal_voltage + noise[1]
         return {
             IvtResult.I: current * 1e3,
@@ -141,6 +149,11 @@ class CurrentSensor:
             IvtResult.As: self.charge_as,
             IvtResult.Wh: self.energy_wh,
         }
+
+    def _read_current(self) -> float:
+        """The current the shunt reports, with the calibration errors (before noise)."""
+        true = self.circuit.pack_current
+        return self.error_gain * true + self.config.current_offset_a + self.error_offset_a
 
     def _frame(self, result: IvtResult, value: float, t: float, ocs: bool) -> can.Message:
         q = result.name
@@ -248,6 +261,6 @@ class CurrentSensor:
 
     def _integrate(self, dt: float) -> None:
         """Charge and energy counters follow the true current (the sensor's own integral)."""
-        current = self.circuit.pack_current + self.config.current_offset_a
+        current = self._read_current()
         self.charge_as += current * dt
         self.energy_wh += current * self.circuit.pack_terminal_voltage * dt / 3600.0

@@ -30,6 +30,8 @@ class FaultMasks:
     open_wire: np.ndarray  # (modules, cells) bool
     sensor_open: np.ndarray  # (modules, sensors) bool
     sensor_short: np.ndarray  # (modules, sensors) bool
+    sensor_stuck: np.ndarray  # (modules, sensors) bool
+    sensor_stuck_value: np.ndarray  # (modules, sensors) degC; NaN = hold the last reading
     silent: np.ndarray  # (modules,) bool
     crc_corrupt: np.ndarray  # (modules,) bool
     counter_step: np.ndarray  # (modules,) int: 1 normal, 0 frozen, >1 jumping
@@ -44,6 +46,8 @@ class FaultMasks:
             open_wire=np.zeros((m, c), bool),
             sensor_open=np.zeros((m, s), bool),
             sensor_short=np.zeros((m, s), bool),
+            sensor_stuck=np.zeros((m, s), bool),
+            sensor_stuck_value=np.full((m, s), np.nan),
             silent=np.zeros(m, bool),
             crc_corrupt=np.zeros(m, bool),
             counter_step=np.ones(m, np.int64),
@@ -112,6 +116,24 @@ class SensorShort:
 
     def apply(self, masks: FaultMasks) -> None:
         masks.sensor_short[self.module, self.sensor] = True
+
+
+@dataclass(frozen=True)
+class SensorStuck:
+    """A temperature reading stops following: ``celsius``, or the last reading if None.
+
+    ``sensor`` None sticks every sensor of the module (a hung multiplexer or ADC).
+    """
+
+    module: int
+    sensor: int | None = None
+    celsius: float | None = None
+
+    def apply(self, masks: FaultMasks) -> None:
+        which = slice(None) if self.sensor is None else self.sensor
+        masks.sensor_stuck[self.module, which] = True
+        value = np.nan if self.celsius is None else self.celsius
+        masks.sensor_stuck_value[self.module, which] = value
 
 
 @dataclass(frozen=True)

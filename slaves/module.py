@@ -258,6 +258,9 @@ class SlaveModules:
         f = self.faults.masks
         true = self.plant.thermal.sensor_temperatures[due]
         measured = true + self.params.temperature_noise_k * self.rng.standard_normal(true.shape)
+        held = f.sensor_stuck_value[due]
+        held = np.where(np.isnan(held), self.reported_temperature[due], held)
+        measured = np.where(f.sensor_stuck[due], held, measured)
         low, high = self.temperatures.value_range()
         measured = np.where(f.sensor_open[due], low, measured)
         measured = np.where(f.sensor_short[due], high, measured)
