@@ -34,6 +34,7 @@ from controller.canopen_node.stage import BatteryNodeStage
 from controller.config.ingest import build_decoders, load_databases
 from controller.config.loader import ControllerConfig
 from controller.contactors import (
+    Cause,
     Commands,
     ContactorInputs,
     ContactorMachine,
@@ -47,19 +48,23 @@ from controller.diagnosis import Event
 from controller.diagnosis.ingest import IngestDiagnosisState, diagnose
 from controller.errors import ConfigError
 from controller.estimation import SohEstimator, SohState
+from controller.fault_reset import EMS, ERROR_STATE, ResetState, answer
 from controller.frames import FrameBatch, OutFrame
 from controller.ingest import BatchDecoder, IngestState
+from controller.life import LifeCounters, LifeInputs, LifeState, step_life
 from controller.limits import Derating, LimitInputs, Limits, LimitsState, SocEstimator, SocState
 from controller.limits.soc import SocSource
 from controller.pack_view import PackView, build_view, protection_inputs
 from controller.persisted import RESTORED, Persisted
-from controller.protection import Protection, ProtectionState
+from controller.protection import Check, Protection, ProtectionState
 from controller.stage import Stage, StageInputs, StageOutput
 from controller.status_frames import StatusFrames
 from controller.traffic import check_traffic
 
 INTERNAL, VEHICLE = "internal", "vehicle"  # the buses the pack core itself lives on
 STAGE_EXCEPTION = "stage_exception"  # the catalogue entry of a stage that raised
+CHECKS = {check.value: check for check in Check}
+CONTACTOR_DIAGNOSES = frozenset(d for cause in Cause if (d := diagnosis_of(cause)) is not None)
 
 
 @dataclass(frozen=True)
@@ -87,6 +92,9 @@ class ControllerState:
     diagnosis: dict[str, IngestDiagnosisState]  # per bus: silent sources, E2E reject rates
     failed_stages: frozenset[str] = frozenset()  # latched until a fault reset
     restored_faults: frozenset[str] = frozenset()  # latched before a restart, until a reset
+    stages_failing: frozenset[str] = frozenset()  # stages that raised in the last step
+    reset: ResetState = ResetState()  # fault reset requests being answered
+    life: LifeState = LifeState()  # life counters and the last step's V and I
     started_at: float = 0.0
     initialised: bool = False
     shutdown: bool = False
@@ -128,6 +136,11 @@ class Controller:
         slaves_db, master_db = dbs["slaves"], dbs["master"]
         self.protection = Protection(config.protection)
         self.contactors = ContactorMachine(config.contactors)
+        self._fault_rows = {  # the debounce row of each check's latching (fault) level
+            check: list(cfg.levels).index(Level.FAULT)
+            for check, cfg in config.protection.checks.items()
+            if cfg.enabled and Level.FAULT in cfg.levels
+        }
         self.limits = Derating(config.limits)
         self.soc = SocEstimator(config.soc)
         self.soh = SohEstimator(config.soh, config.soc, config.pack.cells)
@@ -152,7 +165,8 @@ class Controller:
 
     def initial_state(self, now: float = 0.0, restored: Persisted | None = None) -> ControllerState:
         """The state at start; ``restored`` (what a previous run stored) asserts its latched
-        faults again, so the contactors stay open until a reset, and resumes its SOC."""
+        faults again, so the contactors stay open until a reset, resumes its SOC and carries
+        on its life counters."""
         state = ControllerState(
             ingest={role: decoder.new_state() for role, decoder in self.decoders.items()},
             protection=self.protection.initial_state(),
@@ -180,22 +194,18 @@ class Controller:
             soc = SocState(
                 None, restored.soc_min, restored.soc_max, restored.soc_mean, None, SocSource.COUNTED
             )
-        return replace(state, soc=soc, restored_faults=frozenset(restored.latched))
+        life = LifeState(LifeCounters.of(restored))
+        return replace(state, soc=soc, restored_faults=frozenset(restored.latched), life=life)
 
     def persisted(self, state: ControllerState) -> Persisted:
-        """What must survive a restart: every fault latched now, and the SOC."""
-        latched = {
-            check.value for check, level in state.protection.levels.items() if level >= Level.FAULT
-        }
-        latched |= {diagnosis_of(f.cause) for f in state.contactors.faults} - {None}
-        if state.failed_stages:
-            latched.add(STAGE_EXCEPTION)
-        latched |= state.restored_faults
+        """What must survive a restart: every fault latched now, the SOC, the life counters."""
+        latched = tuple(sorted(_latched(state)))
+        life = state.life.counters.as_fields()
         health = state.soh.health.stored
         soc = state.soc
         if not soc.valid:
-            return Persisted(tuple(sorted(latched)), **health)
-        return Persisted(tuple(sorted(latched)), soc.soc_min, soc.soc_max, soc.soc_mean, **health)
+            return Persisted(latched, **life, **health)
+        return Persisted(latched, soc.soc_min, soc.soc_max, soc.soc_mean, **life, **health)
 
     def request_shutdown(self, state: ControllerState) -> ControllerState:
         """Limits to zero and contactors open from the next step on, whatever is requested."""
@@ -238,15 +248,9 @@ class Controller:
         vehicle = ingest[VEHICLE].measurements
         view = build_view(internal, self.config.pack, self.config.ingest, now)
 
-        request, reset, ems_age = self._ems(vehicle, now, state.shutdown)
-        failed_stages, restored = state.failed_stages, state.restored_faults
-        if reset:
-            for cleared, names in ((STAGE_EXCEPTION, failed_stages), (RESTORED, restored)):
-                if names:
-                    detail = ", ".join(sorted(names))
-                    events.append(Event(now, cleared, Level.FAULT, "cleared", detail=detail))
-            failed_stages = restored = frozenset()
-        latched = bool(failed_stages or restored)
+        request, ems_reset, ems_age = self._ems(vehicle, now, state.shutdown)
+        requesting = frozenset((EMS,) if ems_reset else ()) | state.reset.pending
+        reset = bool(requesting)
         feedback = self._feedback(internal, now)
         initialised = state.initialised or self._initialised(view, state.started_at, now)
         if initialised:
@@ -257,6 +261,13 @@ class Controller:
             events.extend(found)
         else:
             protection, request = state.protection, Request.STANDBY
+        failed_stages, restored = state.failed_stages, state.restored_faults
+        if reset:
+            failed_stages, restored, found = self._reset_latches(
+                state, protection, feedback, initialised, now
+            )
+            events.extend(found)
+        latched = bool(failed_stages or restored)
         if state.contactors.state is ContactorState.STANDBY and not _complete(view):
             request = Request.STANDBY  # never start closing onto a pack not fully measured
 
@@ -324,7 +335,7 @@ class Controller:
         )
 
         snapshot = self._snapshot(view, protection, contactors, limits, soc, soh, now)
-        stage_states, frames, stage_events, limits, failed_now = self._run_stages(
+        stage_states, frames, stage_events, limits, failed_now, asked = self._run_stages(
             state.stages, snapshot, batch, limits, now
         )
         events.extend(stage_events)
@@ -332,15 +343,53 @@ class Controller:
             failed_stages |= failed_now
         snapshot = replace(snapshot, ccl=limits.ccl, dcl=limits.dcl)  # as published
 
+        latched_before = _latched(state)
+        after = replace(
+            state,
+            protection=protection,
+            contactors=contactors,
+            failed_stages=failed_stages,
+            restored_faults=restored,
+        )
+        latched_now = _latched(after)
+        booked = answer(
+            state.reset,
+            requesting,
+            latched_before | _in_error(state.contactors),
+            latched_now | _in_error(contactors),
+            lambda: self._why(after, request, feedback, initialised, failed_now),
+            asked,
+            now,
+            self.catalogue,
+        )
+        events.extend(booked.events)
+        life = step_life(
+            self.config.life,
+            state.life,
+            LifeInputs(
+                view.pack_voltage.value,
+                view.pack_voltage.valid,
+                view.current.value,
+                view.current.valid,
+                tuple(state.contactors.commands),
+                tuple(contactors.commands),
+                booked.accepted,
+                booked.refused,
+                len(latched_now - latched_before),
+            ),
+            now,
+        )
+
         counters = dict(state.counters)
         changed = contactors.commands != state.contactors.commands
         old = state.published
         cut = (limits.ccl == 0 < old.ccl) or (limits.dcl == 0 < old.dcl)
         force = ("ContactorCommand",) * changed + ("BMS_Limits",) * cut  # safety news at once
         due, next_due = schedule(state.next_due, self._periods, now, force=force)
+        first: list[OutFrame] = []  # the contactor command leads every cycle's frames
         for name in due:
             if name == "ContactorCommand":
-                frames.append(self.status.contactor_command(contactors.commands, counters))
+                first.append(self.status.contactor_command(contactors.commands, counters))
             elif name == "balancing" and self.balancing is not None:
                 counters["balancing"] = counters.get("balancing", 0) + 1
                 frames.extend(self.balancing.encode(bleed, counters["balancing"]))
@@ -349,6 +398,7 @@ class Controller:
                     self.status.encode(name, snapshot, protection, contactors, feedback, counters)
                 )
 
+        frames = first + frames
         new_state = ControllerState(
             ingest=ingest,
             protection=protection,
@@ -364,6 +414,9 @@ class Controller:
             diagnosis=diagnosis,
             failed_stages=failed_stages,
             restored_faults=restored,
+            stages_failing=failed_now,
+            reset=booked.state,
+            life=life,
             started_at=state.started_at,
             initialised=initialised,
             shutdown=state.shutdown,
@@ -379,8 +432,11 @@ class Controller:
         batch: FrameBatch,
         limits: Limits,
         now: float,
-    ) -> tuple[tuple[Any, ...], list[OutFrame], list[Event], Limits, frozenset[str]]:
-        """Every configured stage on its bus; their caps can only lower the limits.
+    ) -> tuple[
+        tuple[Any, ...], list[OutFrame], list[Event], Limits, frozenset[str], frozenset[str]
+    ]:
+        """Every configured stage on its bus; their caps can only lower the limits, and those
+        that ask for a fault reset are named (the core applies it in the next step).
 
         A stage that raises keeps its previous state, sends nothing this cycle, caps the
         limits to zero and is reported as failed (latched by the caller): the rest of the
@@ -390,6 +446,7 @@ class Controller:
         frames: list[OutFrame] = []
         events: list[Event] = []
         failed: set[str] = set()
+        asked: set[str] = set()
         for stage, stage_state in zip(self.stages, states, strict=True):
             inputs = StageInputs(snapshot, batch.on(stage.bus))
             try:
@@ -401,7 +458,103 @@ class Controller:
             frames.extend(output.frames)
             events.extend(output.events)
             limits = _capped(limits, output.limits.max_ccl, output.limits.max_dcl)
-        return tuple(new_states), frames, events, limits, frozenset(failed)
+            if output.reset_requested:
+                asked.add(stage.name)
+        return tuple(new_states), frames, events, limits, frozenset(failed), frozenset(asked)
+
+    def _reset_latches(
+        self,
+        state: ControllerState,
+        protection: ProtectionState,
+        feedback: Feedback,
+        initialised: bool,
+        now: float,
+    ) -> tuple[frozenset[str], frozenset[str], list[Event]]:
+        """Failed stages and restored faults left latched by a reset: a stage that raised in
+        the last step stays, a restored fault stays while its cause is present or unknown."""
+        stages = state.failed_stages - state.stages_failing
+        restored = frozenset(
+            d for d in state.restored_faults if self._gone(d, protection, feedback, initialised)
+        )
+        events = [
+            Event(now, diagnosis, Level.FAULT, "cleared", detail=", ".join(sorted(names)))
+            for diagnosis, names in ((STAGE_EXCEPTION, stages), (RESTORED, restored))
+            if names
+        ]
+        return state.failed_stages - stages, state.restored_faults - restored, events
+
+    def _gone(
+        self, diagnosis: str, protection: ProtectionState, feedback: Feedback, initialised: bool
+    ) -> bool:
+        """Is the cause of a fault restored from before a restart gone now?"""
+        if not initialised:
+            return False  # not measured yet is not gone
+        check = CHECKS.get(diagnosis)
+        if check is not None:
+            return self._quiet(protection, check)
+        if diagnosis in CONTACTOR_DIAGNOSES:
+            return all(f is False for f in feedback)
+        return True
+
+    def _quiet(self, protection: ProtectionState, check: Check) -> bool:
+        """No element violates the check's fault level, counts towards it or holds it."""
+        row, debounce = self._fault_rows.get(check), protection.debounce.get(check)
+        if row is None or debounce is None:
+            return True
+        return not (
+            debounce.active[row].any()
+            or debounce.prev_violated[row].any()
+            or (debounce.counter[row] > 0).any()
+        )
+
+    def _why(
+        self,
+        state: ControllerState,
+        request: Request,
+        feedback: Feedback,
+        initialised: bool,
+        failing: frozenset[str],
+    ) -> dict[str, str]:
+        """Why each latch of ``state`` holds, for the log of a refused reset."""
+        why: dict[str, str] = {}
+        for diagnosis in state.restored_faults:
+            if not initialised:
+                why[diagnosis] = "restored after a restart; not every measurement has arrived"
+            elif diagnosis in CONTACTOR_DIAGNOSES:
+                why[diagnosis] = "restored after a restart; contacts not confirmed open"
+            else:
+                why[diagnosis] = "restored after a restart; cause still present"
+        for check, level in state.protection.levels.items():
+            if level >= Level.FAULT:
+                why[check.value] = self._check_reason(state.protection, check)
+        contactors = _contactor_reason(
+            state.contactors,
+            request,
+            feedback,
+            state.protection.fault_active or bool(state.failed_stages or state.restored_faults),
+        )
+        for fault in state.contactors.faults:
+            if (diagnosis := diagnosis_of(fault.cause)) is not None:
+                why[diagnosis] = contactors
+        why[ERROR_STATE] = contactors
+        if state.failed_stages:
+            again = state.failed_stages & failing
+            why[STAGE_EXCEPTION] = (
+                f"{', '.join(sorted(again))} raised again in this cycle"
+                if again
+                else f"{', '.join(sorted(state.failed_stages))} still raised at the reset"
+            )
+        return why
+
+    def _check_reason(self, protection: ProtectionState, check: Check) -> str:
+        row, debounce = self._fault_rows[check], protection.debounce[check]
+        active = debounce.active[row]
+        if debounce.prev_violated[row][active].any():
+            return "cause still present"
+        if not debounce.prev_clear_ok[row][active].all():
+            return "within the hysteresis, or not validly measured"
+        delay = self.config.protection.checks[check].levels[Level.FAULT].clear_delay_ms
+        return f"gone for less than its clear delay ({delay:g} ms)"
 
     def _initialised(self, view: PackView, started_at: float, now: float) -> bool:
         """Startup ends once every measurement has arrived, or at the startup timeout.
@@ -478,6 +631,39 @@ class Controller:
             capacity_ah=self.config.pack.capacity_ah,
             data_valid=v.count == self.config.pack.cells and t.valid and view.current.valid,
         )
+
+
+def _latched(state: ControllerState) -> frozenset[str]:
+    """Every fault latched in ``state``, by diagnosis ID."""
+    latched = {
+        check.value for check, level in state.protection.levels.items() if level >= Level.FAULT
+    }
+    latched |= {d for f in state.contactors.faults if (d := diagnosis_of(f.cause)) is not None}
+    if state.failed_stages:
+        latched.add(STAGE_EXCEPTION)
+    return frozenset(latched | state.restored_faults)
+
+
+def _in_error(contactors: ContactorStatus) -> frozenset[str]:
+    """``ERROR_STATE`` while the contactors are held in FAULT: a latch of its own."""
+    return frozenset((ERROR_STATE,) if contactors.state is ContactorState.FAULT else ())
+
+
+def _contactor_reason(
+    contactors: ContactorStatus, request: Request, feedback: Feedback, fault_open: bool
+) -> str:
+    """Why the contactors stay in FAULT (the gates of `ContactorMachine` in order)."""
+    if contactors.state is not ContactorState.FAULT:
+        return "left the error state"
+    if any(contactors.commands):
+        return "contactors still commanded closed (current above the break current)"
+    if fault_open:
+        return "other faults stay latched"
+    if request is not Request.STANDBY:
+        return f"{request.name.lower()} requested; a reset needs standby"
+    if not all(f is False for f in feedback):
+        return "auxiliary contacts not all confirmed open"
+    return "no reset request in this cycle"
 
 
 def _complete(view: PackView) -> bool:

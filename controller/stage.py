@@ -36,6 +36,7 @@ class StageOutput:
     frames: tuple[OutFrame, ...] = ()
     events: tuple[Event, ...] = ()
     limits: LimitRequest = LimitRequest()  # a cap; it can only lower the limits
+    reset_requested: bool = False  # a fault reset asked on this stage's bus, applied next step
 
 
 @dataclass(frozen=True)

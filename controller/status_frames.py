@@ -1,11 +1,15 @@
 """The controller's own frames (dbc/canbms_master.dbc): status, limits, statistics, contactors.
 
 Values come from the step's snapshot; encoding saturates at the DBC field limits, so an
-invalid (NaN) statistic goes out as 0 rather than stopping the step. Each frame carries a
+invalid (NaN) statistic goes out as 0 rather than stopping the step, except the SOC: an
+unknown SOC goes out as the DBC's ``NotAvailable`` value, never as 0 %. Each frame carries a
 4-bit alive counter where the DBC defines one.
 """
 
 from __future__ import annotations
+
+import math
+from typing import Any
 
 from cantools.database.can import Database
 
@@ -62,6 +66,14 @@ def _contact_state(closed: bool | None, faulty: bool) -> float:
     return 1.0 if closed else 0.0
 
 
+def _not_available(signal: Any) -> int:
+    """The raw value the DBC names ``NotAvailable`` (else all ones, out of the 0..100 % range)."""
+    for raw, name in (signal.choices or {}).items():
+        if str(name) == "NotAvailable":
+            return int(raw)
+    return (1 << signal.length) - 1
+
+
 def _counter(counters: dict[str, int], name: str) -> int:
     counters[name] = (counters.get(name, -1) + 1) % 16
     return counters[name]
@@ -76,6 +88,9 @@ class StatusFrames:
             for name in VEHICLE_FRAMES
         }
         self._command = FrameEncoder(master.get_message_by_name("ContactorCommand"), "internal")
+        self._soc_not_available = _not_available(
+            master.get_message_by_name("BMS_PackValues").get_signal_by_name("BMS_SOC")
+        )
         self.periods = {
             name: (master.get_message_by_name(name).cycle_time or 100) / 1000.0
             for name in (*VEHICLE_FRAMES, "ContactorCommand")
@@ -158,11 +173,14 @@ class StatusFrames:
                     "BMS_MaxTemperatureIndex": snap.max_temperature_position,
                 }
             )
-        return encoder.encode(
-            {
-                "BMS_PackVoltage": snap.pack_voltage,
-                "BMS_PackCurrent": snap.pack_current,
-                "BMS_SOC": snap.soc,
-                "BMS_SOH": snap.soh,
-            }
-        )
+        raw = {
+            name: encoder.raw(name, value)
+            for name, value in (
+                ("BMS_PackVoltage", snap.pack_voltage),
+                ("BMS_PackCurrent", snap.pack_current),
+                ("BMS_SOH", snap.soh),
+            )
+        }
+        known = math.isfinite(snap.soc)
+        raw["BMS_SOC"] = encoder.raw("BMS_SOC", snap.soc) if known else self._soc_not_available
+        return encoder.encode_raw(raw)

@@ -1,12 +1,13 @@
 """Simulated CiA 419 battery charger: a `canopen` node that obeys the battery's current request.
 
 It receives the battery's TPDO3 (6070h charge current requested, 1/16 A, and 6081h state of
-charge) as its RPDO1 and consumes the battery's heartbeat (1016h). Its output current
-follows the request, clamped to its own maximum and ramped up at a finite rate; it drops at
-once to zero when the request is 0, when the request is older than ``request_timeout``, or
-when the battery's heartbeat is missing for ``heartbeat_timeout`` or reports a state other
-than OPERATIONAL. It sends its status (6001h) and the charge returned (6052h, 1/8 Ah) to the
-battery's RPDO1 COB-ID (0x200 + battery ID), and its own heartbeat.
+charge, 0xFF = not available, kept as ``battery_soc`` None) as its RPDO1 and consumes the
+battery's heartbeat (1016h). Its output current follows the request, clamped to its own maximum
+and ramped up at a finite rate; it drops at once to zero when the request is 0, when the
+request is older than ``request_timeout``, or when the battery's heartbeat is missing for
+``heartbeat_timeout`` or reports a state other than OPERATIONAL. It sends its status (6001h)
+and the charge returned (6052h, 1/8 Ah) to the battery's RPDO1 COB-ID (0x200 + battery ID), and
+its own heartbeat.
 
 Reception runs on canopen's receive thread and only records what arrived; `step(now)` takes
 it over, so every time-out and ramp runs on the caller's clock, as in the rest of the plant.
@@ -24,6 +25,7 @@ from canopen.pdo import PdoMap
 
 _U8, _U16, _U32 = datatypes.UNSIGNED8, datatypes.UNSIGNED16, datatypes.UNSIGNED32
 OPERATIONAL = 5  # NMT state byte of a heartbeat
+SOC_NOT_AVAILABLE = 0xFF  # 6081h of a battery that does not know its SOC
 REQUEST = (0x6070, 0)
 SOC = (0x6081, 0)
 STATUS = (0x6001, 0)
@@ -142,6 +144,8 @@ class Cia419Charger:
         self._rx_request: int | None = None
         self._rx_heartbeat: int | None = None
         self._request_raw = 0
+        self._rx_soc: int | None = None
+        self.battery_soc: float | None = None  # % from 6081h; None while not available
         self._request_time: float | None = None
         self._battery_state: int | None = None
         self._heartbeat_time: float | None = None
@@ -164,10 +168,12 @@ class Cia419Charger:
             self.node.nmt.state = "OPERATIONAL"  # self-starting; no NMT master needed
             self._heartbeat.last = now
         with self._lock:
-            request, heartbeat = self._rx_request, self._rx_heartbeat
-            self._rx_request = self._rx_heartbeat = None
+            request, heartbeat, soc = self._rx_request, self._rx_heartbeat, self._rx_soc
+            self._rx_request = self._rx_heartbeat = self._rx_soc = None
         if request is not None:
             self._request_raw, self._request_time = request, now
+        if soc is not None:
+            self.battery_soc = float(soc) if soc <= 100 else None  # 0xFF: not available
         if heartbeat is not None:
             self._battery_state, self._heartbeat_time = heartbeat, now
         dt = 0.0 if self._last_step is None else max(now - self._last_step, 0.0)
@@ -228,9 +234,9 @@ class Cia419Charger:
         """Receive thread: keep the raw request (and mirror both objects for SDO reads)."""
         for var in pdo.map:
             self.node.data_store.setdefault(var.index, {})[var.subindex] = bytes(var.get_data())
-        raw = pdo[REQUEST[0]].raw
+        raw, soc = pdo[REQUEST[0]].raw, pdo[SOC[0]].raw
         with self._lock:
-            self._rx_request = int(raw)
+            self._rx_request, self._rx_soc = int(raw), int(soc)
 
     def _on_heartbeat(self, can_id: int, data: bytes, timestamp: float) -> None:
         if data:

@@ -10,6 +10,9 @@ protection bits) and, in the variants that have it, when 0x35C withdraws the per
 only while fresh: a stale permission is no permission. Below ``min_link_voltage`` there is
 nothing to run on.
 
+It shows the battery's SOC from 0x355 (``soc``) while that frame is fresh; the BMS withholds
+0x355 while its SOC is unknown, and then the inverter has no SOC (None), never 0 %.
+
 It sends its keep-alive (0x305, or 0x307) every ``keepalive_period_s``; ``silent`` (fault
 injection) stops it.
 """
@@ -32,6 +35,7 @@ from slaves.power_stage import DcLink, PowerStage, PowerStageConfig
 from slaves.profiles import CurrentProfile, as_profile
 
 LIMITS_ID = 0x351
+SOC_ID = 0x355
 KEEPALIVE_IDS = (0x305, 0x307)
 ENABLE_ID = 0x35C
 ACTIVE = 1  # raw value of an active flag, in 0x35A (two-bit) and 0x359 (one-bit) alike
@@ -136,16 +140,25 @@ class Inverter:
         self.alarms: frozenset[str] = frozenset()  # active alarm signals of the last alarm frame
         self.enable: tuple[bool, bool] | None = None  # (charge, discharge) of the last 0x35C
         self.enable_at: float | None = None
+        self._soc: tuple[float, float] | None = None  # (SOC %, time received)
         self.state = InverterState.WAITING
         self._received: dict[int, dict[str, Any]] = {}
         has_enable = self.variant.enable is not EnableKind.NONE
-        self._wanted = (LIMITS_ID, self.variant.alarm_id) + ((ENABLE_ID,) if has_enable else ())
+        self._wanted = (LIMITS_ID, SOC_ID, self.variant.alarm_id) + (
+            (ENABLE_ID,) if has_enable else ()
+        )
         self._keepalive = Cyclic(config.keepalive_period_s)
 
     @property
     def current(self) -> float:
         """Battery current the inverter drives now (A, positive charging the pack)."""
         return self.stage.current
+
+    def soc_at(self, t: float) -> float | None:
+        """The battery's SOC (%) as last received, None without a fresh 0x355."""
+        if self._soc is None or t - self._soc[1] > self.config.limits_timeout_s:
+            return None
+        return self._soc[0]
 
     # --- Device -------------------------------------------------------------------------
 
@@ -192,6 +205,8 @@ class Inverter:
                 dvl=v["DischargeVoltageLimit"],
                 received_at=t,
             )
+        if (v := frames.get(SOC_ID)) is not None:
+            self._soc = (float(v["StateOfCharge"]), t)
         if (v := frames.get(self.variant.alarm_id)) is not None:
             prefix = self.variant.alarm_prefix
             self.alarms = frozenset(k for k, x in v.items() if k.startswith(prefix) and x == ACTIVE)

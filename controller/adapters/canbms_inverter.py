@@ -10,7 +10,9 @@ permission) appears, the fast frames go out at once, not at the next period: CVL
 the present pack voltage, CCL/DCL = 0, alarm flags active, enable bits cleared (Pylontech) or
 stop (SMA). The core opens the contactors afterwards, on its own delay. CVL is never sent as
 0 (Victron reads it as over-voltage): it is floored at DVL or ``cvl_floor``; without any
-usable value 0x351 is withheld, which inverters treat as a lost BMS and stop.
+usable value 0x351 is withheld, which inverters treat as a lost BMS and stop. The protocol
+has no "not available" SOC either: while the SOC is unknown 0x355 is withheld rather than sent
+as 0 % (which an inverter would act on: force-charge, generator start, discharge stop).
 """
 
 from __future__ import annotations
@@ -211,6 +213,8 @@ class CanBmsInverter:
         elif state.cvl_withheld:
             usable = f"{self.name}: charge voltage limit usable again, 0x351 sent"
             events += (Event(now, NO_CVL, Level.WARNING, "cleared", detail=usable),)
+        if not math.isfinite(snapshot.soc):
+            due = tuple(i for i in due if i != 0x355)  # no code for "unknown": withheld
         frames = tuple(self.builders[i](snapshot, cmd) for i in due)
         new = InverterState(
             next_due=next_due,

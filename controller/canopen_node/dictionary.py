@@ -9,7 +9,7 @@ Units of the profile objects (raw integer x factor = physical value):
 | 6020h battery parameters | record | | see below |
 | 6060h battery voltage | u32 | 1/1024 V | pack voltage |
 | 6070h charge current requested | u16 | 1/16 A | what the charger may deliver now |
-| 6081h state of charge | u8 | 1 % | |
+| 6081h state of charge | u8 | 1 % | 0xFF while the SOC is unknown |
 
 6020h: sub 1 battery type (u8), 2 capacity (u16, 1 Ah), 3 maximum charge current (u16,
 1/16 A), 4 cells in series (u16).
@@ -17,7 +17,7 @@ Units of the profile objects (raw integer x factor = physical value):
 The 1/8 degC temperature resolution and the 1/16 A of 6020h sub 3 follow common CiA 418
 implementations; the profile text itself is not among our references, so check them
 against the charger's EDS. The manufacturer area (2000h-2005h read-only live values,
-2100h read-write parameters) is described where it is built below.
+2100h read-write parameters, 2101h fault reset) is described where it is built below.
 
 Default TPDO mapping (COB-IDs relative to the node ID, periods from 1800h+n sub 5):
 TPDO1 0x180+id = 6010h + 6000h (3 bytes), TPDO2 0x280+id = 6060h (4 bytes),
@@ -62,6 +62,8 @@ FAULT_LEVEL = (0x2004, 0)
 ACTIVE_FAULTS = (0x2005, 0)
 REQUEST_SCALE = (0x2100, 1)
 REQUEST_CAP = (0x2100, 2)
+FAULT_RESET = (0x2101, 0)
+SOC_NOT_AVAILABLE = 0xFF  # 6081h while the SOC is unknown (valid values are 0..100)
 
 TPDO_COMMUNICATION = (0x1800, 0x1801, 0x1802)
 # TPDO n: (COB-ID base, mapped (index, subindex, bits) in frame order)
@@ -311,6 +313,17 @@ def _manufacturer(od: ObjectDictionary, config: BatteryNodeConfig) -> None:
             "ro",
             pdo=True,
             description="bits as BMS_ActiveFaults; bit 31 any other check",
+        )
+    )
+    od.add_object(
+        _var(
+            "Fault reset",
+            *FAULT_RESET,
+            _U8,
+            "rw",
+            0,
+            limits=(0, 1),
+            description="write 1 to request a fault reset; reads 0 once the BMS took it over",
         )
     )
     od.add_object(

@@ -113,6 +113,14 @@ class BatteryNode:
         if self._heartbeat.due(now, self.read(d.HEARTBEAT_TIME) / 1000):
             self.network.send_message(0x700 + self.node.id, bytes([self.nmt_code]))
 
+    def take_reset_request(self) -> bool:
+        """Was 1 written to 2101h since the last call? It reads 0 again from now on."""
+        if self.read(d.FAULT_RESET) == 0:
+            return False
+        var = self._variable(d.FAULT_RESET)
+        self.node.data_store.setdefault(var.index, {})[var.subindex] = var.encode_raw(0)
+        return True
+
     def read(self, key: tuple[int, int]) -> int:
         """Current raw value of an object, as an SDO client would read it."""
         return int(self._variable(key).decode_raw(self.node.get_data(*key)))

@@ -1,5 +1,8 @@
 """The CiA 418 battery node as a stage of the assembly.
 
+A 1 written to 2101h by SDO is a fault reset request: the stage reports it in its output and
+the pack core applies it in the next step, like the EMS reset bit.
+
 canopen's `LocalNode` keeps the object dictionary, the SDO server and the NMT state; here it
 sits on a `FrameNetwork` that carries no bus at all: the frames its bus delivered are fed in
 with ``notify`` and what the node sends is collected and returned as the stage's frames. So
@@ -83,4 +86,4 @@ class BatteryNodeStage:
             state.network.notify(int(can_id), bytearray(data[:dlc]), now)
         state.node.update(inputs.snapshot, now)
         frames = tuple(OutFrame(i, d, self.bus) for i, d in state.network.take())
-        return state, StageOutput(frames=frames)
+        return state, StageOutput(frames=frames, reset_requested=state.node.take_reset_request())
