@@ -182,3 +182,34 @@ def test_invalid_faults_are_rejected_naming_the_field(fault, message: str) -> No
         sim.faults.inject(fault)
     with pytest.raises(ValueError, match="not active"):
         sim.faults.clear(F.ModuleSilent(0))
+
+
+@pytest.mark.parametrize(("sensor", "stuck"), [(None, {0, 1, 2, 3}), (2, {2})])
+def test_temperature_sensors_stuck_hold_their_value(sensor, stuck: set[int]) -> None:
+    sim = _sim(seed=8, current=-300.0)  # heats the modules
+    sim.faults.inject(F.SensorStuck(module=1, sensor=sensor, celsius=25.0))
+    frames = [decode(sim, m) for m in sim.run(30.0) if m.arbitration_id == 0x281]
+    for k in range(4):
+        values = [f[f"M01_Temp{k:02}"] for f in frames if f"M01_Temp{k:02}" in f]
+        assert bool(np.ptp(values) == 0.0) is (k in stuck), k
+        if k in stuck:
+            assert values[0] == pytest.approx(25.0, abs=0.1)
+
+
+def test_current_sensor_offset_and_gain_apply_to_the_reading() -> None:
+    from slaves.current_sensor import CurrentSensor, IvtResult
+    from slaves.hv_bus import ivt_database
+    from slaves.hv_circuit import HvCircuit
+
+    class Circuit(HvCircuit):
+        pack_current = -100.0
+
+    sensor = CurrentSensor(Circuit())
+    sensor.miscalibrate(offset_a=3.0, gain=1.2)
+    frames = [m for m in sensor.step(0.0, 0.02) if m.arbitration_id == IvtResult.I.frame_id]
+    value = ivt_database().decode_message(frames[0].arbitration_id, frames[0].data)
+    assert value["IVT_I_Value"] == pytest.approx((-120.0 + 3.0) * 1000.0)
+    sensor.miscalibrate()
+    frames = [m for m in sensor.step(0.02, 0.02) if m.arbitration_id == IvtResult.I.frame_id]
+    value = ivt_database().decode_message(frames[0].arbitration_id, frames[0].data)
+    assert value["IVT_I_Value"] == pytest.approx(-100.0 * 1000.0)
