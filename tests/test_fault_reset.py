@@ -6,10 +6,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import canopen
 from core_support import VEHICLE, Rig, to_batch
 from hypothesis import given
 from hypothesis import strategies as st
 
+from canbms.cli import main
 from controller.canopen_node import BatteryNodeConfig
 from controller.config.loader import default_config
 from controller.contactors import ContactorState, Request
@@ -204,3 +206,10 @@ def test_every_request_is_logged_once_and_answered_once(steps) -> None:
         state, latched = out.state, latched_now
     assert answered in (asked, asked - 1)
     assert (state.open is None) == (answered == asked)
+
+
+def test_the_eds_export_declares_2101h_writable_with_its_range(tmp_path) -> None:
+    out = tmp_path / "battery.eds"
+    assert main(["eds", "-o", str(out), "--node-id", "5"]) == 0
+    entry = canopen.import_od(str(out), 5)[0x2101]
+    assert (entry.access_type, entry.min, entry.max, entry.default) == ("rw", 0, 1, 0)
