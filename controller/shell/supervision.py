@@ -243,8 +243,8 @@ class Supervisor:
                 if kind == "set"
                 else f"none for {self.config.quiet_ms:g} ms"
             )
-            took = (cycle.ended - cycle.began) * 1e3
-            events.append(self._event(now, OVERRUN, kind, took, cycle.period * 1e3, detail))
+            past = (cycle.ended - cycle.deadline) * 1e3  # from its deadline to its end
+            events.append(self._event(now, OVERRUN, kind, past, cycle.period * 1e3, detail))
         for index, bus in enumerate(self.buses):
             dropped, waiting = cycle.dropped.get(bus, 0), cycle.waiting.get(bus, 0)
             if kind := self._backlog[bus].update(now, bool(dropped or waiting), bool(dropped)):
