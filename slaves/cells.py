@@ -5,6 +5,11 @@ State is kept in coulombs, never clipped: a cell pushed past 100 % keeps the ext
 
     charge_c - initial_charge_c == throughput_c - self_discharged_c
 
+Cells age as they are cycled and as time passes (`slaves.ageing`): capacity fades and
+resistance grows, each cell at its own rate. Ageing in a step leaves the charge a cell holds
+alone, so the books above still balance (its SOC, charge over the faded capacity, creeps up
+instead); `CellArray.age` jumps ahead to an aged pack at the same SOC.
+
 Current is positive into the cell (charging). Time is passed in; nothing here reads a clock.
 """
 
@@ -14,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from slaves.ageing import SECONDS_PER_YEAR
 from slaves.chemistry import Chemistry
 
 SECONDS_PER_MONTH = 30 * 86_400.0
@@ -27,9 +33,10 @@ class CellSpread:
     resistance: float = 0.05
     self_discharge: float = 0.3
     initial_soc: float = 0.0  # absolute SOC standard deviation
+    ageing: float = 0.2  # of each cell's ageing rates
 
     def __post_init__(self) -> None:
-        for name in ("capacity", "resistance", "self_discharge", "initial_soc"):
+        for name in ("capacity", "resistance", "self_discharge", "initial_soc", "ageing"):
             value = getattr(self, name)
             if not 0.0 <= value < 0.5:
                 raise ValueError(f"spread.{name}: {value} must be in [0, 0.5)")
@@ -73,6 +80,30 @@ class CellArray:
         self.temperature = np.full(n_cells, 25.0)
         self.heat_w = np.zeros(n_cells)
         self.voltage = self.ocv  # terminal voltage with the last step's current flowing
+        # drawn last, so a seed gives the same new cells as before cells aged
+        self.ageing_rate = factor(spread.ageing, 0.0)
+        self.new_capacity_c = self.capacity_c.copy()
+        self.new_r0_25, self.new_r1_25 = self.r0_25.copy(), self.r1_25.copy()
+        self.efc = np.zeros(n_cells)  # equivalent full cycles: throughput / 2 new capacities
+        self.age_s = 0.0
+
+    def age(self, efc: float = 0.0, years: float = 0.0) -> None:
+        """Jump ahead by ``efc`` full cycles and ``years`` of time, at the same SOC."""
+        soc = self.soc
+        self.efc = self.efc + efc
+        self.age_s += years * SECONDS_PER_YEAR
+        self._apply_ageing()
+        charge = soc * self.capacity_c
+        self.initial_charge_c = self.initial_charge_c + (charge - self.charge_c)
+        self.charge_c = charge
+        self.voltage = self.ocv
+
+    def _apply_ageing(self) -> None:
+        ageing, rate = self.chemistry.ageing, self.ageing_rate
+        self.capacity_c = self.new_capacity_c * ageing.capacity_factor(self.efc, self.age_s, rate)
+        grown = ageing.resistance_factor(self.efc, self.age_s, rate)
+        self.r0_25 = self.new_r0_25 * grown
+        self.r1_25 = self.new_r1_25 * grown
 
     @property
     def soc(self) -> np.ndarray:
@@ -108,6 +139,9 @@ class CellArray:
         self.charge_c = self.charge_c + moved - leaked
         self.throughput_c = self.throughput_c + moved
         self.self_discharged_c = self.self_discharged_c + leaked
+        self.efc = self.efc + np.abs(moved) / (2.0 * self.new_capacity_c)
+        self.age_s += dt
+        self._apply_ageing()
         self.current = i.copy()
         self.heat_w = i * i * r0 + self.v_rc * self.v_rc / r1
         # terminal voltage with this step's current flowing, computed once per step

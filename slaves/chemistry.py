@@ -4,7 +4,8 @@ The curves are typical public shapes of large-format cells (NMC pouch, LFP prism
 prismatic), sampled at a few SOC points; they are strictly increasing so a SOC can always be
 recovered from a voltage. Beyond 0 % and 100 % the curve is extended with its end slope
 times ``overrun_slope_factor`` so an over-charged or over-discharged cell shows it in its
-voltage instead of sitting at the table end.
+voltage instead of sitting at the table end. A chemistry does not age unless its ``ageing``
+says so: ``replace(NMC, ageing=TYPICAL_AGEING["NMC"])`` gives typical rates.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from slaves.ageing import Ageing
 
 T_REF_K = 298.15  # 25 degC, where the resistances below are given
 KELVIN = 273.15
@@ -34,6 +37,7 @@ class Chemistry:
     v_min: float
     v_max: float
     overrun_slope_factor: float = 5.0
+    ageing: Ageing = field(default_factory=Ageing)  # capacity fade and resistance growth
     _soc: np.ndarray = field(init=False, repr=False, compare=False)
     _ocv: np.ndarray = field(init=False, repr=False, compare=False)
 
