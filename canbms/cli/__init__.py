@@ -12,7 +12,7 @@ import importlib
 import logging
 import sys
 
-SUBCOMMANDS = ("sim", "run", "reset", "demo", "dbc", "eds", "bench", "config")
+SUBCOMMANDS = ("sim", "run", "reset", "replay", "plot", "demo", "dbc", "eds", "bench", "config")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -8,6 +8,7 @@ import time
 
 import can
 
+from canbms.cli.options import seconds
 from controller.adapters.base import Level
 from controller.config.ingest import load_database
 from controller.config.loader import ControllerConfig, default_config, load_config
@@ -20,6 +21,7 @@ from controller.shell.reconnect import Reconnector
 from controller.shell.runtime import Runtime
 from controller.shell.store import Store, StoreWriter
 from controller.shell.supervision import RuntimeStats
+from hil.recording import add_record_arguments, start_recording
 
 log = logging.getLogger("canbms.run")
 STATE_FILE = "canbms-state.sqlite"
@@ -34,7 +36,7 @@ def add_subparser(subparsers: argparse._SubParsersAction) -> None:
         "SIGINT/SIGTERM set the limits to zero, open the contactors and close the buses.",
     )
     parser.add_argument("--config", help="configuration TOML (default: the embedded demo pack)")
-    parser.add_argument("--duration", type=float, help="stop after this many seconds")
+    parser.add_argument("--duration", type=seconds, help="stop after this many seconds")
     parser.add_argument("--status-every", type=float, default=1.0, help="status line period, s")
     parser.add_argument(
         "--exit-on-fault",
@@ -42,6 +44,7 @@ def add_subparser(subparsers: argparse._SubParsersAction) -> None:
         help=f"end the process (exit code {EXIT_FAULT}) once a latched fault has opened the "
         "contactors, for a supervisor that restarts it; by default it keeps running in FAULT",
     )
+    add_record_arguments(parser)
     parser.set_defaults(func=run)
 
 
@@ -161,6 +164,8 @@ def run(args: argparse.Namespace) -> int:
     health = health_frame(controller)
     print(banner(args.config, controller, health), flush=True)
     buses = open_buses(config)
+    recording = start_recording(args, tuple(config.buses), say=print)  # none: no --record
+    buses = recording.wrap_all(buses)
     last = [0.0]
 
     faulted = [False]
@@ -186,7 +191,9 @@ def run(args: argparse.Namespace) -> int:
     state = controller.initial_state(now, restored)
     if restored is not None and restored.latched:
         print(Event(now, RESTORED, Level.FAULT, "set", detail=", ".join(restored.latched)))
-    reconnector = Reconnector(lambda name: can.Bus(**config.buses[name].bus_kwargs()))
+    reconnector = Reconnector(
+        recording.wrap_opener(lambda name: can.Bus(**config.buses[name].bus_kwargs()))
+    )
     runtime = Runtime(
         controller,
         state,
@@ -202,6 +209,7 @@ def run(args: argparse.Namespace) -> int:
     )
     runtime.install_signal_handlers()
     stats = runtime.run(duration=args.duration)
+    recording.close()
     print(
         f"stopped after {stats.summary()}"
         + (", ended in the safe state after a fault" if faulted[0] else "")

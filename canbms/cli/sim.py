@@ -13,7 +13,10 @@ import contextlib
 import can
 import can.cli
 
+from canbms.cli.options import seconds
+from dbc.errors import BusError
 from dbc.topology import Topology
+from hil.recording import add_record_arguments, start_recording
 from slaves.chemistry import CHEMISTRIES
 from slaves.ems import EmsCommand, EmsRequest
 from slaves.hv_circuit import ContactorId
@@ -79,10 +82,11 @@ def add_subparser(subparsers: argparse._SubParsersAction) -> None:
     )
     run = parser.add_argument_group("run")
     run.add_argument(
-        "--duration", type=float, default=None, help="seconds to run (default: until Ctrl-C)"
+        "--duration", type=seconds, default=None, help="seconds to run (default: until Ctrl-C)"
     )
-    run.add_argument("--step", type=float, default=0.01, help="simulation step in s")
+    run.add_argument("--step", type=seconds, default=0.01, help="simulation step in s")
     run.add_argument("--quiet", action="store_true", help="no status line per second")
+    add_record_arguments(parser)
     parser.set_defaults(func=run_sim)
 
 
@@ -145,6 +149,20 @@ def _default_virtual(args: argparse.Namespace, prefix: str, channel: str) -> Non
         setattr(args, channel_key, channel)
 
 
+def _open_bus(args: argparse.Namespace, prefix: str, role: str) -> can.BusABC:
+    """The bus of ``role`` from the options; a failure names the interface, the channel and
+    the cause (python-can's own message lists every option given)."""
+    key = f"{prefix}_" if prefix else ""
+    interface, channel = getattr(args, f"{key}interface"), getattr(args, f"{key}channel", None)
+    try:
+        return can.cli.create_bus_from_namespace(args, prefix=prefix or None)
+    except argparse.ArgumentError as exc:  # python-can wraps the cause in this
+        cause = exc.__cause__ or exc
+        raise BusError(
+            f"cannot open the {role} bus ({interface}, channel {channel!r}): {cause}"
+        ) from exc
+
+
 def run_sim(args: argparse.Namespace) -> int:
     if not 0.0 <= args.soc <= 100.0:
         raise ValueError(f"--soc: {args.soc} is not in 0..100")
@@ -174,14 +192,16 @@ def run_sim(args: argparse.Namespace) -> int:
     on_second = None if args.quiet else lambda s, st: print(line(s, st), flush=True)
     mode = ", HV side, current sensor, contactor driver, EMS" if args.system else ""
     print(f"canbms sim: {topology.describe()}, {chemistry.name}{mode}", flush=True)
+    roles = (INTERNAL, VEHICLE) if args.system else (INTERNAL,)
     with contextlib.ExitStack() as stack:
-        internal = stack.enter_context(can.cli.create_bus_from_namespace(args))
-        print(f"canbms sim: internal bus on {internal.channel_info}", flush=True)
-        buses = {INTERNAL: internal}
-        if args.system:
-            vehicle = stack.enter_context(can.cli.create_bus_from_namespace(args, prefix="vehicle"))
-            print(f"canbms sim: vehicle bus on {vehicle.channel_info}", flush=True)
-            buses[VEHICLE] = vehicle
+        say = lambda line: print(f"canbms sim: {line.strip()}", flush=True)  # noqa: E731
+        recording = start_recording(args, roles, say=say)
+        stack.callback(recording.close)  # after the buses have closed
+        buses = {}
+        for role, prefix in zip(roles, ("", "vehicle"), strict=False):
+            bus = recording.wrap(role, _open_bus(args, prefix, role))
+            buses[role] = stack.enter_context(bus)
+            print(f"canbms sim: {role} bus on {bus.channel_info}", flush=True)
         runner = RealtimeRunner(sim, buses, step=args.step, on_second=on_second)
         runner.install_signal_handlers()
         stats = runner.run(args.duration)
