@@ -17,6 +17,7 @@ from controller.diagnosis import Event
 from controller.errors import BusError
 from controller.persisted import RESTORED, Persisted
 from controller.shell.health_frame import HealthFrame
+from controller.shell.mqtt import start_telemetry
 from controller.shell.reconnect import Reconnector
 from controller.shell.runtime import Runtime
 from controller.shell.store import Store, StoreWriter
@@ -163,6 +164,7 @@ def run(args: argparse.Namespace) -> int:
     controller = Controller(config)
     health = health_frame(controller)
     print(banner(args.config, controller, health), flush=True)
+    telemetry = start_telemetry(config)  # [mqtt]: off the control path, None without it
     buses = open_buses(config)
     recording = start_recording(args, tuple(config.buses), say=print)  # none: no --record
     buses = recording.wrap_all(buses)
@@ -171,6 +173,8 @@ def run(args: argparse.Namespace) -> int:
     faulted = [False]
 
     def status(state, now: float) -> None:
+        if telemetry is not None:
+            telemetry.offer(state, now)  # returns at once; never raises
         if args.exit_on_fault and not faulted[0] and state.contactors.state.name == "FAULT":
             if controller.is_safe(state):  # contactors commanded open and confirmed
                 faulted[0] = True
@@ -209,6 +213,9 @@ def run(args: argparse.Namespace) -> int:
     )
     runtime.install_signal_handlers()
     stats = runtime.run(duration=args.duration)
+    if telemetry is not None:
+        telemetry.stop()
+        print(telemetry.summary())
     recording.close()
     print(
         f"stopped after {stats.summary()}"

@@ -31,6 +31,7 @@ from controller.life import LifeConfig
 from controller.limits import LimitsConfig, SocConfig
 from controller.presets import load_preset
 from controller.protection import ProtectionConfig
+from controller.shell.mqtt.config import MqttConfig
 from controller.shell.supervision import SupervisionConfig
 from controller.stage import Stage
 
@@ -104,6 +105,9 @@ class ControllerConfig:
     )  # fmt: skip
     supervision: SupervisionConfig = setting(
         SupervisionConfig(), doc="how the shell judges its own control loop (diagnoses 920-923)"
+    )
+    mqtt: MqttConfig | None = setting(
+        None, doc="telemetry to an MQTT broker with Home Assistant discovery; only when given"
     )
     base_dir: Path | None = None  # the configuration file's folder; relative paths start here
 
