@@ -12,7 +12,9 @@ import importlib
 import logging
 import sys
 
-SUBCOMMANDS = ("sim", "run", "reset", "replay", "plot", "demo", "dbc", "eds", "bench", "config")
+SUBCOMMANDS = (
+    "sim", "run", "reset", "monitor", "replay", "plot", "demo", "dbc", "eds", "bench", "config",
+)  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
