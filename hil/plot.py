@@ -2,7 +2,8 @@
 
 Four panels on one time axis, with the contactors' closed stretches shaded (green for
 discharge, blue for charge) and every warning, alarm and fault the controller set drawn as
-a vertical line in its colour, labelled once with its diagnosis. matplotlib is an optional
+a vertical line in its colour (a fault reset the controller accepted: a dashed green line),
+listed beside the top panel. matplotlib is an optional
 dependency (``pip install canbms[plot]``); `render` says so when it is missing.
 """
 
@@ -13,10 +14,12 @@ from pathlib import Path
 import numpy as np
 
 from controller.adapters.base import Level
-from hil.series import Series
+from hil.series import RESET, Series
 
 LEVEL_COLOURS = {Level.WARNING: "#d89000", Level.ALARM: "#e05000", Level.FAULT: "#c00000"}
 SPAN_COLOURS = {"discharge": "#2ca02c", "charge": "#1f77b4"}
+RESET_COLOUR = "#2ca02c"
+MAX_LISTED = 8  # diagnoses listed beside the plot; the lines show every one
 
 
 class PlotUnavailable(RuntimeError):
@@ -76,13 +79,17 @@ def render(series: Series, path: str | Path, title: str) -> Path:
     for ax in axes:
         ax.grid(True, lw=0.3, alpha=0.6)
         ax.legend(**outside)
-    handles = [
-        plt.Rectangle((0, 0), 1, 1, color=c, alpha=0.25, label=f"contactors closed: {m}")
-        for m, c in SPAN_COLOURS.items()
-    ] + [
-        plt.Line2D([], [], color=c, ls=":", label=f"{level.name.lower()} set")
-        for level, c in LEVEL_COLOURS.items()
-    ]
+    handles = (
+        [
+            plt.Rectangle((0, 0), 1, 1, color=c, alpha=0.25, label=f"contactors closed: {m}")
+            for m, c in SPAN_COLOURS.items()
+        ]
+        + [
+            plt.Line2D([], [], color=c, ls=":", label=f"{level.name.lower()} set")
+            for level, c in LEVEL_COLOURS.items()
+        ]
+        + [plt.Line2D([], [], color=RESET_COLOUR, ls="--", label="fault reset accepted")]
+    )
     temps.legend(handles=[*temps.get_legend_handles_labels()[0], *handles], **outside)
     if t.size:
         volts.set_xlim(t[0], t[-1])
@@ -93,24 +100,42 @@ def render(series: Series, path: str | Path, title: str) -> Path:
 
 
 def _mark_events(series: Series, axes: np.ndarray) -> None:
-    """A line per diagnosis set; its name once, at the top, where it was first set."""
-    labelled: set[str] = set()
-    top = axes[0]
+    """A line per diagnosis set (and per fault reset accepted) across every panel, and beside
+    the top panel a list of what was set, once per diagnosis at its highest level, by time."""
+    first: dict[str, float] = {}
+    highest: dict[str, Level] = {}
+    resets = []
     for mark in series.marks:
-        if mark.kind != "set":
-            continue
-        colour = LEVEL_COLOURS[Level(mark.level)]
-        for ax in axes:
-            ax.axvline(mark.time, color=colour, ls=":", lw=1.2)
-        if mark.diagnosis not in labelled:
-            labelled.add(mark.diagnosis)
-            top.annotate(
-                f"{mark.diagnosis} ({Level(mark.level).name.lower()})",
-                xy=(mark.time, 1.0),
-                xycoords=("data", "axes fraction"),
-                xytext=(3, -3 - 11 * (len(labelled) - 1)),
-                textcoords="offset points",
-                va="top",
-                fontsize=8,
-                color=colour,
-            )
+        if mark.diagnosis == RESET:
+            resets.append(mark.time)
+            for ax in axes:
+                ax.axvline(mark.time, color=RESET_COLOUR, ls="--", lw=1.2)
+        elif mark.kind == "set":
+            level = Level(mark.level)
+            for ax in axes:
+                ax.axvline(mark.time, color=LEVEL_COLOURS[level], ls=":", lw=1.2)
+            first.setdefault(mark.diagnosis, mark.time)
+            highest[mark.diagnosis] = max(level, highest.get(mark.diagnosis, level))
+    entries = sorted(
+        [
+            (t, f"{t:6.1f} s  {d} ({highest[d].name.lower()})", LEVEL_COLOURS[highest[d]])
+            for d, t in first.items()
+        ]
+        + [(t, f"{t:6.1f} s  fault reset accepted", RESET_COLOUR) for t in resets]
+    )
+    if len(entries) > MAX_LISTED:
+        more = len(entries) - MAX_LISTED + 1
+        entries = [*entries[: MAX_LISTED - 1], (np.inf, f"... {more} more", "black")]
+    top = axes[0]
+    for row, (_, text, colour) in enumerate(entries):
+        top.annotate(
+            text,
+            xy=(1.005, 0.0),
+            xycoords="axes fraction",
+            xytext=(0, 11 * (len(entries) - 1 - row)),
+            textcoords="offset points",
+            va="bottom",
+            fontsize=8,
+            family="monospace",
+            color=colour,
+        )

@@ -3,7 +3,8 @@
 `Series.add` takes the ``(now, StepResult)`` of each controller step, whether it came from a
 replayed log or from a scenario of the simulated pack, and keeps the quantities an engineer
 reads a run by: the cell-voltage envelope, current against the limits, SOC, temperatures,
-the contactor state and every warning, alarm and fault the controller reported.
+the contactor state, every warning, alarm and fault the controller reported and the fault
+resets it accepted.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import numpy as np
 
 from controller.adapters.base import Level
 from controller.core import StepResult
+
+RESET = "fault_reset_accepted"  # the one informational event a reader of a run needs
 
 
 @dataclass(frozen=True)
@@ -61,7 +64,7 @@ class Series:
         self.marks += [
             Marked(now, e.level, e.kind, e.diagnosis, str(e))
             for e in result.events
-            if e.level >= Level.WARNING
+            if e.level >= Level.WARNING or e.diagnosis == RESET
         ]
 
     def array(self, name: str) -> np.ndarray:

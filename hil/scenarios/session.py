@@ -1,9 +1,10 @@
 """Scripted sessions of plant and controller: timed actions, a closed-loop load, a summary.
 
 A scenario drives the simulated system the way a vehicle or storage site would (state
-requests, load and charger currents, injected faults) and reports what the controller did
-in response, with the times that matter: when the contactors closed, how the limits derated,
-how long a fault took from injection to detection and to open contactors.
+requests, load and charger currents, injected faults, a fault reset) and reports what the
+controller did in response, with the times that matter: when the contactors closed, how the
+limits derated, how long a fault took from injection to detection and to open contactors,
+and when they closed again after the reset.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import numpy as np
 
 from controller.config.loader import ControllerConfig, parse_config
 from controller.core import Controller, ControllerState, StepResult
-from hil.scenarios.loop import ClosedLoop, at
+from hil.scenarios.loop import ClosedLoop
 from slaves.ems import EmsCommand, EmsRequest
 from slaves.faults import ModuleSilent
 from slaves.system import SimulatedSystem
@@ -51,6 +52,7 @@ class Action:
     label: str
     apply: Callable[[SimulatedSystem, LimitFollowingLoad], None]
     injects_fault: bool = False
+    resets_fault: bool = False
 
 
 @dataclass
@@ -60,6 +62,8 @@ class Milestones:
     fault_injected: float | None = None
     fault_detected: float | None = None
     contactors_open: float | None = None
+    fault_reset: float | None = None
+    reclosed: float | None = None
     peak_discharge: float = 0.0
     ccl_before_taper: float = 0.0
     ccl_at_top: float = float("nan")
@@ -87,11 +91,19 @@ def _silence(module: int) -> Callable[..., None]:
     return apply
 
 
+def _revive(module: int) -> Callable[..., None]:
+    def apply(system: SimulatedSystem, load: LimitFollowingLoad) -> None:
+        system.faults.clear(ModuleSilent(module))
+
+    return apply
+
+
 FAULT_MODULE = 3
 
 
 def demo_actions() -> list[Action]:
-    """The default demo: close, discharge, charge into the top-of-charge derating, a fault."""
+    """The default demo: close, discharge, charge into the top-of-charge derating, a fault,
+    its reset and a new close."""
     return [
         Action(0.0, "EMS requests standby (with fault reset)", _request(EmsRequest.STANDBY, True)),
         Action(2.0, "EMS requests discharge", _request(EmsRequest.DISCHARGE)),
@@ -105,10 +117,22 @@ def demo_actions() -> list[Action]:
         ),
         Action(17.0, "charger pushes up to 150 A", _demand(-150.0)),
         Action(45.0, f"slave module {FAULT_MODULE} falls silent", _silence(FAULT_MODULE), True),
+        Action(48.0, f"slave module {FAULT_MODULE} talks again", _revive(FAULT_MODULE)),
+        Action(
+            50.0,
+            "EMS requests standby with fault reset",
+            _request(EmsRequest.STANDBY, True),
+            resets_fault=True,
+        ),
+        Action(
+            52.0,
+            "EMS requests discharge (held until the 10 s contactor lock-out has passed)",
+            _request(EmsRequest.DISCHARGE),
+        ),
     ]
 
 
-DEMO_DURATION = 50.0
+DEMO_DURATION = 60.0
 
 
 class DemoSession(ClosedLoop):
@@ -140,6 +164,8 @@ class DemoSession(ClosedLoop):
             self.log.append((self.bench.now, action.label))
             if action.injects_fault:
                 self.milestones.fault_injected = self.bench.now
+            if action.resets_fault:
+                self.milestones.fault_reset = self.bench.now
             self._next += 1
         return super().step()
 
@@ -165,6 +191,8 @@ class DemoSession(ClosedLoop):
                 and not any(result.state.contactors.commands)
             ):
                 m.contactors_open = now
+        if m.fault_reset is not None and m.reclosed is None and state.startswith("CLOSED_"):
+            m.reclosed = now
 
     def status(self, now: float, result: StepResult) -> str:
         s = result.state
@@ -175,28 +203,47 @@ class DemoSession(ClosedLoop):
             f"I={result.view.current.value:7.1f} A  "
             f"CCL={s.published.ccl:6.1f} DCL={s.published.dcl:6.1f} A  "
             f"cell {v.minimum:.3f}..{v.maximum:.3f} V (#{v.argmin}/#{v.argmax})  "
-            f"T {t.maximum:4.1f} C  SOC {self.system.pack.soc.mean() * 100:5.1f} %  "
+            f"T {t.minimum:4.1f}..{t.maximum:4.1f} C  SOC {_soc(s)}  "
             f"[{speed:4.1f}x real time]"
         )
 
     def summary(self) -> list[str]:
         m = self.milestones
         lines = [
-            f"  contactors closed for discharge  {at(m.closed_discharge, 2)}",
+            f"  contactors closed for discharge  {instant(m.closed_discharge)}",
             f"  peak discharge current           {m.peak_discharge:.1f} A",
-            f"  contactors closed for charge     {at(m.closed_charge, 2)}",
+            f"  contactors closed for charge     {instant(m.closed_charge)}",
             f"  CCL before / at top of charge    {m.ccl_before_taper:.1f} A / {m.ccl_at_top:.1f} A",
-            f"  fault injected                   {at(m.fault_injected, 2)}",
+            f"  fault injected                   {instant(m.fault_injected)}",
         ]
         if m.fault_injected is not None:
-            detected = None if m.fault_detected is None else m.fault_detected - m.fault_injected
-            opened = None if m.contactors_open is None else m.contactors_open - m.fault_injected
             lines += [
-                f"  fault detected after             {at(detected, 2)}",
-                f"  contactors commanded open after  {at(opened, 2)}",
+                f"  fault detected                   {after(m.fault_detected, m.fault_injected)}",
+                f"  contactors commanded open        {after(m.contactors_open, m.fault_injected)}",
+            ]
+        if m.fault_reset is not None:
+            lines += [
+                f"  fault reset requested            {instant(m.fault_reset)}",
+                f"  contactors closed again          {instant(m.reclosed)}"
+                + ("" if m.reclosed is None else f" ({m.reclosed - m.fault_reset:.2f} s later)"),
             ]
         lines.append(f"  controller reception             {reception(self.bench.state)}")
         return lines
+
+
+def instant(value: float | None) -> str:
+    """When something happened, as a summary says it."""
+    return "not reached" if value is None else f"at t={value:.2f} s"
+
+
+def after(value: float | None, since: float) -> str:
+    """How long after ``since`` something happened."""
+    return "not reached" if value is None else f"{value - since:.2f} s after injection"
+
+
+def _soc(state: ControllerState) -> str:
+    """The controller's own SOC estimate (mean of the cells)."""
+    return f"{state.soc.soc_mean:5.1f} %" if state.soc.valid else "  ?   %"
 
 
 def reception(state: ControllerState) -> str:
