@@ -100,6 +100,8 @@ def test_the_banner_the_health_frame_and_counters_across_a_restart(
         tmp_path,
         f"""
 state_dir = "state"
+startup_timeout_ms = 60000  # nothing answers: no missing-data fault within the run
+
 
 [buses.internal]
 interface = "virtual"

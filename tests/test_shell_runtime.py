@@ -106,7 +106,14 @@ class FailingBus(VirtualBus):
 @pytest.fixture
 def config() -> ControllerConfig:
     run = uuid.uuid4().hex[:8]
-    return parse_config({"buses": {role: {"channel": f"shell-{run}-{role}"} for role in BUSES}})
+    # the plant is a thread of this process: on a loaded machine it answers a contactor command
+    # late now and then; these tests judge the shell, not the driver's feedback time
+    return parse_config(
+        {
+            "buses": {role: {"channel": f"shell-{run}-{role}"} for role in BUSES},
+            "contactors": {"feedback_timeout_s": 1.0},
+        }
+    )
 
 
 @pytest.fixture
@@ -144,6 +151,9 @@ def test_sigint_stops_safely_without_drift(config, plant) -> None:  # noqa: ANN0
         config.cycle_s,
         on_step=on_step,
     )
+    deadlines: list[float] = []  # each cycle's due time, as the runtime measured it
+    observe = runtime.supervisor.observe
+    runtime.supervisor.observe = lambda cycle: deadlines.append(cycle.deadline) or observe(cycle)
     responder.start()
     previous = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
     stop_at = 3.0  # startup waits for the 1 s temperature frames, then a ~0.6 s precharge
@@ -167,10 +177,12 @@ def test_sigint_stops_safely_without_drift(config, plant) -> None:  # noqa: ANN0
     expected = (stopped - start) / period
     assert len(before) <= expected + 2, "an absolute schedule never bursts"
     assert before[-1] >= stopped - 0.5, "it kept cycling up to the stop"
-    # an absolute schedule starts every cycle on the grid start + n * period, late only by
-    # the wake-up jitter; a drifting one would spread the phases over the whole period
-    phases = np.sort((np.array(before) - before[0]) % period)
-    assert phases[len(phases) // 2] < 0.4 * period, "cycles drift off their grid"
+    # every cycle is due on the grid start + n * period, however late a loaded machine
+    # starts it (lateness is measured, not asserted); a drifting loop would leave the grid
+    grid = (np.array(deadlines[: len(before)]) - deadlines[0]) / period
+    assert np.allclose(grid, np.round(grid), atol=1e-6), "cycles drift off their grid"
+    assert np.all(np.diff(np.round(grid)) >= 1), "one cycle per slot at most"
+    assert all(t >= due for t, due in zip(before, deadlines, strict=False)), "never early"
     assert stats.cycles == len(began)
 
     assert ContactorState.CLOSED_DISCHARGE in states, "never closed before the stop"
@@ -297,7 +309,7 @@ def test_systemd_hears_ready_then_a_watchdog_per_cycle_then_stopping(config, tmp
     address = str(tmp_path / "notify")
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     listener.bind(address)
-    listener.settimeout(0.5)
+    listener.settimeout(30.0)  # bounds a hang only: a loaded machine builds the core slowly
     heard: list[str] = []
 
     def listen() -> None:  # as systemd does, on its own: the datagram queue is short

@@ -176,6 +176,8 @@ class Runtime:
             log.warning("%s", event)
         if not failed:
             self._persist((*events, *judged), began)
+        elif self.writer is not None and judged:
+            self.writer.submit(None, tuple(judged))  # the history, without the failed state
         if (line := self.supervisor.summary(began)) is not None:
             log.warning("%s", line)
         return ended
