@@ -12,16 +12,18 @@ import importlib
 import logging
 import sys
 
+from canbms.cli.options import HelpParser
+
 SUBCOMMANDS = (
     "sim", "run", "reset", "monitor", "replay", "plot", "demo", "dbc", "eds", "bench", "config",
 )  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="canbms", description=__doc__.splitlines()[0])
+    parser = HelpParser(prog="canbms", description="canbms: battery management system master")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
-    subparsers = parser.add_subparsers(dest="command", required=True)
+    subparsers = parser.add_subparsers(dest="command", required=True, parser_class=HelpParser)
     for name in SUBCOMMANDS:
         try:
             module = importlib.import_module(f"canbms.cli.{name}")

@@ -22,7 +22,7 @@ def add_subparser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "plot",
         help="draw a recorded run: cell voltages, current and limits, SOC, temperatures",
-        description=" ".join(__doc__.split("\n\n")[1].split()),
+        description=" ".join(__doc__.split()),
     )
     parser.add_argument("log", type=log_path, help="the recording (.blf, .asc, .log, .csv, .mf4)")
     parser.add_argument("--config", help="configuration TOML (default: the embedded one)")

@@ -29,7 +29,7 @@ def add_subparser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "replay",
         help="feed a recorded log through the controller in virtual time",
-        description=__doc__.split("\n\n")[1].replace("\n", " "),
+        description=" ".join(__doc__.split()),
     )
     parser.add_argument("log", type=log_path, help="the recording (.blf, .asc, .log, .csv, .mf4)")
     parser.add_argument("--config", help="configuration TOML (default: the embedded one)")
