@@ -154,6 +154,7 @@ _CLOSED_STATE = {
     Request.DISCHARGE: ContactorState.CLOSED_DISCHARGE,
     Request.CHARGE: ContactorState.CLOSED_CHARGE,
 }
+SENT_AFTER = math.inf  # agreed_at of a command changed in the last step: judged from the next
 _CONTACT_FAULTS = (Cause.FAILED_TO_CLOSE, Cause.WELDED, Cause.FEEDBACK_LOST)
 # Catalogue ID and level of the causes that are diagnoses; every other cause is a sequence step.
 _DIAGNOSES: dict[Cause, tuple[str, Level]] = {
@@ -282,6 +283,9 @@ class ContactorMachine:
         found: list[ContactorFault] = []
         for c in Contactor:
             command, seen = s.commands[c], feedback[c]
+            if agreed[c] == SENT_AFTER:  # the command went out after that step: count from now
+                agreed[c] = now
+                continue
             if seen is command or (seen is None and at_rest and not command):
                 agreed[c] = now
                 continue
@@ -447,11 +451,17 @@ class ContactorMachine:
 
     @staticmethod
     def _finish(before: Commands, s: ContactorStatus, now: float) -> ContactorStatus:
-        """Restart the feedback allowance of changed commands; note a full open for the lock-out."""
+        """Restart the feedback allowance of changed commands; note a full open for the lock-out.
+
+        A changed command leaves the controller only when this cycle ends, which under a CPU
+        stall can be long after ``now``; so its allowance starts at the next step, never at
+        the start of the cycle that decided it (a slow cycle is no failed contactor).
+        """
         if s.commands == before:
             return s
         agreed = tuple(
-            now if a != b else t for a, b, t in zip(before, s.commands, s.agreed_at, strict=True)
+            SENT_AFTER if a != b else t
+            for a, b, t in zip(before, s.commands, s.agreed_at, strict=True)
         )
         opened_at = now if any(before) and not any(s.commands) else s.opened_at
         return replace(s, agreed_at=agreed, opened_at=opened_at)  # type: ignore[arg-type]
