@@ -33,6 +33,8 @@ from controller.balancing import BalancingCommandEncoder, select_cells
 from controller.canopen_node.stage import BatteryNodeStage
 from controller.config.ingest import build_decoders, load_databases
 from controller.config.loader import ControllerConfig
+from controller.config.safety import events as override_events
+from controller.config.safety_dbc import check_databases
 from controller.contactors import (
     Cause,
     Commands,
@@ -97,6 +99,7 @@ class ControllerState:
     life: LifeState = LifeState()  # life counters and the last step's V and I
     started_at: float = 0.0
     initialised: bool = False
+    started: bool = False  # the first step has run (its events hold the accepted overrides)
     shutdown: bool = False
 
 
@@ -133,6 +136,7 @@ class Controller:
         self.decoders: dict[str, BatchDecoder] = dict(build.decoders)
         self.catalogue = config.diagnosis
         self.notices: tuple[str, ...] = (*loaded, *build.notices)  # shown at start
+        self.overrides = (*config.unsafe, *check_databases(config, dbs))  # warned at start
         slaves_db, master_db = dbs["slaves"], dbs["master"]
         self.protection = Protection(config.protection)
         self.contactors = ContactorMachine(config.contactors)
@@ -228,7 +232,7 @@ class Controller:
     # -- the step -----------------------------------------------------------------------
 
     def step(self, state: ControllerState, batch: FrameBatch, now: float) -> StepResult:
-        events: list[Event] = []
+        events: list[Event] = [] if state.started else [*override_events(self.overrides, now)]
         ingest = dict(state.ingest)
         diagnosis = {}
         for bus, decoder in self.decoders.items():
@@ -419,6 +423,7 @@ class Controller:
             life=life,
             started_at=state.started_at,
             initialised=initialised,
+            started=True,
             shutdown=state.shutdown,
         )
         return StepResult(new_state, tuple(frames), tuple(events), view, snapshot)

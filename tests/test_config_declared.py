@@ -158,13 +158,13 @@ def test_configuration_reference_holds_the_generated_tables() -> None:
 
 def test_config_check_prints_the_effective_configuration(capsys, tmp_path: Path) -> None:
     file = tmp_path / "canbms.toml"
-    file.write_text('[pack]\nchemistry = "lfp"\n\n[protection.ems_timeout]\nenabled = false\n')
+    file.write_text('[pack]\nchemistry = "lfp"\n\n[balancing]\nenabled = false\n')
     assert main(["config", "check", str(file), "--json"]) == 0
     out = capsys.readouterr()
     effective = json.loads(out.out)
     assert effective["pack"]["chemistry"] == "lfp"
     assert effective["contactors"] == dump(default_config().contactors)
-    assert "ems_timeout: disabled" in out.err
+    assert "warning: balancing.enabled: false" in out.err
     assert main(["config", "check", str(file)]) == 0
     assert tomllib.loads(capsys.readouterr().out)["balancing"]["period_ms"] == 500.0
 

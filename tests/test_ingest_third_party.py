@@ -353,6 +353,14 @@ signal = '^IVT_U1_Value$'
 target = "link_voltage"
 message = '^IVT_Result_U2$'
 signal = '^IVT_U2_Value$'
+
+[[e2e]]
+message = '^IVT_Result_(?P<quantity>I|U1|U2)$'
+counter = "IVT_{quantity}_Counter"
+
+[[e2e]]
+message = '^CS_IsabellenhuetteIvtString0Curr$'
+counter = "IVT_MsgCount_Result_I"
 """
 
 

@@ -23,6 +23,7 @@ def _check(args: argparse.Namespace) -> int:
     """Load the file and build the whole assembly from it, as ``canbms run`` would."""
     from controller.config.loader import load_config
     from controller.config.review import warnings
+    from controller.config.safety import warnings as override_warnings
     from controller.core import Controller
 
     try:
@@ -33,7 +34,7 @@ def _check(args: argparse.Namespace) -> int:
         return 2
     effective = dump(config)
     print(json.dumps(effective, indent=2) if args.json else toml_text(effective), end="")
-    for text in warnings(config):
+    for text in [*override_warnings(controller.overrides), *warnings(config)]:
         print(f"warning: {text}", file=sys.stderr)
     for text in controller.notices:
         print(f"notice: {text}", file=sys.stderr)

@@ -12,6 +12,7 @@ from canbms.cli.options import seconds
 from controller.adapters.base import Level
 from controller.config.ingest import load_database
 from controller.config.loader import ControllerConfig, default_config, load_config
+from controller.config.safety import warnings as override_warnings
 from controller.core import Controller
 from controller.diagnosis import Event
 from controller.errors import BusError
@@ -84,6 +85,7 @@ def banner(source: str | None, controller: Controller, health: HealthFrame | Non
         path = getattr(sources, role)
         lines.append(f"  dbc {role}: {path if path is not None else 'none (in the slave DBC)'}")
     lines += [f"  notice: {notice}" for notice in controller.notices]
+    lines += [f"  warning: {text}" for text in override_warnings(controller.overrides)]
     lines.append(f"  state: {config.state_dir or 'none (nothing survives a restart)'}")
     return "\n".join(lines)
 

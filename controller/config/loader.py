@@ -23,6 +23,7 @@ from controller.canopen_node.config import BatteryNodeConfig
 from controller.config.declare import Context, load, setting
 from controller.config.ingest import DbcSources, IngestConfig, parse_dbc_sources, parse_ingest
 from controller.config.pack import BUS_ROLES, BusConfig, PackConfig, default_buses, parse_buses
+from controller.config.safety import Refusal, check_config
 from controller.contactors import ContactorConfig
 from controller.diagnosis import Catalogue, apply_overrides, shipped
 from controller.errors import ConfigError
@@ -109,7 +110,13 @@ class ControllerConfig:
     mqtt: MqttConfig | None = setting(
         None, doc="telemetry to an MQTT broker with Home Assistant discovery; only when given"
     )
+    unsafe_override: tuple[str, ...] = setting(
+        (),
+        unique=True,
+        doc="dotted keys whose unsafe value is accepted anyway, with a warning at every start",
+    )
     base_dir: Path | None = None  # the configuration file's folder; relative paths start here
+    unsafe: tuple[Refusal, ...] = ()  # what unsafe_override accepted (set by parse_config)
 
     @property
     def cycle_s(self) -> float:
@@ -169,7 +176,7 @@ def with_presets(data: Mapping[str, Any]) -> dict[str, Any]:
 def parse_config(data: Mapping[str, Any], base: Path | None = None) -> ControllerConfig:
     """Validate a configuration table; ``base`` (the file's folder) resolves relative paths."""
     config = load(ControllerConfig, with_presets(data), "", Context(base))
-    return dataclasses.replace(config, base_dir=base)
+    return dataclasses.replace(config, base_dir=base, unsafe=check_config(config))
 
 
 def read_toml(path: str | Path) -> dict[str, Any]:

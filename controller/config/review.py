@@ -10,12 +10,12 @@ from controller.config.loader import ControllerConfig
 
 
 def warnings(config: ControllerConfig) -> list[str]:
-    """Disabled protection, settings sitting on a bound, a pack nothing is told about."""
-    out = [
-        f"protection.{check.value}: disabled, this fault is never detected"
-        for check, cfg in config.protection.checks.items()
-        if not cfg.enabled
-    ]
+    """Settings sitting on a bound, no balancing, a pack nothing is told about.
+
+    What is unsafe (a disabled protection check among it) is refused at load, or warned
+    about as an accepted ``unsafe_override`` (`controller.config.safety.warnings`).
+    """
+    out: list[str] = []
     if not config.balancing.enabled:
         out.append("balancing.enabled: false, the cells are never balanced")
     if not config.adapters and config.canopen is None:

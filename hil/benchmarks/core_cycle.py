@@ -71,6 +71,7 @@ def controller_for(topology: Topology) -> Controller:
         # show the sum of all cells, so the U1 cross-check is left out.
         data["limits"] = {"cells_in_series": MAX_STRING_CELLS}
         data["protection"] = {"pack_voltage_plausibility": {"enabled": False}}
+        data["unsafe_override"] = ["protection.pack_voltage_plausibility.enabled"]
     return Controller(parse_config(data), slaves_db=build_database(topology))
 
 
