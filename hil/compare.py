@@ -3,12 +3,15 @@
 A live controller and its replay see the same frames but not at the same instants (the live
 one stamps a frame when it arrives and runs on its own schedule), so frames are compared by
 the signals they carry, decoded with the DBC that defines them, within a time window: a
-value of one side matches when the other side sent the same value (a value with a unit:
-within one least significant bit) no more than ``tolerance`` seconds earlier or later, and a
-signal differs where its values stay unmatched for longer than ``tolerance`` (a single frame
-sampled a moment earlier or later, or a tie between equal cells, is no difference).
-Alive counters and checksums (signals named ``...Counter``, ``...Crc``, ``...Checksum``)
-differ by design and are left out; a frame no DBC defines is compared byte for byte.
+value of one side matches when the other side sent it no more than ``tolerance`` seconds
+earlier or later: a state, a flag or a bit field exactly, a physical value (one with a unit)
+when it lies within the values the other side sent in that window, give or take one least
+significant bit (so a ramp sampled at other instants matches). A signal differs where its
+values stay unmatched for longer than ``tolerance``: a single frame sampled a moment earlier
+or later is no difference. Left out: alive counters and checksums (signals named
+``...Counter``, ``...Crc``, ``...Checksum``), which differ by design, and the positions of
+the extreme cell or sensor (``...Index``), which ties between equal readings decide. A frame
+no DBC defines is compared byte for byte.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from controller.core import Controller
 from controller.frames import frame_key
 from hil.replay import Sent, produced_keys
 
-SKIPPED_SUFFIXES = ("counter", "crc", "checksum")
+SKIPPED_SUFFIXES = ("counter", "crc", "checksum", "index")
 PAYLOAD = "payload"  # the one "signal" of a frame no DBC defines
 
 
@@ -58,12 +61,18 @@ class Comparison:
 
 
 def definitions(controller: Controller) -> dict[tuple[str, int], cantools.database.Message]:
-    """The DBC message of each (bus, frame key) the assembly sends; master DBC frames under
-    bus ``""`` (whichever bus they go out on)."""
+    """The DBC message of each (bus, frame key) the assembly sends: master DBC frames under
+    bus ``""`` (whichever bus they go out on), the slave DBC's (balancing) on ``internal``,
+    each stage's on its bus."""
+    sources = controller.config.dbc
     defined = {
         ("", frame_key(m.frame_id, m.is_extended_frame)): m
-        for m in load_database(controller.config.dbc.master)[0].messages
+        for m in load_database(sources.master)[0].messages
     }
+    defined.update(
+        (("internal", frame_key(m.frame_id, m.is_extended_frame)), m)
+        for m in load_database(sources.slaves)[0].messages
+    )
     for stage in controller.stages:
         for encoder in getattr(stage, "encoders", {}).values():
             message = encoder.message
@@ -133,8 +142,9 @@ def _signal_differences(
     replayed_t = np.array([s.time for s in replayed])
     out = []
     for signal, slack, live_v, replayed_v, shown in _values(message, live, replayed):
-        bad_replayed = _unmatched(replayed_t, replayed_v, live_t, live_v, tolerance, slack)
-        bad_live = _unmatched(live_t, live_v, replayed_t, replayed_v, tolerance, slack)
+        match = _within if slack else _equal
+        bad_replayed = _unmatched(replayed_t, replayed_v, live_t, live_v, tolerance, slack, match)
+        bad_live = _unmatched(live_t, live_v, replayed_t, replayed_v, tolerance, slack, match)
         lasting = _lasting(
             np.concatenate((replayed_t, live_t)),
             np.concatenate((bad_replayed, bad_live)),
@@ -198,14 +208,22 @@ def _unmatched(
     other_v: np.ndarray,
     tolerance: float,
     slack: float,
+    match: Callable[[np.ndarray, float, float], bool],
 ) -> np.ndarray:
-    """Where a value of one side has no equal on the other side within the time window."""
+    """Where a value of one side has no match on the other side within the time window."""
     lo = np.searchsorted(other_t, t - tolerance, side="left")
     hi = np.searchsorted(other_t, t + tolerance, side="right")
     return np.array(
-        [not (np.abs(other_v[a:b] - x) <= slack).any() for a, b, x in zip(lo, hi, v, strict=True)],
-        bool,
+        [not match(other_v[a:b], x, slack) for a, b, x in zip(lo, hi, v, strict=True)], bool
     )
+
+
+def _equal(window: np.ndarray, value: float, slack: float) -> bool:
+    return bool((window == value).any())
+
+
+def _within(window: np.ndarray, value: float, slack: float) -> bool:
+    return window.size > 0 and window.min() - slack <= value <= window.max() + slack
 
 
 def _lasting(

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import logging
+import math
 import queue
 import threading
 import time
@@ -66,7 +67,12 @@ def quantised(timestamp: float) -> float:
 
 class LogWriter:
     """Frames of the named buses into one log file (one per bus for ``.csv``), on the
-    calling thread; ``bus_names`` fixes the channel numbers, in order."""
+    calling thread; ``bus_names`` fixes the channel numbers, in order.
+
+    Times never go backwards in the file: a frame handed over after a later one (frames of
+    several threads meet in one queue) takes that one's time. python-can's writers each
+    treat such a frame their own way (``.log`` holds the last time, ``.asc`` writes it as an
+    absolute time, ``.blf`` clips it to the start); holding it here keeps them the same."""
 
     def __init__(self, path: str | Path, bus_names: Sequence[str], max_bytes: int = 0) -> None:
         self.path = Path(path)
@@ -81,6 +87,7 @@ class LogWriter:
             else [self.path]
         )
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._last = -math.inf  # time of the last frame written
         self._writers: list[can.Listener] = [
             can.SizedRotatingLogger(p, max_bytes=max_bytes) if suffix in ROTATING else can.Logger(p)
             for p in paths
@@ -88,8 +95,9 @@ class LogWriter:
 
     def write(self, index: int, msg: can.Message, is_rx: bool, timestamp: float) -> None:
         """One frame of the bus ``bus_names[index]``; ``msg`` itself is left untouched."""
+        self._last = max(quantised(timestamp), self._last)
         record = can.Message(
-            timestamp=quantised(timestamp),
+            timestamp=self._last,
             arbitration_id=msg.arbitration_id,
             is_extended_id=msg.is_extended_id,
             is_remote_frame=msg.is_remote_frame,
@@ -119,19 +127,20 @@ class LogWriter:
 
 
 class Recording:
-    """A `LogWriter` fed from a bounded queue by a thread of its own.
-
-    ``say`` is told where the recording goes and, at `close`, what it recorded."""
+    """`LogWriter`s (one per path: several formats at once) fed from a bounded queue by a
+    thread of its own. ``say`` is told where the recording goes and, at `close`, what it
+    recorded."""
 
     def __init__(
         self,
-        path: str | Path,
+        paths: Sequence[str | Path],
         bus_names: Sequence[str],
         max_bytes: int = 0,
         capacity: int = QUEUE_FRAMES,
         say: Callable[[str], None] = log.info,
     ) -> None:
-        self.writer = LogWriter(path, bus_names, max_bytes)
+        self.writers = [LogWriter(path, bus_names, max_bytes) for path in paths]
+        self.bus_names = tuple(bus_names)
         self.say = say
         self.written = 0
         self.dropped = 0  # frames lost because the queue was full or the writer failed
@@ -142,11 +151,12 @@ class Recording:
         )
         self._thread = threading.Thread(target=self._write, name="canbms-recording", daemon=True)
         self._thread.start()
-        say(f"  recording: {self.writer.describe()}")
+        for writer in self.writers:
+            say(f"  recording: {writer.describe()}")
 
     def wrap(self, name: str, bus: can.BusABC) -> can.BusABC:
         """``bus`` with every frame received or sent on it recorded as on the bus ``name``."""
-        return RecordingBus(bus, self, self.writer.bus_names.index(name))
+        return RecordingBus(bus, self, self.bus_names.index(name))
 
     def wrap_all(self, buses: Mapping[str, can.BusABC]) -> dict[str, can.BusABC]:
         return {name: self.wrap(name, bus) for name, bus in buses.items()}
@@ -166,10 +176,12 @@ class Recording:
         """Write what is queued and close the files; say what was recorded."""
         self._queue.put(None)
         self._thread.join()
-        self.writer.stop()
+        for writer in self.writers:
+            writer.stop()
         lost = f"{self.dropped} frames dropped" if self.dropped else "none dropped"
         failed = f" (writing failed: {self.error})" if self.error is not None else ""
-        self.say(f"recorded {self.written} frames to {self.writer.path}, {lost}{failed}")
+        files = ", ".join(str(writer.path) for writer in self.writers)
+        self.say(f"recorded {self.written} frames to {files}, {lost}{failed}")
 
     def _drop(self) -> None:
         with self._lock:  # notifier threads and the control loop may drop at once
@@ -181,7 +193,8 @@ class Recording:
                 self._drop()
                 continue
             try:
-                self.writer.write(*item)
+                for writer in self.writers:
+                    writer.write(*item)
             except Exception as exc:  # noqa: BLE001 - a full disk must not end the run
                 log.error("recording failed: %s; later frames are dropped", exc)
                 self.error = exc
@@ -247,8 +260,10 @@ def add_record_arguments(parser: argparse.ArgumentParser) -> None:
         "--record",
         metavar="FILE",
         type=log_path,
+        action="append",
         help="record every bus, received and sent frames, to FILE; the extension chooses "
-        "the format: .blf, .asc, .log, .csv (one file per bus), .mf4 (with asammdf)",
+        "the format: .blf, .asc, .log, .csv (one file per bus), .mf4 (with asammdf); repeat "
+        "to write several at once",
     )
     group.add_argument(
         "--record-max-bytes",
