@@ -17,6 +17,7 @@ from cantools.database.can.formats.dbc.dbc_attribute import DbcAttribute
 from cantools.database.can.formats.dbc.dbc_attribute_definition import DbcAttributeDefinition
 from cantools.database.conversion import BaseConversion
 
+from dbc import e2e
 from dbc.layout import (
     BALANCING_KIND,
     BALANCING_PERIOD_MS,
@@ -63,10 +64,13 @@ def _signal(
     mux_id: int | None = None,
     mux_name: str | None = None,
     is_multiplexer: bool = False,
+    raw_max: int | None = None,
 ) -> Signal:
-    """A little-endian signal whose min/max is the whole raw range it can carry."""
+    """A little-endian signal whose min/max is the whole raw range it can carry, or up to
+    ``raw_max`` where the protocol never sends the values above."""
     raw_min = -(1 << (length - 1)) if signed else 0
-    raw_max = (1 << (length - 1 if signed else length)) - 1
+    if raw_max is None:
+        raw_max = (1 << (length - 1 if signed else length)) - 1
     conversion = BaseConversion.factory(scale=scale, offset=0)
     return Signal(
         name=name,
@@ -94,14 +98,17 @@ def _header(message: str, receiver: str, groups: int | None) -> list[Signal]:
             0,
             8,
             receiver,
-            "CRC-8 SAE J1850 over the arbitration ID (2 bytes, little-endian) and bytes 1..DLC-1",
+            "AUTOSAR E2E Profile 11 CRC (CRC-8 SAE J1850, start 0x00, no final XOR) over the "
+            "data ID (low 16 bits of the arbitration ID, low byte first) and bytes 1..DLC-1",
         ),
         _signal(
             f"{message}_Counter",
             8,
             4,
             receiver,
-            "Alive counter, +1 modulo 16 per transmission of this ID (all groups share it)",
+            "Profile 11 alive counter 0..14, +1 modulo 15 per transmission of this ID "
+            "(all groups share it)",
+            raw_max=e2e.COUNTER_MODULO - 1,
         ),
     ]
     if groups is not None:
@@ -309,10 +316,11 @@ def _description(topology: Topology) -> str:
     )
     return (
         f"canbms slave bus: {topology.describe()}. "
-        "End-to-end protection on every frame: byte 0 is a CRC-8 SAE J1850 "
-        "(polynomial 0x1D, init 0xFF, final XOR 0xFF, not reflected) over the "
-        "arbitration ID as two bytes little-endian followed by bytes 1..DLC-1; "
-        "bits 8-11 are an alive counter incremented by one (modulo 16) per "
+        "End-to-end protection on every frame: AUTOSAR E2E Profile 11 (variant 11A, "
+        "data ID mode BOTH). Byte 0 is the CRC-8 SAE J1850 (polynomial 0x1D, start "
+        "value 0x00, no final XOR, not reflected) over the data ID (the low 16 bits of "
+        "the arbitration ID) as two bytes, low byte first, followed by bytes 1..DLC-1; "
+        "bits 8-11 are the alive counter 0..14, incremented by one (modulo 15) per "
         "transmission of that ID. Multiplexed messages send each group once per period."
     ) + extended
 

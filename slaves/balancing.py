@@ -15,7 +15,7 @@ import can
 import cantools
 import numpy as np
 
-from dbc.e2e import protect
+from dbc.e2e import COUNTER_MODULO, protect
 from dbc.topology import Topology
 
 MAX_COUNTER_DELTA = 3
@@ -80,7 +80,7 @@ class Balancer:
         counter = data[1] & 0x0F
         last = int(self.last_counter[module])
         self.last_counter[module] = counter
-        if last >= 0 and not 1 <= (counter - last) % 16 <= MAX_COUNTER_DELTA:
+        if last >= 0 and not 1 <= (counter - last) % COUNTER_MODULO <= MAX_COUNTER_DELTA:
             self.rejected += 1
             return
         try:

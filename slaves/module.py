@@ -16,7 +16,7 @@ import can
 import cantools
 import numpy as np
 
-from dbc.e2e import protect_batch
+from dbc.e2e import COUNTER_MODULO, protect_batch
 from dbc.topology import Topology
 from slaves.balancing import Balancer, BalancingParams
 from slaves.codec import Packer, signal_key
@@ -303,9 +303,9 @@ class SlaveModules:
         xor = np.where(masks.crc_corrupt[due], CRC_CORRUPTION, 0).astype(np.uint8)
         out = []
         for g, payload in enumerate(payloads):
-            counters = (counter[due] + g * step) % 16
+            counters = (counter[due] + g * step) % COUNTER_MODULO
             out.append(_Frames(stamps, ids[due], payload[talking], counters, xor))
-        counter[due] = (counter[due] + len(payloads) * step) % 16
+        counter[due] = (counter[due] + len(payloads) * step) % COUNTER_MODULO
         return out
 
     def _messages(self, parts: list[_Frames]) -> list[can.Message]:

@@ -212,11 +212,12 @@ class Plant:
         else:
             self.link *= math.exp(-dt / LINK_BLEED_S)
 
-    def _counter(self, frame_id: int, source: str) -> int:
-        start = frame_id % 16 - 1  # counters start anywhere
+    def _counter(self, frame_id: int, source: str, modulo: int = 16) -> int:
+        """Next alive counter; Profile 11 counters (CRC-protected slave frames) count 0..14."""
+        start = frame_id % modulo - 1  # counters start anywhere
         value = self.counters.get(frame_id, start)
         if source not in self.frozen or frame_id not in self.counters:
-            value = (value + 1) % 16
+            value = (value + 1) % modulo
         self.counters[frame_id] = value
         return value
 
@@ -248,7 +249,7 @@ class Plant:
             )
             signals[f"M{m:02}_BoardTemperature"] = BASE_TEMP
             signals[f"M{m:02}_OpenWire"] = int(self.open_wire[m])
-        signals[f"{msg.name}_Counter"] = self._counter(msg.frame_id, tag)
+        signals[f"{msg.name}_Counter"] = self._counter(msg.frame_id, tag, modulo=15)
         return msg.frame_id, with_crc(msg.frame_id, self._encode(msg, signals))
 
     def _ivt(self, q: str, raw: int) -> tuple[int, bytes]:

@@ -7,6 +7,7 @@ from collections import defaultdict
 import can
 from e2e_reference import frame_crc
 
+from dbc.e2e import COUNTER_MODULO
 from slaves.simulator import PackSimulator
 
 
@@ -36,7 +37,7 @@ def balancing_command(sim: PackSimulator, module: int, cells: list[int], ctr: in
     mask = sum(1 << c for c in cells)
     signals = {s.name: 0 for s in msg.signals}
     signals[f"M{module:02}_BalanceMask"] = mask
-    signals[f"{msg.name}_Counter"] = ctr % 16
+    signals[f"{msg.name}_Counter"] = ctr % COUNTER_MODULO
     data = bytearray(msg.encode(signals))
     data[0] = frame_crc(msg.frame_id, bytes(data))
     return can.Message(

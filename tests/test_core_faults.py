@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import pytest
 from core_support import BASE_CELL_V, Plant, Rig, with_crc
-from e2e_reference import crc8_j1850
+from e2e_reference import crc8_profile11
 
 from controller.adapters.base import Level
 from controller.contactors import ContactorState, Request
@@ -441,7 +441,7 @@ def test_latched_fault_needs_reset_and_standby() -> None:
 
 
 def test_crc_matches_the_profile_check_value() -> None:
-    """The test's bitwise CRC is J1850 (check value 0x4B) and protects the ID as well."""
-    assert crc8_j1850(b"123456789") == 0x4B
+    """The test's bitwise CRC is Profile 11's (check value 0x37) and protects the ID as well."""
+    assert crc8_profile11(b"123456789") == 0x37
     payload = bytes([0, 0x05, 1, 2, 3, 4, 5, 6])
     assert with_crc(0x200, payload) != with_crc(0x201, payload)

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 from controller.contactors import Request
 from controller.core import Controller, StepResult
+from dbc.e2e import COUNTER_MODULO
 
 STEPS = 40
 
@@ -127,7 +128,8 @@ def injection(draw: st.DrawFn, step: Recorded) -> list[tuple[int, int, bytes]]:
     in_step = sum(1 for _, fid, _ in step.frames if fid == p.frame_id)
     payload = bytearray(draw(st.binary(min_size=p.length, max_size=p.length)))
     mux = draw(st.integers(0, p.groups - 1)) if p.groups else None
-    acceptable = (last + 1) % 16
+    modulo = COUNTER_MODULO if p.crc else 16  # Profile 11 counters count 0..14
+    acceptable = (last + 1) % modulo
     if kind == "crc" and p.crc:
         data = bytearray(_frame(p, payload, acceptable, mux))
         bit = draw(st.integers(0, 8 * p.length - 1))
@@ -139,8 +141,8 @@ def injection(draw: st.DrawFn, step: Recorded) -> list[tuple[int, int, bytes]]:
     if kind == "wrong_bus":
         other = VEHICLE if p.bus == INTERNAL else INTERNAL
         return [(other, p.frame_id, _frame(p, payload, acceptable, mux))]
-    if kind == "jump" and in_step + 4 <= 15:
-        counter = (last + draw(st.integers(in_step + 4, 15))) % 16
+    if kind == "jump" and in_step + 4 <= modulo - 1:
+        counter = (last + draw(st.integers(in_step + 4, modulo - 1))) % modulo
         return [(p.bus, p.frame_id, _frame(p, payload, counter, mux))]
     # stale: the last counter again, with other content (a hung or replaying sender)
     return [(p.bus, p.frame_id, _frame(p, payload, last, mux))]

@@ -1,11 +1,11 @@
-"""The E2E profile against an independent bitwise CRC-8 SAE J1850 written here."""
+"""The E2E profile (AUTOSAR Profile 11) against an independent bitwise CRC written here."""
 
 from __future__ import annotations
 
 import cantools
 import numpy as np
 import pytest
-from e2e_reference import crc8_j1850, frame_crc
+from e2e_reference import crc8_profile11, frame_crc
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -16,18 +16,26 @@ from dbc.e2e import (
     crc8,
     crc8_batch,
     crc8_bytes,
+    data_id_of,
     protect,
     protect_batch,
     verify_batch,
 )
 
-ids = st.integers(0, 0x7FF)
+data_ids = st.integers(0, 0xFFFF)
 payloads = st.binary(min_size=1, max_size=64)
 
 
-def test_check_value_of_crc8_sae_j1850():
-    assert crc8_bytes(b"123456789") == 0x4B
-    assert crc8_j1850(b"123456789") == 0x4B
+def test_check_value_of_the_profile_crc():
+    # CRC-8 SAE J1850 polynomial with start value 0x00 and no final XOR
+    assert crc8_bytes(b"123456789") == 0x37
+    assert crc8_profile11(b"123456789") == 0x37
+
+
+def test_example_of_the_autosar_protocol_specification():
+    # Profile 11, data ID mode BOTH, data ID 0x123, 8 bytes of zeros: counters 0 and 1
+    assert protect(0x123, bytes(8), 0).hex() == "cc00000000000000"
+    assert protect(0x123, bytes(8), 1).hex() == "9101000000000000"
 
 
 def test_worked_example_of_the_protocol_document():
@@ -40,17 +48,26 @@ def test_worked_example_of_the_protocol_document():
     values |= {"M03_Cell03_Invalid": 0, "M03_Cell04_Invalid": 1, "M03_Cell05_Invalid": 0}
     unprotected = message.encode(values)
     assert unprotected.hex() == "001044484bc70852"
-    frame = protect(0x203, unprotected, 5)
-    assert frame.hex() == "7b1544484bc70852"
-    assert frame_crc(0x203, frame) == 0x7B
+    frame = protect(data_id_of(message.frame_id), unprotected, 5)
+    assert frame.hex() == "071544484bc70852"
+    assert frame_crc(0x203, frame) == 0x07
 
 
-@given(ids, payloads)
-def test_scalar_crc_matches_the_bitwise_reference(arbitration_id, payload):
-    assert crc8(arbitration_id, payload) == frame_crc(arbitration_id, payload)
+def test_the_counter_counts_0_to_14_and_15_never_verifies():
+    assert COUNTER_MODULO == 15
+    assert protect(0x200, bytes(8), 15)[1] & 0x0F == 0
+    data = np.zeros((1, 64), np.uint8)
+    data[0, 1] = 0x0F
+    data[0, 0] = crc8(0x200, bytes(data[0, :8]))  # right CRC, impossible counter
+    assert not verify_batch(np.array([0x200]), data, np.array([8])).any()
 
 
-@given(st.lists(st.tuples(ids, payloads), min_size=1, max_size=40))
+@given(data_ids, payloads)
+def test_scalar_crc_matches_the_bitwise_reference(data_id, payload):
+    assert crc8(data_id, payload) == frame_crc(data_id, payload)
+
+
+@given(st.lists(st.tuples(data_ids, payloads), min_size=1, max_size=40))
 def test_batch_crc_matches_the_reference_for_mixed_lengths(frames):
     n = len(frames)
     data = np.zeros((n, 64), np.uint8)
@@ -67,12 +84,10 @@ def test_batch_crc_matches_the_reference_for_mixed_lengths(frames):
 def test_batch_crc_of_every_length_1_to_64():
     rng = np.random.default_rng(7)
     data = rng.integers(0, 256, (64, 64), dtype=np.uint8)
-    frame_ids = rng.integers(0, 0x800, 64)
+    ids = rng.integers(0, 0x10000, 64)
     dlc = np.arange(1, 65)
-    expected = [
-        frame_crc(int(i), bytes(d[:n])) for i, d, n in zip(frame_ids, data, dlc, strict=True)
-    ]
-    assert crc8_batch(frame_ids, data, dlc).tolist() == expected
+    expected = [frame_crc(int(i), bytes(d[:n])) for i, d, n in zip(ids, data, dlc, strict=True)]
+    assert crc8_batch(ids, data, dlc).tolist() == expected
 
 
 def test_empty_batch():
@@ -80,14 +95,19 @@ def test_empty_batch():
     assert out.shape == (0,)
 
 
-@given(ids, st.binary(min_size=2, max_size=64), st.integers(0, 1000))
-def test_protect_writes_counter_then_crc_and_keeps_the_rest(arbitration_id, payload, counter):
-    frame = protect(arbitration_id, payload, counter)
+def test_the_data_id_of_a_29_bit_frame_is_its_low_16_bits():
+    assert data_id_of(0x1C002005) == 0x2005
+    assert crc8(data_id_of(0x1C002005), bytes(8)) == frame_crc(0x2005, bytes(8))
+
+
+@given(data_ids, st.binary(min_size=2, max_size=64), st.integers(0, 1000))
+def test_protect_writes_counter_then_crc_and_keeps_the_rest(data_id, payload, counter):
+    frame = protect(data_id, payload, counter)
     assert len(frame) == len(payload)
     assert frame[1] & 0x0F == counter % COUNTER_MODULO
     assert frame[1] & 0xF0 == payload[1] & 0xF0  # the mux nibble survives
     assert frame[2:] == payload[2:]
-    assert frame[0] == frame_crc(arbitration_id, frame)
+    assert frame[0] == frame_crc(data_id, frame)
 
 
 def test_protect_refuses_frames_without_room_for_the_header():
@@ -96,30 +116,32 @@ def test_protect_refuses_frames_without_room_for_the_header():
 
 
 @given(
-    st.lists(st.tuples(ids, st.binary(min_size=2, max_size=64), st.integers(0, 15)), max_size=20)
+    st.lists(
+        st.tuples(data_ids, st.binary(min_size=2, max_size=64), st.integers(0, 14)), max_size=20
+    )
 )
 def test_protect_batch_equals_protect_row_by_row(frames):
     n = len(frames)
     data = np.zeros((n, 64), np.uint8)
     for row, (_, payload, _) in enumerate(frames):
         data[row, : len(payload)] = list(payload)
-    frame_ids = np.array([i for i, _, _ in frames], np.uint32)
+    ids = np.array([i for i, _, _ in frames], np.uint32)
     dlc = np.array([len(p) for _, p, _ in frames], np.uint8)
-    out = protect_batch(frame_ids, data, dlc, np.array([c for _, _, c in frames]))
+    out = protect_batch(ids, data, dlc, np.array([c for _, _, c in frames]))
     for row, (i, payload, c) in enumerate(frames):
         assert bytes(out[row, : len(payload)]) == protect(i, payload, c)
-    assert verify_batch(frame_ids, out, dlc).all()
+    assert verify_batch(ids, out, dlc).all()
     assert counters(out).tolist() == [c for _, _, c in frames]
 
 
-@given(ids, st.binary(min_size=2, max_size=64), st.data())
-def test_any_single_bit_error_in_frame_or_id_is_detected(arbitration_id, payload, data):
+@given(data_ids, st.binary(min_size=2, max_size=64), st.data())
+def test_any_single_bit_error_in_frame_or_data_id_is_detected(data_id, payload, data):
     frame = np.zeros((1, 64), np.uint8)
-    frame[0, : len(payload)] = list(protect(arbitration_id, payload, 3))
+    frame[0, : len(payload)] = list(protect(data_id, payload, 3))
     dlc = np.array([len(payload)])
-    assert verify_batch(np.array([arbitration_id]), frame, dlc).all()
-    bit = data.draw(st.integers(0, 8 * len(payload) + 11 - 1))
-    wrong_id = arbitration_id
+    assert verify_batch(np.array([data_id]), frame, dlc).all()
+    bit = data.draw(st.integers(0, 8 * len(payload) + 16 - 1))
+    wrong_id = data_id
     if bit < 8 * len(payload):
         frame[0, bit // 8] ^= 1 << (bit % 8)
     else:

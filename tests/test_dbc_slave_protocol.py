@@ -184,8 +184,9 @@ def _raw_values(draw: st.DrawFn, message, group: int | None) -> dict[str, int]:
         if signal.is_multiplexer:
             raw[signal.name] = group
             continue
-        low = -(1 << (signal.length - 1)) if signal.is_signed else 0
-        high = (1 << (signal.length - 1 if signal.is_signed else signal.length)) - 1
+        # the raw range the DBC declares (the Profile 11 counter never sends 15)
+        low = round(signal.conversion.scaled_to_raw(signal.minimum))
+        high = round(signal.conversion.scaled_to_raw(signal.maximum))
         raw[signal.name] = draw(st.integers(low, high))
     return raw
 

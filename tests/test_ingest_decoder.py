@@ -139,27 +139,46 @@ def test_wrong_dlc_bad_crc_and_unknown_mux_are_rejected_per_source() -> None:
     assert report.updated == 0 and np.isneginf(state.measurements.updated_at).all()
 
 
-def test_counter_accepts_lost_frames_but_rejects_frozen_and_large_jumps() -> None:
+def test_counter_drops_repeats_and_late_copies_and_resumes_after_a_loss() -> None:
     message = DB.get_message_by_name("ModuleStatus_M01")
-    # ok, +1, frozen, +3, +5 (jump), +1 from 9, +2, +3, +1 across the wrap
-    counters = [5, 6, 6, 9, 14, 10, 12, 15, 0]
-    verdict = [None, None, "F", None, "J", None, None, None, None]
+    # ok, +1, repeated, late copy, +1, +3 (two lost: wrong sequence), +1 (resumes), over the
+    # wrap of 0..14
+    counters = [5, 6, 6, 4, 7, 10, 11, 12, 13, 14, 0]
+    verdict = [None, None, "R", "L", None, "W", None, None, None, None, None]
     frames = [
         (message.frame_id, encode(message, {"M01_ModuleVoltage": float(i)}, c), 0.1 * i)
         for i, c in enumerate(counters)
     ]
+    expected = {
+        RejectReason.COUNTER_FROZEN: 1,
+        RejectReason.COUNTER_OUT_OF_ORDER: 1,
+        RejectReason.COUNTER_JUMP: 1,
+    }
     state = DECODER.new_state()
     order = np.random.default_rng(4).permutation(len(frames))  # arrival order is irrelevant
     report = DECODER.decode(batch([frames[i] for i in order]), state)
-    assert _reasons(report) == {RejectReason.COUNTER_FROZEN: 1, RejectReason.COUNTER_JUMP: 1}
+    assert _reasons(report) == expected
     assert report.accepted.sum() == verdict.count(None)
-    assert state.measurements["module_voltage"].value[1] == 8.0  # the newest frame
+    assert state.measurements["module_voltage"].value[1] == 10.0  # the newest frame
     # Split over two batches: the same verdicts.
     state = DECODER.new_state()
     first = DECODER.decode(batch(frames[:4]), state)
     second = DECODER.decode(batch(frames[4:]), state)
-    assert first.rejected_for(RejectReason.COUNTER_FROZEN) == 1
-    assert second.rejected_for(RejectReason.COUNTER_JUMP) == 1
+    assert _reasons(first) == {RejectReason.COUNTER_FROZEN: 1, RejectReason.COUNTER_OUT_OF_ORDER: 1}
+    assert _reasons(second) == {RejectReason.COUNTER_JUMP: 1}
+
+
+def test_an_injected_late_copy_costs_one_frame_and_no_genuine_one() -> None:
+    message = DB.get_message_by_name("CellVoltages_M02")
+    genuine = [
+        (message.frame_id, encode(message, {"CellVoltages_M02_Mux": i % 4}, i), 0.025 * i)
+        for i in range(40)
+    ]
+    copy = (genuine[17][0], genuine[17][1], genuine[19][2] + 0.001)  # replayed two frames late
+    state = DECODER.new_state()
+    report = DECODER.decode(batch(genuine + [copy]), state)
+    assert report.accepted.sum() == len(genuine)
+    assert _reasons(report) == {RejectReason.COUNTER_OUT_OF_ORDER: 1}
 
 
 @st.composite
@@ -177,14 +196,13 @@ def _streams(draw):
         for c in range(3 * g, 3 * g + 3):
             values[f"M{m:02}_Cell{c:02}_Voltage"] = draw(st.integers(0, 30000)) * 0.0002
             values[f"M{m:02}_Cell{c:02}_Invalid"] = draw(st.integers(0, 1))
-        step = draw(st.integers(1, 3))  # lost frames in between are allowed
         seen = message.frame_id in counters
-        count = counters.get(message.frame_id, draw(st.integers(0, 15))) + (step if seen else 0)
+        count = counters.get(message.frame_id, draw(st.integers(0, 14))) + (1 if seen else 0)
         counters[message.frame_id] = count
         t += draw(st.sampled_from([0.002, 0.01, 0.05]))  # a bus never stamps two frames alike
         payload = encode(message, values, count)
         good.append((message.frame_id, payload, t))
-        kind = draw(st.sampled_from(["none", "dlc", "crc", "frozen", "jump"]))
+        kind = draw(st.sampled_from(["none", "dlc", "crc", "frozen", "jump", "late"]))
         t_bad = t + 0.001  # before the next good frame
         if kind == "dlc":
             corrupted.append((message.frame_id, payload[: draw(st.integers(0, 7))], t_bad))
@@ -195,9 +213,12 @@ def _streams(draw):
             corrupted.append((message.frame_id, bytes(flipped), t_bad))
         elif kind == "frozen":
             corrupted.append((message.frame_id, encode(message, values, count), t_bad))
-        elif kind == "jump":
-            jump = count + draw(st.integers(4, 15))
+        elif kind == "jump":  # ahead of the good frame, not in sequence with it
+            jump = count + draw(st.integers(2, 7))
             corrupted.append((message.frame_id, encode(message, values, jump), t_bad))
+        elif kind == "late":  # a copy of an older frame
+            late = count - draw(st.integers(1, 7))
+            corrupted.append((message.frame_id, encode(message, values, late), t_bad))
         if kind != "none":
             kinds.append(kind)
     frames = good + corrupted
@@ -228,6 +249,7 @@ def test_corrupted_frames_never_change_state(stream) -> None:
     assert sum(totals.values()) == len(kinds)
     assert totals[RejectReason.COUNTER_JUMP] == kinds.count("jump")
     assert totals[RejectReason.COUNTER_FROZEN] == kinds.count("frozen")
+    assert totals[RejectReason.COUNTER_OUT_OF_ORDER] == kinds.count("late")
     assert totals[RejectReason.DLC] == kinds.count("dlc")
     assert totals[RejectReason.CRC] == kinds.count("crc")
 

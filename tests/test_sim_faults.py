@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from sim_support import by_id, counter, crc_ok, decode
 
+from dbc.e2e import COUNTER_MODULO
 from dbc.topology import Topology
 from slaves import faults as F
 from slaves.simulator import PackSimulator
@@ -120,7 +121,10 @@ def test_counter_frozen_and_jumping(fault, delta: int) -> None:
     sim = _sim(seed=9)
     sim.faults.inject(fault)
     for frame_id, frames in by_id(sim.run(2.5)).items():
-        diffs = {(counter(b) - counter(a)) % 16 for a, b in zip(frames, frames[1:], strict=False)}
+        diffs = {
+            (counter(b) - counter(a)) % COUNTER_MODULO
+            for a, b in zip(frames, frames[1:], strict=False)
+        }
         assert diffs == ({delta} if frame_id & 0x3F == 2 else {1}), hex(frame_id)
         assert all(crc_ok(m) for m in frames)  # the CRC still covers the bad counter
 

@@ -8,6 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sim_support import by_id, counter, crc_ok, decode
 
+from dbc.e2e import COUNTER_MODULO
 from dbc.topology import Topology
 from slaves.simulator import PackSimulator
 
@@ -76,7 +77,10 @@ def test_every_frame_decodes_to_the_sampled_values(
     assert np.all(np.abs(sim.modules.reported_voltage - true) < 0.004 + abs(amps) * 2e-4 * dt)
     # counters: +1 per frame of each ID, all mux groups share one counter
     for frames in by_id(sent).values():
-        steps = {(counter(b) - counter(a)) % 16 for a, b in zip(frames, frames[1:], strict=False)}
+        steps = {
+            (counter(b) - counter(a)) % COUNTER_MODULO
+            for a, b in zip(frames, frames[1:], strict=False)
+        }
         assert steps <= {1}
     ids = {m.arbitration_id for m in sent}
     expected = {0x200 + m for m in range(topology.modules)} | {

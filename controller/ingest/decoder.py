@@ -31,13 +31,20 @@ class RejectReason(IntEnum):
     DLC = 0
     UNKNOWN_MUX = 1
     CRC = 2
-    COUNTER_FROZEN = 3
-    COUNTER_JUMP = 4
+    COUNTER_FROZEN = 3  # repeated counter: dropped, the stream goes on
+    COUNTER_JUMP = 4  # wrong sequence: too far ahead and not confirmed by the next frame
+    COUNTER_OUT_OF_ORDER = 5  # behind the last accepted counter: dropped, the stream goes on
+    COUNTER_INVALID = 6  # a value the counter never takes (15 for Profile 11)
 
 
 _REASONS = len(RejectReason)
 _OK = np.int8(-1)  # reason of a frame that is still acceptable
 _DLC = np.int8(RejectReason.DLC)
+_COUNTER_REASON = np.zeros(len(e2e.CounterVerdict), np.int8)  # by e2e.CounterVerdict
+_COUNTER_REASON[e2e.CounterVerdict.REPEATED] = RejectReason.COUNTER_FROZEN
+_COUNTER_REASON[e2e.CounterVerdict.OUT_OF_ORDER] = RejectReason.COUNTER_OUT_OF_ORDER
+_COUNTER_REASON[e2e.CounterVerdict.WRONG_SEQUENCE] = RejectReason.COUNTER_JUMP
+_COUNTER_REASON[e2e.CounterVerdict.INVALID] = RejectReason.COUNTER_INVALID
 
 
 @dataclass
@@ -45,7 +52,7 @@ class IngestState:
     """Everything the decoder remembers between batches (owned by the controller state)."""
 
     measurements: Measurements
-    last_counter: np.ndarray  # (M,) int64 per message, -1 before the first accepted frame
+    counters: e2e.CounterState  # per message: last accepted and last received counter
     accepted: np.ndarray  # (sources,) int64, cumulative
     rejected: np.ndarray  # (sources, reasons) int64, cumulative
     last_seen: np.ndarray  # (sources,) float64, time of the last accepted frame
@@ -140,7 +147,7 @@ class BatchDecoder:
         n = len(self.sources)
         return IngestState(
             measurements=Measurements(self._targets, self.available),
-            last_counter=np.full(len(self._layouts), -1, np.int64),
+            counters=e2e.CounterState.fresh(len(self._layouts)),
             accepted=np.zeros(n, np.int64),
             rejected=np.zeros((n, _REASONS), np.int64),
             last_seen=np.full(n, -np.inf),
@@ -174,7 +181,7 @@ class BatchDecoder:
             check = np.flatnonzero((reason < 0) & self._e2e.has_crc[msg])
             if check.size:
                 sub = rows[check]
-                good = e2e.crc_ok(batch.ids[sub], batch.data[sub], batch.dlc[sub])
+                good = e2e.crc_ok(self._e2e, msg[check], batch.data[sub], batch.dlc[sub])
                 reason[check[~good]] = RejectReason.CRC
         slot = self._base_slot[msg]
         muxed = np.flatnonzero(self._is_mux[msg] & (reason < 0))
@@ -197,10 +204,10 @@ class BatchDecoder:
             rows = r.rows[check]
             counter = table.counter.raw(batch.data[rows], r.msg[check])[:, 0]
             verdict = e2e.check_counters(
-                table, r.msg[check], counter, batch.timestamps[rows], state.last_counter
+                table, r.msg[check], counter, batch.timestamps[rows], state.counters
             )
-            r.reason[check[verdict.frozen]] = RejectReason.COUNTER_FROZEN
-            r.reason[check[verdict.jump]] = RejectReason.COUNTER_JUMP
+            dropped = np.flatnonzero(verdict)
+            r.reason[check[dropped]] = _COUNTER_REASON[verdict[dropped]]
 
     def decode(self, batch: FrameBatch, state: IngestState) -> IngestReport:
         """Check and decode ``batch`` into ``state.measurements`` (in place)."""

@@ -24,7 +24,8 @@ name = "M{module}"
 message = '^CellVoltages_M\\d+$'
 crc = "{message}_CRC"          # template of the CRC signal name (optional)
 counter = "{message}_Counter"  # template of the alive counter signal name (optional)
-max_jump = 3                   # largest accepted counter step (lost frames)
+max_jump = 1                   # largest accepted counter step (lost frames)
+data_id = 0x1234               # Profile 11 data ID of the CRC (default: the frame ID)
 ```
 
 Element index = ``offset + module * per_module + index + index_stride * value``, where
@@ -79,6 +80,7 @@ class E2ERule:
     counter: str | None
     max_jump: int
     key: str
+    data_id: int | None = None  # Profile 11 data ID; None: the low 16 bits of the frame ID
 
 
 @dataclass(frozen=True)
@@ -175,7 +177,7 @@ def _source(data: Mapping[str, Any], path: str) -> SourceRule:
 
 
 def _e2e(data: Mapping[str, Any], path: str) -> E2ERule:
-    fields.unknown_keys(data, {"message", "crc", "counter", "max_jump"}, path)
+    fields.unknown_keys(data, {"message", "crc", "counter", "max_jump", "data_id"}, path)
     message = _regex(data, "message", path, default=".*")
     names = set(message.groupindex) | {"message"}
     crc = _template(data, "crc", path, names)
@@ -188,6 +190,7 @@ def _e2e(data: Mapping[str, Any], path: str) -> E2ERule:
         counter=counter,
         max_jump=fields.integer(data, "max_jump", path, default=3, minimum=1),
         key=path,
+        data_id=fields.integer(data, "data_id", path, default=None, minimum=0, maximum=0xFFFF),
     )
 
 
