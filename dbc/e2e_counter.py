@@ -238,25 +238,30 @@ def _search(
     ahead: np.ndarray,
     g_a: np.ndarray,
 ) -> np.ndarray:
-    """``_reaccept`` for anchors whose frame lies further on, one query per step value."""
+    """``_reaccept`` for anchors whose frame lies further on: every (anchor, step) pair is
+    one query of a sorted search over the frames (any frame, or those in sequence)."""
     m = g.shape[0]
     found = found.copy()
     values = max(int(c.max()) + 1, int(n_a.max()))
     key = (g.astype(np.int64) * values + c) * m + np.arange(m)
     tables = (np.sort(key), np.sort(key[local]))
     group = g_a.astype(np.int64) * values
-    for step in range(1, int(ahead.max()) + 1):
-        wanted = group + (reference + step) % n_a  # a handful of anchors
-        chained = step > k_a  # beyond K only a frame in sequence with its predecessor counts
-        for which, table in enumerate(tables):
-            sel = np.flatnonzero((step <= ahead) & (chained == bool(which)))
-            if sel.size == 0 or table.size == 0:
-                continue
-            at = np.searchsorted(table, wanted[sel] * m + search_from[sel])
-            hit = at < table.size
-            at = np.minimum(at, table.size - 1)
-            hit &= table[at] // m == wanted[sel]
-            found[sel[hit]] = np.minimum(found[sel[hit]], table[at[hit]] % m)
+    steps = np.arange(1, int(ahead.max()) + 1)
+    wanted = group[:, None] + (reference[:, None] + steps) % n_a[:, None]
+    asked = steps <= ahead[:, None]
+    chained = steps > k_a[:, None]  # beyond K only a frame in sequence with its predecessor
+    start = np.broadcast_to(search_from[:, None], wanted.shape)
+    for which, table in enumerate(tables):
+        sel = asked & (chained == bool(which))
+        if table.size == 0 or not sel.any():
+            continue
+        at = np.searchsorted(table, wanted[sel] * m + start[sel])
+        hit = at < table.size
+        at = np.minimum(at, table.size - 1)
+        hit &= table[at] // m == wanted[sel]
+        position = np.full(wanted.shape, m)
+        position[sel] = np.where(hit, table[at] % m, m)
+        found = np.minimum(found, position.min(axis=1))
     return found
 
 
