@@ -266,7 +266,7 @@ class SohEstimator:
         pair = (
             fresh
             & (np.abs(step) >= cfg.min_current_step_a)
-            & (updated_at - s.sample_time <= cfg.max_sample_interval_s)
+            & (updated_at <= s.sample_time + cfg.max_sample_interval_s)  # -inf - -inf is NaN
         )
         if pair.any():
             cells = np.flatnonzero(pair)
