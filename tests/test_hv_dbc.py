@@ -150,6 +150,7 @@ def test_master_messages_ids_periods_and_buses(master):
         "BMS_PackValues": (0x0F4, 100, "vehicle", "BMS"),
         "ContactorCommand": (0x0E8, 20, "internal", "BMS"),
         "ContactorFeedback": (0x0E9, 20, "internal", "ContactorDriver"),
+        "BMS_RuntimeHealth": (0x0FC, 1000, "vehicle", "BMS"),
     }
     assert {m.name for m in master.messages} == set(expected)
     for name, (frame_id, period, bus, sender) in expected.items():
