@@ -37,6 +37,11 @@ class CellMeasures:
     stuck_valid: np.ndarray  # (n,) bool
 
 
+def groups(elements: int, modules: int) -> int:
+    """Modules to split ``elements`` into: the pack's, or one group when they do not divide."""
+    return modules if modules and elements % modules == 0 else 1
+
+
 def module_median(values: np.ndarray, valid: np.ndarray, modules: int) -> np.ndarray:
     """Per module, the median of its valid elements (NaN where none), one value per element."""
     per = values.size // modules
@@ -62,7 +67,7 @@ def step_cells(
 ) -> tuple[CellState, CellMeasures]:
     v = inputs.cell_voltage
     valid = inputs.cell_voltage_valid
-    modules = inputs.module_age.size
+    modules = groups(v.size, inputs.module_age.size)
     median = module_median(v, valid, modules)
     known = valid & ~np.isnan(median)
     deviation = np.abs(v - median)
@@ -70,7 +75,7 @@ def step_cells(
     if state.last is None or state.last.shape != v.shape or state.median_at_change is None:
         last, at_change = v.copy(), median
     else:
-        changed = (v != state.last) | ~known
+        changed = (v != state.last) | ~known | np.isnan(state.median_at_change)
         last = v.copy()
         at_change = np.where(changed, median, state.median_at_change)
     stuck = np.abs(median - at_change)

@@ -55,9 +55,6 @@ class ProtectionInputs:
         for bits in (self.module_open_wire, self.module_adc_fault, self.module_self_test_failed):
             if bits is not None and bits.shape != self.module_age.shape:
                 raise ValueError("module error bits and module_age differ in shape")
-        modules = max(self.module_age.size, 1)
-        if self.cell_voltage.size % modules or self.cell_temperature.size % modules:
-            raise ValueError("cells and sensors must divide evenly into the modules")
         r = self.cell_resistance
         if r is not None and r.shape != self.cell_voltage.shape:
             raise ValueError("cell_resistance and cell_voltage differ in shape")

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from controller.protection.cell_plausibility import module_median
+from controller.protection.cell_plausibility import groups, module_median
 from controller.protection.inputs import ProtectionInputs
 from controller.protection.lag import Lag
 from controller.protection.plausibility_config import PlausibilityConfig
@@ -41,7 +41,7 @@ def step_temperatures(
 ) -> tuple[TemperatureState, TemperatureMeasures]:
     valid = inputs.cell_temperature_valid
     t = np.where(valid, inputs.cell_temperature, np.nan)  # invalid: judged elsewhere
-    modules = inputs.module_age.size
+    modules = groups(t.size, inputs.module_age.size)
     spread = _spread(t.reshape(modules, -1), bool(valid.all()))
     window = state.window.advance(t, now, config.temperature_window_s / 2.0, True)
     rate_lag = state.rate.advance(t, now, config.rate_window_s / 2.0, True)
