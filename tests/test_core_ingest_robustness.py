@@ -141,8 +141,11 @@ def injection(draw: st.DrawFn, step: Recorded) -> list[tuple[int, int, bytes]]:
     if kind == "wrong_bus":
         other = VEHICLE if p.bus == INTERNAL else INTERNAL
         return [(other, p.frame_id, _frame(p, payload, acceptable, mux))]
-    if kind == "jump" and in_step + 4 <= modulo - 1:
-        counter = (last + draw(st.integers(in_step + 4, modulo - 1))) % modulo
+    if kind == "jump" and in_step + 8 <= modulo - 1:
+        # at least 8 ahead of every counter of the step, so more than half the counter range:
+        # forged frames in sequence with each other a little ahead would be a stream resuming
+        # after a loss, which the counter check accepts (docs/slave-protocol.md)
+        counter = (last + draw(st.integers(in_step + 8, modulo - 1))) % modulo
         return [(p.bus, p.frame_id, _frame(p, payload, counter, mux))]
     # stale: the last counter again, with other content (a hung or replaying sender)
     return [(p.bus, p.frame_id, _frame(p, payload, last, mux))]
