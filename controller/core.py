@@ -221,7 +221,9 @@ class Controller:
         counters = dict(state.counters)
         return (
             self.status.contactor_command(Commands(False, False, False), counters),
-            self.status.limits(0.0, 0.0, self.config.limits.cvl, self.config.limits.dvl),
+            self.status.limits(
+                0.0, 0.0, self.config.limits.cvl, self.config.limits.dvl, counters
+            ),
         )
 
     def is_safe(self, state: ControllerState) -> bool:

@@ -2,13 +2,15 @@
 
 Values come from the step's snapshot; encoding saturates at the DBC field limits, so an
 invalid (NaN) statistic goes out as 0 rather than stopping the step, except the SOC: an
-unknown SOC goes out as the DBC's ``NotAvailable`` value, never as 0 %. Each frame carries a
-4-bit alive counter where the DBC defines one.
+unknown SOC goes out as the DBC's ``NotAvailable`` value, never as 0 %. The safety frames
+(``BMS_Status``, ``BMS_Limits``, ``ContactorCommand``) carry the E2E Profile 11 header of
+``dbc.master_e2e``; the limits are rounded to their safe side (currents and CVL down, DVL up).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any
 
 from cantools.database.can import Database
@@ -25,6 +27,7 @@ from controller.contactors import (
 )
 from controller.frames import OutFrame, frame_key
 from controller.protection import ProtectionState
+from dbc import master_e2e
 
 VEHICLE_FRAMES = ("BMS_Status", "BMS_Limits", "BMS_CellStats", "BMS_TempStats", "BMS_PackValues")
 
@@ -75,8 +78,14 @@ def _not_available(signal: Any) -> int:
 
 
 def _counter(counters: dict[str, int], name: str) -> int:
-    counters[name] = (counters.get(name, -1) + 1) % 16
+    """The next Profile 11 counter of ``name`` (0..14), kept in ``counters``."""
+    counters[name] = master_e2e.next_counter(counters.get(name))
     return counters[name]
+
+
+def _sealed(frame: OutFrame, counter: int) -> OutFrame:
+    """``frame`` with its E2E header: the counter and the CRC over the encoded bytes."""
+    return replace(frame, data=master_e2e.seal(frame.arbitration_id, frame.data, counter))
 
 
 class StatusFrames:
@@ -91,6 +100,10 @@ class StatusFrames:
         self._soc_not_available = _not_available(
             master.get_message_by_name("BMS_PackValues").get_signal_by_name("BMS_SOC")
         )
+        dvl = master.get_message_by_name("BMS_Limits").get_signal_by_name(
+            "BMS_DischargeVoltageLimit"
+        )
+        self._dvl_step, self._dvl_max = float(dvl.scale), (1 << dvl.length) - 1
         self.periods = {
             name: (master.get_message_by_name(name).cycle_time or 100) / 1000.0
             for name in (*VEHICLE_FRAMES, "ContactorCommand")
@@ -106,24 +119,30 @@ class StatusFrames:
         }
 
     def contactor_command(self, commands: Commands, counters: dict[str, int]) -> OutFrame:
-        return self._command.encode(
+        frame = self._command.encode(
             {
                 "ContactorCmd_MinusClose": float(commands.minus),
                 "ContactorCmd_PrechargeClose": float(commands.precharge),
                 "ContactorCmd_PlusClose": float(commands.plus),
-                "ContactorCmd_Counter": _counter(counters, "ContactorCommand"),
             }
         )
+        return _sealed(frame, _counter(counters, "ContactorCommand"))
 
-    def limits(self, ccl: float, dcl: float, cvl: float, dvl: float) -> OutFrame:
-        return self._vehicle["BMS_Limits"].encode(
-            {
-                "BMS_ChargeCurrentLimit": ccl,
-                "BMS_DischargeCurrentLimit": dcl,
-                "BMS_ChargeVoltageLimit": cvl,
-                "BMS_DischargeVoltageLimit": dvl,
-            }
-        )
+    def limits(
+        self, ccl: float, dcl: float, cvl: float, dvl: float, counters: dict[str, int]
+    ) -> OutFrame:
+        """Limits rounded to their safe side: never more current or a wider voltage window."""
+        encoder = self._vehicle["BMS_Limits"]
+        dvl_raw = encoder.raw("BMS_DischargeVoltageLimit", dvl, down=True)
+        if math.isfinite(dvl) and dvl_raw * self._dvl_step < dvl - 1e-9:
+            dvl_raw += 1  # saturates in the DBC range below
+        raw = {
+            "BMS_ChargeCurrentLimit": encoder.raw("BMS_ChargeCurrentLimit", ccl, down=True),
+            "BMS_DischargeCurrentLimit": encoder.raw("BMS_DischargeCurrentLimit", dcl, down=True),
+            "BMS_ChargeVoltageLimit": encoder.raw("BMS_ChargeVoltageLimit", cvl, down=True),
+            "BMS_DischargeVoltageLimit": min(dvl_raw, self._dvl_max),
+        }
+        return _sealed(encoder.encode_raw(raw), _counter(counters, "BMS_Limits"))
 
     def encode(
         self,
@@ -141,7 +160,7 @@ class StatusFrames:
                 _contact_state(closed, which in faulty)
                 for which, closed in zip(Contactor, feedback, strict=False)
             ]
-            return encoder.encode(
+            frame = encoder.encode(
                 {
                     "BMS_State": float(contactors.state.value),
                     "BMS_ContactorState": float(_SEQUENCE[contactors.state]),
@@ -150,11 +169,11 @@ class StatusFrames:
                     "BMS_PlusContactor": states[Contactor.PLUS],
                     "BMS_FaultLevel": float(min(snap.fault_level, Level.FAULT)),
                     "BMS_ActiveFaults": float(active_fault_bits(protection, contactors)),
-                    "BMS_StatusCounter": _counter(counters, name),
                 }
             )
+            return _sealed(frame, _counter(counters, name))
         if name == "BMS_Limits":
-            return self.limits(snap.ccl, snap.dcl, snap.cvl, snap.dvl)
+            return self.limits(snap.ccl, snap.dcl, snap.cvl, snap.dvl, counters)
         if name == "BMS_CellStats":
             return encoder.encode(
                 {

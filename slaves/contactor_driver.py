@@ -1,8 +1,9 @@
 """Contactor driver board on the internal bus (frames from dbc/canbms_master.dbc).
 
 Receives ``ContactorCommand``, drives the coils of an :class:`HvCircuit` and reports the
-auxiliary contacts in ``ContactorFeedback``. Fail-safe: only a command with a new alive
-counter is fresh, and without a fresh command for ``command_timeout_s`` every coil is
+auxiliary contacts in ``ContactorFeedback``; both carry the E2E Profile 11 header
+(``dbc.master_e2e``). Fail-safe: only a command with an intact header and a new counter is
+fresh, and without a fresh command for ``command_timeout_s`` every coil is
 released until fresh commands return.
 """
 
@@ -13,7 +14,8 @@ from dataclasses import dataclass
 import can
 import cantools
 
-from slaves.hv_bus import Cyclic, encode, master_database
+from dbc import master_e2e
+from slaves.hv_bus import Cyclic, encode_sealed, master_database
 from slaves.hv_circuit import ContactorId, HvCircuit
 
 COMMAND = "ContactorCommand"
@@ -59,6 +61,8 @@ class ContactorDriver:
     def receive(self, msg: can.Message) -> None:
         if msg.arbitration_id != self._command_id or msg.is_extended_id:
             return
+        if not master_e2e.intact(self._command_id, msg.data):
+            return  # corrupted, or not from the BMS
         try:
             cmd = master_database().decode_message(self._command_id, bytes(msg.data))
         except (cantools.database.DecodeError, ValueError):
@@ -90,6 +94,8 @@ class ContactorDriver:
             for cid, name in _FEEDBACK_BITS.items()
         }
         signals["ContactorFbk_CommandTimeout"] = int(self.timed_out)
-        signals["ContactorFbk_Counter"] = self._counter
-        self._counter = (self._counter + 1) % 16
-        return encode(master_database(), self._feedback_id, signals, t)
+        signals["ContactorFbk_Counter"] = 0
+        signals["ContactorFbk_CRC"] = 0
+        counter = self._counter
+        self._counter = master_e2e.next_counter(self._counter)
+        return encode_sealed(master_database(), self._feedback_id, signals, counter, t)

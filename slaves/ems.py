@@ -1,8 +1,10 @@
 """Vehicle / energy management system on the vehicle bus (frames from dbc/canbms_master.dbc).
 
 Sends ``EMS_StateRequest`` every 100 ms following a script of timed requests and keeps the
-last BMS frames it received for scenarios to check. Fault injection: ``silent`` stops the
-request frames, ``counter_frozen`` repeats the alive counter.
+last BMS frames it received for scenarios to check; the request and the BMS frames it
+reads carry the E2E Profile 11 header (``dbc.master_e2e``), and a BMS frame failing it is
+ignored. Fault injection: ``silent`` stops the request frames, ``counter_frozen`` repeats
+the alive counter.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from typing import Any
 import can
 import cantools
 
-from slaves.hv_bus import Cyclic, encode, master_database
+from dbc import master_e2e
+from slaves.hv_bus import Cyclic, encode_sealed, master_database
 
 REQUEST = "EMS_StateRequest"
 
@@ -67,6 +70,10 @@ class Ems:
             return
         if message.senders != ["BMS"] or message.dbc.attributes["BusRole"].value != "vehicle":
             return
+        if message.name in master_e2e.PROTECTED and not master_e2e.intact(
+            msg.arbitration_id, msg.data
+        ):
+            return  # corrupted or not from the BMS: the last good frame stays
         try:
             self.received[message.name] = message.decode(bytes(msg.data), decode_choices=False)
         except (cantools.database.DecodeError, ValueError):
@@ -83,8 +90,10 @@ class Ems:
         signals = {
             "EMS_RequestedState": int(command.request),
             "EMS_FaultReset": int(command.fault_reset),
-            "EMS_AliveCounter": self._counter,
+            "EMS_AliveCounter": 0,
+            "EMS_CRC": 0,
         }
+        counter = self._counter
         if not self.counter_frozen:
-            self._counter = (self._counter + 1) % 16
-        return encode(master_database(), self._message.frame_id, signals, t)
+            self._counter = master_e2e.next_counter(self._counter)
+        return encode_sealed(master_database(), self._message.frame_id, signals, counter, t)

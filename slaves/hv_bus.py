@@ -10,6 +10,7 @@ import can
 import cantools
 
 import dbc
+from dbc import master_e2e
 
 
 @cache
@@ -34,6 +35,19 @@ def encode(
         timestamp=t,
         is_extended_id=False,
     )
+
+
+def encode_sealed(
+    db: cantools.database.can.Database,
+    frame_id: int,
+    signals: dict[str, Any],
+    counter: int,
+    t: float,
+) -> can.Message:
+    """A protected master frame: ``signals`` encoded, then the E2E Profile 11 header sealed."""
+    msg = encode(db, frame_id, signals, t)
+    msg.data = bytearray(master_e2e.seal(frame_id, msg.data, counter))
+    return msg
 
 
 class Cyclic:

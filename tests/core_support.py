@@ -28,6 +28,7 @@ from controller.contactors import ContactorState, Request
 from controller.core import Controller, StepResult
 from controller.frames import MAX_PAYLOAD, FrameBatch, OutFrame
 from controller.protection import Check
+from dbc import e2e, master_e2e
 
 BUSES = ("internal", "vehicle")  # the bus names a batch of `to_batch` carries
 INTERNAL, VEHICLE = 0, 1  # indices into BUSES
@@ -265,8 +266,8 @@ class Plant:
     ) -> tuple[int, bytes]:
         msg = self.master.get_message_by_name(name)
         full = {s.name: 0 for s in msg.signals} | signals
-        full[counter] = self._counter(msg.frame_id, source)
-        return msg.frame_id, self._encode(msg, full)
+        value = self._counter(msg.frame_id, source, e2e.COUNTER_MODULO)
+        return msg.frame_id, master_e2e.seal(msg.frame_id, self._encode(msg, full), value)
 
     # -- frames in -------------------------------------------------------------------
 
@@ -279,7 +280,7 @@ class Plant:
         values = msg.decode(data, decode_choices=False)
         self.log.append((now, msg.name, values))
         self.received[msg.name] = values
-        if msg.name == "ContactorCommand":
+        if msg.name == "ContactorCommand" and master_e2e.intact(frame_id, data):
             counter = int(values["ContactorCmd_Counter"])
             if counter != self._last_command_counter:
                 self._last_command_counter = counter

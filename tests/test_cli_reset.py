@@ -21,6 +21,7 @@ from canbms.cli import main
 from canbms.cli.reset import ResetSession
 from controller.contactors import ContactorState
 from controller.diagnosis import Event
+from dbc import master_e2e
 from dbc import path as dbc_path
 
 MASTER = cantools.database.load_file(str(dbc_path("canbms_master.dbc")), strict=True)
@@ -114,13 +115,15 @@ def test_reset_clears_a_gone_ems_timeout_and_continues_the_alive_counter(live, c
         can.Bus(interface="virtual", channel=channel) as spy,
         can.Bus(interface="virtual", channel=channel) as old_ems,
     ):
-        last = REQUEST.encode({"EMS_RequestedState": 0, "EMS_FaultReset": 0, "EMS_AliveCounter": 9})
+        plain = {"EMS_RequestedState": 0, "EMS_FaultReset": 0, "EMS_AliveCounter": 0, "EMS_CRC": 0}
+        last = master_e2e.seal(REQUEST.frame_id, REQUEST.encode(plain), 9)
         session = ResetSession(tool, listen=1.0, lead=1.0, pulse=1.0, timeout=10.0)
         old_ems.send(can.Message(arbitration_id=REQUEST.frame_id, data=last, is_extended_id=False))
         outcome = session.run()
         sent = []
         while (msg := spy.recv(0)) is not None:
             if msg.arbitration_id == REQUEST.frame_id:
+                assert master_e2e.intact(REQUEST.frame_id, msg.data)
                 sent.append(REQUEST.decode(msg.data, decode_choices=False))
     assert outcome.code == 0, outcome.message
     sent = sent[1:]  # the first is the old EMS's frame

@@ -7,6 +7,7 @@ import cantools
 import pytest
 
 import dbc
+from dbc import master_e2e
 from slaves.contactor_driver import ContactorDriver
 from slaves.ems import Ems, EmsCommand, EmsRequest
 from slaves.hv_circuit import ContactorFault, ContactorId, HvCircuit, HvCircuitConfig
@@ -45,6 +46,7 @@ class Bench:
                 self.driver.receive(self._frame())
             for frame in self.driver.step(t, DT):
                 assert frame.arbitration_id == FBK.frame_id
+                assert master_e2e.intact(FBK.frame_id, frame.data)
                 self.feedback.append((frame.timestamp, FBK.decode(bytes(frame.data))))
 
     def _frame(self) -> can.Message:
@@ -54,12 +56,11 @@ class Bench:
             ContactorId.PLUS: "ContactorCmd_PlusClose",
         }
         signals = {names[c]: int(on) for c, on in self.command.items()}
-        signals["ContactorCmd_Counter"] = self.counter
+        signals |= {"ContactorCmd_Counter": 0, "ContactorCmd_CRC": 0}
+        data = master_e2e.seal(CMD.frame_id, CMD.encode(signals), self.counter)
         if not self.repeat_counter:
-            self.counter = (self.counter + 1) % 16
-        return can.Message(
-            arbitration_id=CMD.frame_id, data=CMD.encode(signals), is_extended_id=False
-        )
+            self.counter = master_e2e.next_counter(self.counter)
+        return can.Message(arbitration_id=CMD.frame_id, data=data, is_extended_id=False)
 
     def first_feedback(self, signal: str, value: int, after: float) -> float:
         return next(t for t, f in self.feedback if t >= after and f[signal] == value)
@@ -78,7 +79,7 @@ def test_feedback_follows_command_after_the_closing_delay():
     stamps = [t for t, _ in bench.feedback]
     assert all(b - a == pytest.approx(0.020) for a, b in zip(stamps, stamps[1:], strict=False))
     counters = [f["ContactorFbk_Counter"] for _, f in bench.feedback]
-    assert counters == [k % 16 for k in range(len(counters))]
+    assert counters == [k % 15 for k in range(len(counters))]
 
 
 @pytest.mark.parametrize("fault", ["silence", "repeated counter"])
@@ -161,7 +162,7 @@ def test_ems_follows_its_script_every_100_ms():
         assert f["EMS_RequestedState"] == expected, t
         assert f["EMS_FaultReset"] == int(1.0 <= t < 1.2)
     counters = [f["EMS_AliveCounter"] for _, f in frames]
-    assert counters == [k % 16 for k in range(len(counters))]
+    assert counters == [k % 15 for k in range(len(counters))]
 
 
 def test_ems_fault_injection():
@@ -177,11 +178,10 @@ def test_ems_keeps_the_last_bms_frames():
     ems = Ems()
     status = MASTER.get_message_by_name("BMS_Status")
     values = {s.name: 0 for s in status.signals} | {"BMS_State": 6, "BMS_ActiveFaults": 1 << 14}
-    ems.receive(
-        can.Message(
-            arbitration_id=status.frame_id, data=status.encode(values), is_extended_id=False
-        )
-    )
+    data = master_e2e.seal(status.frame_id, status.encode(values), 4)
+    ems.receive(can.Message(arbitration_id=status.frame_id, data=data, is_extended_id=False))
+    corrupted = bytes([data[0] ^ 1, *data[1:]])
+    ems.receive(can.Message(arbitration_id=status.frame_id, data=corrupted, is_extended_id=False))
     ems.receive(
         can.Message(arbitration_id=CMD.frame_id, data=bytes(2), is_extended_id=False)
     )  # internal bus frame

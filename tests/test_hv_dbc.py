@@ -201,18 +201,23 @@ def test_master_messages_round_trip(master, data):
     d=st.integers(0, 0xFFFF),
     t1=st.integers(-3000, 3000),
     t2=st.integers(-3000, 3000),
+    counter=st.integers(0, 14),
 )
-def test_master_layouts_match_plain_little_endian_packing(master, a, b, c, d, t1, t2):
+def test_master_layouts_match_plain_little_endian_packing(master, a, b, c, d, t1, t2, counter):
+    a12, b12, c12, d12 = (v & 0xFFF for v in (a, b, c, d))
     limits = master.encode_message(
         "BMS_Limits",
         {
-            "BMS_ChargeCurrentLimit": a / 10,
-            "BMS_DischargeCurrentLimit": b / 10,
-            "BMS_ChargeVoltageLimit": c / 10,
-            "BMS_DischargeVoltageLimit": d / 10,
+            "BMS_LimitsCRC": 0xA5,
+            "BMS_LimitsCounter": counter,
+            "BMS_ChargeCurrentLimit": a12 / 2,
+            "BMS_DischargeCurrentLimit": b12 / 2,
+            "BMS_ChargeVoltageLimit": c12 / 4,
+            "BMS_DischargeVoltageLimit": d12 / 4,
         },
     )
-    assert limits == struct.pack("<HHHH", a, b, c, d)
+    packed = a12 | b12 << 12 | c12 << 24 | d12 << 36
+    assert limits == bytes([0xA5, counter]) + packed.to_bytes(6, "little")
     cells = master.encode_message(
         "BMS_CellStats",
         {
@@ -263,6 +268,7 @@ def test_contactor_command_bits(master):
             "ContactorCmd_PrechargeClose": 0,
             "ContactorCmd_PlusClose": 1,
             "ContactorCmd_Counter": 9,
+            "ContactorCmd_CRC": 0x3C,
         },
     )
-    assert data == bytes([0b101, 9])
+    assert data == bytes([0x3C, 0b101 << 4 | 9])

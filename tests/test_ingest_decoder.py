@@ -288,14 +288,21 @@ def test_latest_returns_the_newest_frame_of_a_small_message() -> None:
     frames = [
         (
             request.frame_id,
-            request.encode({"EMS_RequestedState": s, "EMS_FaultReset": 0, "EMS_AliveCounter": s}),
+            request.encode(
+                {"EMS_RequestedState": s, "EMS_FaultReset": 0, "EMS_AliveCounter": s, "EMS_CRC": 7}
+            ),
             t,
         )
         for s, t in ((2, 3.0), (1, 2.0))
     ]
     frames.append((request.frame_id, bytes(1), 4.0))  # wrong length: ignored
     latest = decoder.latest(batch(frames), "EMS_StateRequest")
-    assert latest == {"EMS_RequestedState": 2.0, "EMS_FaultReset": 0.0, "EMS_AliveCounter": 2.0}
+    assert latest == {
+        "EMS_CRC": 7.0,
+        "EMS_AliveCounter": 2.0,
+        "EMS_RequestedState": 2.0,
+        "EMS_FaultReset": 0.0,
+    }
     assert decoder.latest(batch(frames[2:]), "EMS_StateRequest") is None
     with pytest.raises(MappingError, match="NoSuchMessage"):
         decoder.latest(batch(frames), "NoSuchMessage")

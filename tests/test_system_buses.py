@@ -12,6 +12,7 @@ import pytest
 
 import dbc
 from canbms.cli import main
+from dbc import master_e2e
 from dbc.topology import Topology
 from slaves.ems import EmsCommand, EmsRequest
 from slaves.realtime import RealtimeRunner
@@ -30,10 +31,19 @@ def contactor_command(minus: bool, pre: bool, plus: bool, counter: int) -> can.M
             "ContactorCmd_MinusClose": int(minus),
             "ContactorCmd_PrechargeClose": int(pre),
             "ContactorCmd_PlusClose": int(plus),
-            "ContactorCmd_Counter": counter % 16,
+            "ContactorCmd_Counter": 0,
+            "ContactorCmd_CRC": 0,
         },
     )
+    data = master_e2e.seal(0x0E8, data, counter)
     return can.Message(arbitration_id=0x0E8, data=data, is_extended_id=False)
+
+
+def _requested(msg: can.Message) -> int:
+    """The requested state of an EMS_StateRequest whose E2E header is intact."""
+    assert master_e2e.intact(EMS_ID, msg.data)
+    decoded = MASTER.decode_message(EMS_ID, bytes(msg.data), decode_choices=False)
+    return int(decoded["EMS_RequestedState"])
 
 
 def limits_frame(dcl: float) -> can.Message:
@@ -44,8 +54,11 @@ def limits_frame(dcl: float) -> can.Message:
             "BMS_DischargeCurrentLimit": dcl,
             "BMS_ChargeVoltageLimit": 50.0,
             "BMS_DischargeVoltageLimit": 30.0,
+            "BMS_LimitsCounter": 0,
+            "BMS_LimitsCRC": 0,
         },
     )
+    data = master_e2e.seal(0x0F1, data, 0)
     return can.Message(arbitration_id=0x0F1, data=data, is_extended_id=False)
 
 
@@ -76,7 +89,7 @@ def test_ems_requests_go_out_every_100_ms_on_the_vehicle_bus_as_scripted():
     assert [d["EMS_RequestedState"] for d in decoded] == expected
     assert [d["EMS_FaultReset"] for d in decoded] == [int(s >= 0.75) for s in stamps]
     counters = [d["EMS_AliveCounter"] for d in decoded]
-    assert all((b - a) % 16 == 1 for a, b in zip(counters, counters[1:], strict=False))
+    assert all((b - a) % 15 == 1 for a, b in zip(counters, counters[1:], strict=False))
 
 
 def test_master_frames_reach_only_the_devices_of_their_bus():
@@ -186,7 +199,7 @@ def test_realtime_on_two_buses_obeys_commands_from_the_bus():
         counters = iter(range(1, 10_000))
 
         def modify(msg: can.Message) -> None:
-            msg.data[1] = next(counters) % 16
+            msg.data[:] = master_e2e.seal(0x0E8, msg.data, next(counters))
 
         task.modifier_callback = modify
         try:
@@ -198,7 +211,7 @@ def test_realtime_on_two_buses_obeys_commands_from_the_bus():
     ids = Counter(m.arbitration_id for m in internal)
     assert {0x200, 0x201, 0x300, 0x301, 0x0E9} | IVT_IDS <= set(ids)
     assert set(m.arbitration_id for m in vehicle) == {EMS_ID} and 9 <= len(vehicle) <= 11
-    assert all(m.data[0] & 0x0F == EmsRequest.CHARGE for m in vehicle)
+    assert all(_requested(m) == EmsRequest.CHARGE for m in vehicle)
     feedback = MASTER.decode_message(
         0x0E9, bytes([m for m in internal if m.arbitration_id == 0x0E9][-1].data)
     )
@@ -223,5 +236,5 @@ def test_cli_system_mode_sends_on_both_buses(capsys: pytest.CaptureFixture[str])
     assert any(line.startswith("t=") and "EMS discharge" in line for line in out)
     ids = {m.arbitration_id for m in internal}
     assert {0x200, 0x201, 0x300, 0x301, 0x0E9} | IVT_IDS <= ids and EMS_ID not in ids
-    requests = [m.data[0] & 0x0F for m in vehicle if m.arbitration_id == EMS_ID]
+    requests = [_requested(m) for m in vehicle if m.arbitration_id == EMS_ID]
     assert 9 <= len(requests) <= 11 and requests[0] == 0 and requests[-1] == 1

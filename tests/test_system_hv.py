@@ -16,6 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import dbc
+from dbc import master_e2e
 from dbc.topology import Topology
 from slaves.hv_circuit import HvCircuitConfig
 from slaves.profiles import Scripted
@@ -51,10 +52,12 @@ class Master:
                 "ContactorCmd_MinusClose": int(minus),
                 "ContactorCmd_PrechargeClose": int(pre),
                 "ContactorCmd_PlusClose": int(plus),
-                "ContactorCmd_Counter": self.counter,
+                "ContactorCmd_Counter": 0,
+                "ContactorCmd_CRC": 0,
             },
         )
-        self.counter = (self.counter + 1) % 16
+        data = master_e2e.seal(0x0E8, data, self.counter)
+        self.counter = master_e2e.next_counter(self.counter)
         return [can.Message(arbitration_id=0x0E8, data=data, is_extended_id=False)]
 
 

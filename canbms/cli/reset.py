@@ -6,7 +6,8 @@ only for latches whose cause is gone, so the command can clear nothing a real EM
 and can close nothing. It stands in for an EMS that is absent or silent (bench, workshop,
 an EMS that lost its own state): it listens first and refuses while another node sends
 ``EMS_StateRequest`` (two senders of one identifier would break the alive-counter check);
-otherwise it continues the alive counter it last heard, so its first frame is not a repeat.
+otherwise it continues the E2E Profile 11 counter it last heard (0..14), so its first frame
+is not a repeat, and seals every request with the profile's CRC (``dbc.master_e2e``).
 
 Sequence: standby for ``--lead`` seconds (a fresh request lets ``ems_timeout`` clear), the
 reset bit for ``--pulse`` seconds, standby until ``--timeout``; success is a ``BMS_Status``
@@ -26,6 +27,7 @@ import can.cli
 import cantools
 
 import dbc
+from dbc import master_e2e
 
 PERIOD_S = 0.1  # EMS_StateRequest period (dbc/canbms_master.dbc)
 ERROR = 6  # BMS_State Error
@@ -104,14 +106,16 @@ class ResetSession:
         )
 
     def _send(self, reset: bool) -> None:
-        self.counter = 0 if self.counter is None else (self.counter + 1) % 16
-        data = self.request.encode(
+        self.counter = master_e2e.next_counter(self.counter)
+        encoded = self.request.encode(
             {
                 "EMS_RequestedState": STANDBY,
                 "EMS_FaultReset": int(reset),
-                "EMS_AliveCounter": self.counter,
+                "EMS_AliveCounter": 0,
+                "EMS_CRC": 0,
             }
         )
+        data = master_e2e.seal(self.request.frame_id, encoded, self.counter)
         self.bus.send(
             can.Message(arbitration_id=self.request.frame_id, data=data, is_extended_id=False)
         )
@@ -122,13 +126,16 @@ class ResetSession:
             msg = self.bus.recv(timeout=left)
             if msg is None or msg.is_extended_id:
                 continue
+            if msg.arbitration_id not in (self.status.frame_id, self.request.frame_id):
+                continue
+            if not master_e2e.intact(msg.arbitration_id, msg.data):
+                continue  # corrupted, or not from a node of the contract
             if msg.arbitration_id == self.status.frame_id:
                 values = self.status.decode(bytes(msg.data), decode_choices=False)
                 self.state = int(values["BMS_State"])
                 self.faults = int(values["BMS_ActiveFaults"])
-            elif msg.arbitration_id == self.request.frame_id:
-                values = self.request.decode(bytes(msg.data), decode_choices=False)
-                self.counter = int(values["EMS_AliveCounter"])
+            else:
+                self.counter = master_e2e.counter_of(msg.data)
                 self.ems_heard_at = self.clock()
 
 

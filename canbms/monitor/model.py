@@ -29,6 +29,7 @@ from controller.config.loader import ControllerConfig
 from controller.diagnosis import Diagnosis
 from controller.frames import FrameBatch
 from controller.ingest.decoder import RejectReason
+from dbc import master_e2e
 
 INTERNAL = "internal"
 SHOWN = (  # master messages with a panel of their own; every other one is listed as it is
@@ -127,6 +128,10 @@ class MonitorModel:
                 self._master(message, msg)
 
     def _master(self, message: Any, msg: can.Message) -> None:
+        if message.name in master_e2e.PROTECTED and not master_e2e.intact(
+            msg.arbitration_id, msg.data
+        ):
+            return  # fails its E2E check: corrupted, or not from a node of the contract
         try:
             values = message.decode(bytes(msg.data), decode_choices=True)
         except (cantools.database.DecodeError, ValueError, KeyError):

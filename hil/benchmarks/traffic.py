@@ -18,7 +18,7 @@ import numpy as np
 
 import dbc
 from controller.frames import MAX_PAYLOAD, FrameBatch
-from dbc import e2e
+from dbc import e2e, master_e2e
 from dbc.layout import (
     SlotLayout,
     cell_layout,
@@ -173,9 +173,15 @@ class _Devices:
             if step % every:
                 continue
             values = {s.name: self._values.get(s.name, 0) for s in message.signals}
-            values[COUNTERS[message.name]] = self._counts[message.name] % 16
+            count = self._counts[message.name]
             self._counts[message.name] += 1
-            payload = message.encode(values, strict=False)
+            if message.name in master_e2e.PROTECTED:
+                payload = master_e2e.seal(
+                    message.frame_id, message.encode(values, strict=False), count
+                )
+            else:
+                values[COUNTERS[message.name]] = count % 16
+                payload = message.encode(values, strict=False)
             ids.append(message.frame_id)
             dlc.append(len(payload))
             buses.append(bus)
