@@ -16,6 +16,7 @@ from canbms.cli.options import HelpParser
 
 SUBCOMMANDS = (
     "sim", "run", "reset", "monitor", "replay", "plot", "demo", "dbc", "eds", "bench", "config",
+    "hil",
 )  # fmt: skip
 
 

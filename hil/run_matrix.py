@@ -1,0 +1,129 @@
+"""Run a fault matrix: every row on a fresh plant and controller in lock-step (rows spread
+over worker processes), or every row in turn against one controller in real time."""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from pathlib import Path
+
+import can
+
+from controller.config.loader import ControllerConfig, load_config
+from controller.core import Controller
+from hil.drivers import LockStep, RealTime
+from hil.injections import INJECTIONS
+from hil.matrix import Row
+from hil.rows import Outcome, run_row
+from hil.scenarios.session import demo_config
+from hil.timing import Timing
+from slaves.chemistry import NMC
+from slaves.simulator import SimConfig
+from slaves.system import SimulatedSystem
+from slaves.thermal import ThermalParams
+
+INITIAL_SOC = 0.6
+AMBIENT = 25.0
+FAST_THERMAL = 10.0  # heat capacities divided by this where a row needs a warming pack
+
+
+def load(path: str | Path | None) -> ControllerConfig:
+    """The configuration at ``path``; without one, the demo's (`hil/demo.toml`: the default
+    pack with limits that recover within seconds, so a row settles quickly)."""
+    return demo_config() if path is None else load_config(path)
+
+
+def plant(row: Row, timing: Timing, seed: int) -> SimulatedSystem:
+    """The plant of one row: the default pack at ``INITIAL_SOC``, at the row's temperature."""
+    inj = INJECTIONS[row.fault]
+    ambient = inj.temperature(timing) if inj.temperature else AMBIENT
+    chemistry, config = NMC, None
+    if inj.fast_thermal:
+        chemistry = replace(NMC, heat_capacity_j_per_k=NMC.heat_capacity_j_per_k / FAST_THERMAL)
+        extra = ThermalParams().extra_heat_capacity_j_per_k / FAST_THERMAL
+        config = SimConfig(thermal=ThermalParams(extra_heat_capacity_j_per_k=extra))
+    return SimulatedSystem(
+        chemistry=chemistry, seed=seed, initial_soc=INITIAL_SOC, ambient=ambient, config=config
+    )
+
+
+def _lockstep_row(job: tuple[Row, str | None, int]) -> Outcome:
+    row, config_path, seed = job
+    config = load(config_path)
+    timing = Timing.of(config)
+    driver = LockStep(plant(row, timing, seed), Controller(config), timing)
+    try:
+        return run_row(driver, row)
+    finally:
+        driver.close()
+
+
+def run_lockstep(
+    rows: list[Row],
+    config_path: str | None,
+    seed: int = 0,
+    jobs: int = 1,
+    progress: Callable[[Outcome], None] | None = None,
+) -> list[Outcome]:
+    """Every row on its own plant and controller; the outcomes in row order."""
+    work = [(row, config_path, seed) for row in rows]
+    if jobs <= 1:
+        outcomes = []
+        for job in work:
+            outcomes.append(_lockstep_row(job))
+            if progress:
+                progress(outcomes[-1])
+        return outcomes
+    with multiprocessing.get_context("fork").Pool(jobs) as pool:
+        outcomes = []
+        for outcome in pool.imap(_lockstep_row, work):
+            outcomes.append(outcome)
+            if progress:
+                progress(outcome)
+    return outcomes
+
+
+def run_realtime(
+    rows: list[Row],
+    config: ControllerConfig,
+    buses: Mapping[str, can.BusABC],
+    seed: int = 0,
+    step: float = 0.01,
+    progress: Callable[[Outcome], None] | None = None,
+) -> list[Outcome]:
+    """Every row in turn on one plant against the controller on ``buses``.
+
+    The plant temperature moves between rows at ``RAMP_K_PER_S`` (slower than any rate
+    check), so rows that need the same temperature should stand together.
+    """
+    timing = Timing.of(config)
+    system = SimulatedSystem(seed=seed, initial_soc=INITIAL_SOC, ambient=AMBIENT)
+    driver = RealTime(system, buses, timing, step=step)
+    outcomes = []
+    for row in rows:
+        inj = INJECTIONS[row.fault]
+        _ramp(driver, inj.temperature(timing) if inj.temperature else AMBIENT)
+        began = time.monotonic()
+        outcome = run_row(driver, row)
+        outcome.duration_s = time.monotonic() - began
+        outcome.mode = "RealTime"
+        outcomes.append(outcome)
+        if progress:
+            progress(outcome)
+    return outcomes
+
+
+RAMP_K_PER_S = 0.2
+
+
+def _ramp(driver: RealTime, target: float) -> None:
+    """Move ambient and module temperatures to ``target`` at a plausible rate."""
+    thermal = driver.system.pack.plant.thermal
+    while abs(thermal.ambient - target) > 1e-6:
+        delta = target - thermal.ambient
+        move = max(-RAMP_K_PER_S * driver.step, min(RAMP_K_PER_S * driver.step, delta))
+        thermal.ambient += move
+        thermal.temperature = thermal.temperature + move
+        driver.advance()
