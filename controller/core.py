@@ -55,7 +55,7 @@ from controller.frames import FrameBatch, OutFrame
 from controller.ingest import BatchDecoder, IngestState
 from controller.life import LifeCounters, LifeInputs, LifeState, step_life
 from controller.limits import Derating, LimitInputs, Limits, LimitsState, SocEstimator, SocState
-from controller.limits.soc import SocSource
+from controller.limits.soc import SocInputs
 from controller.pack_view import PackView, build_view, protection_inputs
 from controller.persisted import RESTORED, Persisted
 from controller.protection import Check, Protection, ProtectionState
@@ -146,7 +146,7 @@ class Controller:
             if cfg.enabled and Level.FAULT in cfg.levels
         }
         self.limits = Derating(config.limits)
-        self.soc = SocEstimator(config.soc)
+        self.soc = SocEstimator(config.soc, config.pack.cells)
         self.soh = SohEstimator(config.soh, config.soc, config.pack.cells)
         self.status = StatusFrames(master_db)
         self.balancing = _balancing_encoder(config, slaves_db)
@@ -193,11 +193,9 @@ class Controller:
             return state
         health = restored.cell_capacity_ah, restored.cell_resistance_ohm
         state = replace(state, soh=self.soh.initial_state(*health))
-        soc = state.soc
-        if restored.soc_known:
-            soc = SocState(
-                None, restored.soc_min, restored.soc_max, restored.soc_mean, None, SocSource.COUNTED
-            )
+        soc = self.soc.initial_state(
+            restored.cell_soc, (restored.soc_min, restored.soc_max, restored.soc_mean)
+        )
         life = LifeState(LifeCounters.of(restored))
         return replace(state, soc=soc, restored_faults=frozenset(restored.latched), life=life)
 
@@ -209,7 +207,10 @@ class Controller:
         soc = state.soc
         if not soc.valid:
             return Persisted(latched, **life, **health)
-        return Persisted(latched, soc.soc_min, soc.soc_max, soc.soc_mean, **life, **health)
+        cells = tuple(soc.cells.tolist())
+        return Persisted(
+            latched, soc.soc_min, soc.soc_max, soc.soc_mean, cell_soc=cells, **life, **health
+        )
 
     def request_shutdown(self, state: ControllerState) -> ControllerState:
         """Limits to zero and contactors open from the next step on, whatever is requested."""
@@ -296,7 +297,19 @@ class Controller:
         events.extend(e.event() for e in contactor_events)
 
         soc = self.soc.step(
-            state.soc, view.current.value, view.current.valid, view.voltage_stats, now
+            state.soc,
+            SocInputs(
+                view.cell_voltage,
+                view.cell_voltage_valid,
+                internal["cell_voltage"].updated_at,
+                view.voltage_stats,
+                view.current.value,
+                view.current.valid,
+                view.temperature_stats.mean,
+                state.soh.health.cell_capacity_ah,
+                state.soh.health.resistance_ohm,
+            ),
+            now,
         )
         soh = self.soh.step(
             state.soh,
@@ -618,7 +631,7 @@ class Controller:
             dcl=limits.dcl,
             cvl=limits.cvl,
             dvl=limits.dvl,
-            soc=soc.soc_mean if soc.valid else math.nan,
+            soc=soc.pack if soc.valid else math.nan,
             soh=soh.health.pack_soh,
             pack_voltage=view.pack_voltage.value,
             pack_current=view.current.value,

@@ -103,9 +103,10 @@ def protection_inputs(
     soc: SocState | None = None,
     contactors_open: bool = False,
 ) -> ProtectionInputs:
-    """What protection judges: the view, plus the previous cycle's SOC estimate (``soc``)
-    and whether the contactors are confirmed open (then no current can flow)."""
-    known = soc is not None and soc.valid
+    """What protection judges: the view, plus the previous cycle's counted SOC (``soc``'s
+    reference estimate, judged against the OCV at rests) and whether the contactors are
+    confirmed open (then no current can flow)."""
+    counted = soc.counting if soc is not None else None
     return ProtectionInputs(
         cell_voltage=view.cell_voltage,
         cell_voltage_valid=view.cell_voltage_valid,
@@ -124,7 +125,7 @@ def protection_inputs(
         module_open_wire=view.module_errors.get("module_open_wire"),
         module_adc_fault=view.module_errors.get("module_adc_fault"),
         module_self_test_failed=view.module_errors.get("module_self_test_failed"),
-        soc=soc.soc_mean if known and soc is not None else math.nan,
-        soc_rested=known and soc is not None and soc.source is SocSource.OCV,
+        soc=counted.soc_mean if counted is not None and counted.valid else math.nan,
+        soc_rested=counted is not None and counted.source is SocSource.OCV,
         current_must_be_zero=contactors_open,
     )

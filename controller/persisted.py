@@ -24,6 +24,7 @@ class Persisted:
     soc_min: float = math.nan
     soc_max: float = math.nan
     soc_mean: float = math.nan
+    cell_soc: tuple[float, ...] = ()  # % per cell (`controller.limits.soc`); (): not known
     # state of health per cell (`controller.estimation.CellHealth`), 0: not measured
     cell_capacity_ah: tuple[float, ...] = ()
     cell_resistance_ohm: tuple[float, ...] = ()

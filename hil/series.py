@@ -56,7 +56,7 @@ class Series:
         self.current.append(view.current.value if view.current.valid else np.nan)
         self.ccl.append(state.published.ccl)
         self.dcl.append(state.published.dcl)
-        self.soc.append(state.soc.soc_mean if state.soc.valid else np.nan)
+        self.soc.append(state.soc.pack if state.soc.valid else np.nan)
         self.temp_min.append(t.minimum)
         self.temp_mean.append(t.mean)
         self.temp_max.append(t.maximum)

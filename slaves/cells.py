@@ -1,4 +1,10 @@
-"""Equivalent-circuit model of every cell of the pack at once: OCV(SOC) + R0 + one RC pair.
+"""Equivalent-circuit model of every cell of the pack at once: OCV(SOC) + R0 + one RC pair,
+plus the OCV hysteresis of chemistries that have one (LFP).
+
+The hysteresis state h of a cell runs from -1 (it was last discharged: it rests on the lower
+OCV branch) to +1 (charged: the upper branch) and moves with the charge through it,
+``dh = rate x |dQ| / capacity x (sign(I) - h)``; the rest voltage is the equilibrium OCV plus
+h times the chemistry's half gap.
 
 State is kept in coulombs, never clipped: a cell pushed past 100 % keeps the extra charge
 (and shows it in its voltage), so the charge books always balance:
@@ -52,6 +58,7 @@ class CellArray:
         rng: np.random.Generator,
         initial_soc: float | np.ndarray = 0.5,
         spread: CellSpread | None = None,
+        initial_hysteresis: float = 0.0,
     ) -> None:
         if n_cells < 1:
             raise ValueError(f"n_cells: {n_cells} must be at least 1")
@@ -76,6 +83,7 @@ class CellArray:
         self.throughput_c = np.zeros(n_cells)
         self.self_discharged_c = np.zeros(n_cells)
         self.v_rc = np.zeros(n_cells)
+        self.hysteresis = np.full(n_cells, float(np.clip(initial_hysteresis, -1.0, 1.0)))
         self.current = np.zeros(n_cells)
         self.temperature = np.full(n_cells, 25.0)
         self.heat_w = np.zeros(n_cells)
@@ -112,7 +120,9 @@ class CellArray:
 
     @property
     def ocv(self) -> np.ndarray:
-        return self.chemistry.ocv(self.soc)
+        """Rest voltage: the equilibrium curve shifted onto the present hysteresis branch."""
+        soc = self.soc
+        return self.chemistry.ocv(soc) + self.hysteresis * self.chemistry.hysteresis(soc)
 
     @property
     def r0(self) -> np.ndarray:
@@ -135,6 +145,8 @@ class CellArray:
         decay = np.exp(-dt / (r1 * self.c1))
         self.v_rc = self.v_rc * decay + i * r1 * (1.0 - decay)
         moved = i * dt
+        toward = np.exp(-self.chemistry.hysteresis_rate * np.abs(moved) / self.capacity_c)
+        self.hysteresis = self.hysteresis * toward + np.sign(i) * (1.0 - toward)
         leaked = self.self_discharge_a * dt
         self.charge_c = self.charge_c + moved - leaked
         self.throughput_c = self.throughput_c + moved

@@ -1,8 +1,11 @@
 """Cell chemistries: open-circuit voltage curves and equivalent-circuit parameters.
 
 The curves are typical public shapes of large-format cells (NMC pouch, LFP prismatic, LTO
-prismatic), sampled at a few SOC points; they are strictly increasing so a SOC can always be
-recovered from a voltage. Beyond 0 % and 100 % the curve is extended with its end slope
+prismatic), sampled at a few SOC points, and come from ``dbc/chemistry.toml``, the table the
+controller's SOC presets read too; they are strictly increasing so a SOC can always be
+recovered from a voltage. LFP has a charge/discharge hysteresis: a rested cell sits above the
+equilibrium curve after charging and below it after discharging (``hysteresis``).
+Beyond 0 % and 100 % the curve is extended with its end slope
 times ``overrun_slope_factor`` so an over-charged or over-discharged cell shows it in its
 voltage instead of sitting at the table end. A chemistry does not age unless its ``ageing``
 says so: ``replace(NMC, ageing=TYPICAL_AGEING["NMC"])`` gives typical rates.
@@ -14,6 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from dbc.chemistry import OcvTable, ocv_table
 from slaves.ageing import Ageing
 
 T_REF_K = 298.15  # 25 degC, where the resistances below are given
@@ -37,9 +41,12 @@ class Chemistry:
     v_min: float
     v_max: float
     overrun_slope_factor: float = 5.0
+    hysteresis_points: tuple[float, ...] = ()  # V, half the branch gap; () = none
+    hysteresis_rate: float = 50.0  # dh = rate x |dQ| / capacity x (sign(I) - h)
     ageing: Ageing = field(default_factory=Ageing)  # capacity fade and resistance growth
     _soc: np.ndarray = field(init=False, repr=False, compare=False)
     _ocv: np.ndarray = field(init=False, repr=False, compare=False)
+    _hysteresis: np.ndarray = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         soc = np.asarray(self.soc_points, np.float64)
@@ -50,8 +57,12 @@ class Chemistry:
             raise ValueError(f"{self.name}: SOC table must span 0..1")
         if np.any(np.diff(soc) <= 0) or np.any(np.diff(ocv) <= 0):
             raise ValueError(f"{self.name}: SOC and OCV tables must be strictly increasing")
+        hysteresis = np.asarray(self.hysteresis_points or np.zeros(soc.size), np.float64)
+        if hysteresis.shape != soc.shape or np.any(hysteresis < 0.0):
+            raise ValueError(f"{self.name}: hysteresis table must match the SOC table, >= 0")
         object.__setattr__(self, "_soc", soc)
         object.__setattr__(self, "_ocv", ocv)
+        object.__setattr__(self, "_hysteresis", hysteresis)
 
     @property
     def capacity_c(self) -> float:
@@ -73,6 +84,10 @@ class Chemistry:
         v = np.where(s < 0.0, self._ocv[0] + k * low_slope * s, v)
         return np.where(s > 1.0, self._ocv[-1] + k * high_slope * (s - 1.0), v)
 
+    def hysteresis(self, soc: np.ndarray | float) -> np.ndarray:
+        """Half the gap between the charge and the discharge OCV branch (V) at ``soc``."""
+        return np.interp(np.asarray(soc, np.float64), self._soc, self._hysteresis)
+
     def soc_from_ocv(self, volts: np.ndarray | float) -> np.ndarray:
         """Inverse of the table inside 0..1 (clipped at the ends)."""
         return np.interp(np.asarray(volts, np.float64), self._ocv, self._soc)
@@ -83,10 +98,19 @@ class Chemistry:
         return np.exp(self.activation_k * (1.0 / t_k - 1.0 / T_REF_K))
 
 
+def _curve(table: OcvTable) -> dict[str, tuple[float, ...] | float]:
+    """The shared OCV table as this model's fields (SOC as a fraction)."""
+    return {
+        "soc_points": tuple(s / 100.0 for s in table.soc),
+        "ocv_points": table.ocv_v,
+        "hysteresis_points": table.hysteresis_v,
+        "hysteresis_rate": table.hysteresis_rate,
+    }
+
+
 NMC = Chemistry(
     name="NMC",
-    soc_points=(0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
-    ocv_points=(3.00, 3.30, 3.45, 3.55, 3.62, 3.67, 3.72, 3.80, 3.88, 3.97, 4.07, 4.18),
+    **_curve(ocv_table("nmc")),
     capacity_ah=50.0,
     r0_ohm=1.2e-3,
     r1_ohm=0.8e-3,
@@ -100,8 +124,7 @@ NMC = Chemistry(
 
 LFP = Chemistry(
     name="LFP",
-    soc_points=(0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0),
-    ocv_points=(2.50, 3.10, 3.20, 3.25, 3.28, 3.29, 3.30, 3.31, 3.32, 3.33, 3.35, 3.40, 3.60),
+    **_curve(ocv_table("lfp")),
     capacity_ah=100.0,
     r0_ohm=0.5e-3,
     r1_ohm=0.3e-3,
@@ -115,8 +138,7 @@ LFP = Chemistry(
 
 LTO = Chemistry(
     name="LTO",
-    soc_points=(0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
-    ocv_points=(1.70, 2.05, 2.15, 2.22, 2.26, 2.29, 2.32, 2.35, 2.38, 2.42, 2.48, 2.70),
+    **_curve(ocv_table("lto")),
     capacity_ah=20.0,
     r0_ohm=0.8e-3,
     r1_ohm=0.4e-3,

@@ -101,12 +101,9 @@ def test_limits_errors_name_the_key(path, value, key):
     [
         (("capacity_ah",), 0, "soc.capacity_ah"),
         (("rest_time",), 10, "soc.rest_time"),
-        (
-            ("ocv", "y"),
-            [3.0, 3.3, 3.3, 3.55, 3.62, 3.67, 3.72, 3.8, 3.88, 3.97, 4.07, 4.18],
-            "soc.ocv.y",
-        ),
-        (("ocv", "x"), [5.0, 6, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100], "soc.ocv.x"),
+        (("ocv",), {"x": [0.0, 50, 100], "y": [3.0, 3.3, 3.3]}, "soc.ocv.y"),
+        (("ocv",), {"x": [5.0, 50, 100], "y": [3.0, 3.7, 4.2]}, "soc.ocv.x"),
+        (("cell_type",), "nca", "soc.cell_type"),
     ],
 )
 def test_soc_errors_name_the_key(path, value, key):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-BENCHMARKS = ("decode", "core", "simulator")
+BENCHMARKS = ("decode", "core", "simulator", "soc")
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -9,7 +9,7 @@ from controller.limits.config import (
     parse_soc,
 )
 from controller.limits.derating import Derating, LimitInputs, Limits, LimitsState
-from controller.limits.soc import SocEstimator, SocSource, SocState
+from controller.limits.soc import SocEstimator, SocInputs, SocSource, SocState
 
 __all__ = [
     "Curve",
@@ -21,6 +21,7 @@ __all__ = [
     "LimitsState",
     "SocConfig",
     "SocEstimator",
+    "SocInputs",
     "SocSource",
     "SocState",
     "parse_limits",

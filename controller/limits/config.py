@@ -24,7 +24,12 @@ y = [0, 0.2, 1, 1, 0.5, 0]
 capacity_ah = 100.0
 rest_current_a = 2.0              # |I| below this counts as rest ...
 rest_time_s = 900.0               # ... and after this long the OCV table resets the SOC
-[soc.ocv]                         # SOC in % -> open-circuit cell voltage; both increasing
+cell_type = "nmc"                 # OCV table and hysteresis from dbc/chemistry.toml
+r0_mohm = 1.2                     # cell model at 25 degC until [soh] measures the cell
+r1_mohm = 0.8
+tau_s = 30.0
+valid_uncertainty_percent = 3.0   # SOC published once every cell is known this well
+[soc.ocv]                         # optional: SOC in % -> equilibrium OCV; both increasing
 x = [0, 10, 50, 90, 100]
 y = [3.0, 3.45, 3.68, 4.05, 4.18]
 ```
@@ -34,12 +39,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from controller.config.declare import load, setting
 from controller.errors import ConfigError
+from dbc.chemistry import ocv_table
 
 
 @dataclass(frozen=True, eq=False)
@@ -141,12 +147,68 @@ class LimitsConfig:
 
 @dataclass(frozen=True)
 class SocConfig:
-    ocv: OcvCurve = setting(doc="x: SOC %, y: open-circuit cell voltage V")
     capacity_ah: float = setting(ge=0.001, unit="Ah", doc="capacity (default: [pack])")
     rest_current_a: float = setting(ge=0.0, unit="A", doc="|I| below this counts as rest ...")
     rest_time_s: float = setting(
         ge=0.0, le=86400.0, unit="s", doc="... and after this long the OCV table resets the SOC"
     )
+    cell_type: Literal["nmc", "lfp", "lto"] = setting(
+        "nmc", doc="cell type: its OCV table and hysteresis from dbc/chemistry.toml"
+    )
+    ocv: OcvCurve | None = setting(
+        None, doc="x: SOC %, y: equilibrium open-circuit cell voltage V (default: cell_type's)"
+    )
+    hysteresis: Curve | None = setting(
+        None, doc="x: SOC %, y: half the charge/discharge OCV gap V (default: cell_type's)"
+    )
+    hysteresis_rate: float | None = setting(
+        None, gt=0.0, doc="branch change per charge over capacity (default: cell_type's)"
+    )
+    r0_mohm: float = setting(
+        1.2, gt=0.0, unit="mOhm", doc="ohmic resistance at 25 degC until [soh] measures it"
+    )
+    r1_mohm: float = setting(0.8, ge=0.0, unit="mOhm", doc="polarisation resistance at 25 degC")
+    tau_s: float = setting(30.0, gt=0.0, unit="s", doc="polarisation time constant")
+    activation_k: float = setting(
+        3500.0, ge=0.0, unit="K", doc="resistance x exp(this x (1/T - 1/298.15 K))"
+    )
+    current_accuracy_a: float = setting(
+        0.5, ge=0.0, unit="A", doc="current sensor offset the SOC may drift by"
+    )
+    voltage_accuracy_mv: float = setting(
+        3.0, gt=0.0, unit="mV", doc="cell voltage and OCV table error together"
+    )
+    resistance_accuracy_percent: float = setting(
+        20.0, ge=0.0, le=100.0, unit="%", doc="error of the model's resistance"
+    )
+    initial_uncertainty_percent: float = setting(
+        30.0, gt=0.0, le=100.0, unit="%", doc="SOC standard deviation with nothing known"
+    )
+    restored_uncertainty_percent: float = setting(
+        2.0, gt=0.0, le=100.0, unit="%", doc="... of a SOC restored after a restart"
+    )
+    valid_uncertainty_percent: float = setting(
+        3.0, gt=0.0, le=50.0, unit="%", doc="SOC published once every cell's is below this"
+    )
+    steady_band_a: float = setting(
+        5.0, gt=0.0, unit="A", doc="a cell reading corrects the SOC once the current stayed"
+    )
+    settle_ms: float = setting(
+        200.0, ge=0.0, le=10_000.0, unit="ms", doc="... within this band for this long"
+    )
+
+    def __post_init__(self) -> None:
+        table = ocv_table(self.cell_type)
+        if self.ocv is None:
+            object.__setattr__(self, "ocv", OcvCurve(table.soc, table.ocv_v))
+        if self.hysteresis is None:
+            object.__setattr__(self, "hysteresis", Curve(table.soc, table.hysteresis_v))
+        if self.hysteresis_rate is None:
+            object.__setattr__(self, "hysteresis_rate", table.hysteresis_rate)
+
+    def validate(self, path: str) -> None:
+        if bool(np.any(self.hysteresis.y < 0.0)):
+            raise ConfigError(f"{path}.hysteresis.y", "must not be negative")
 
 
 def parse_limits(data: Mapping[str, Any], path: str = "limits") -> LimitsConfig:

@@ -1,100 +1,160 @@
-"""State of charge: open-circuit voltage at rest, coulomb counting in between.
+"""State of charge per cell, and what the pack publishes from it.
 
-A rested cell's voltage is its open-circuit voltage, which the OCV table maps to SOC; the
-table is inverted for the lowest, highest and mean cell, so the limits can taper charge on
-the fullest cell and discharge on the emptiest. Under current the three values move by the
-charge counted (positive current = charging) over the configured capacity. The first
-estimate is taken from OCV as soon as the current is below the rest threshold (at power-up
-the pack has normally rested with the contactors open); under load the SOC stays unknown
-(NaN) until then, and an unknown SOC zeroes the limits that depend on it. While the current
-is not valid nothing is counted and the rest timer restarts.
+Every cell has its own model-based estimate (`controller.estimation.cell_soc`: an extended
+Kalman filter on an equivalent circuit with the cell's measured capacity and resistance), so
+the estimate is corrected by every cell reading, under load as at rest, and a weak cell is
+seen as weak. From the cells:
+
+- ``soc_min`` / ``soc_max`` / ``soc_mean``: the lowest, highest and mean cell SOC (%); the
+  SOC derating reads the lowest when discharging and the highest when charging;
+- ``pack``: the usable SOC of the series string, D / (D + U) x 100 with D the charge until
+  the first cell is empty and U the charge until the first cell is full (each cell's SOC
+  times its capacity): 0 % when the weakest cell is empty, 100 % when the fullest is full.
+  It is what goes on the bus.
+
+All four are NaN, and ``valid`` False, until every cell's SOC standard deviation is below
+``[soc] valid_uncertainty_percent``: a restart without a stored SOC starts "unknown" and
+becomes valid once the readings have pinned every cell down, under load or not.
+
+The reference estimate of coulomb counting with rest correction
+(`controller.estimation.counting`) runs beside it: protection's `soc_ocv_disagreement`
+check judges the counted charge against the OCV at rests.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
-from enum import Enum
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
+from controller.estimation.cell_soc import CellSocFilter, FilterState
+from controller.estimation.counting import CountingSoc, CountingState, SocSource
 from controller.limits.config import SocConfig
 from controller.measurements import ArrayStats
 
+__all__ = ["SocEstimator", "SocInputs", "SocSource", "SocState", "pack_soc"]
 
-class SocSource(Enum):
-    UNKNOWN = "unknown"
-    OCV = "ocv"  # last set from the OCV table, nothing counted since
-    COUNTED = "counted"  # OCV value moved by coulomb counting
+
+@dataclass(frozen=True)
+class SocInputs:
+    """One cycle's measurements and the cells' health (per-cell arrays in pack order)."""
+
+    voltage: np.ndarray  # V
+    voltage_valid: np.ndarray
+    updated_at: np.ndarray  # s, arrival of each cell's reading
+    voltage_stats: ArrayStats
+    current: float  # A, + = charging
+    current_valid: bool
+    temperature: float  # degC, mean cell temperature; NaN: unknown
+    capacity_ah: np.ndarray  # measured or assumed capacity per cell
+    resistance_ohm: np.ndarray  # measured resistance per cell; NaN: not measured
 
 
 @dataclass(frozen=True)
 class SocState:
     time: float | None
-    soc_min: float  # % (cell with the lowest voltage at the last OCV reading)
-    soc_max: float  # %
-    soc_mean: float  # %
-    rest_since: float | None  # s, start of the present rest; None under current
-    source: SocSource
+    filter: FilterState
+    counting: CountingState
+    steady_current: float  # A, where the current settled; NaN: unknown
+    steady_since: float  # s
+    soc_min: float = math.nan  # % lowest cell
+    soc_max: float = math.nan  # % highest cell
+    soc_mean: float = math.nan  # % mean of the cells
+    pack: float = math.nan  # % usable SOC of the string (published)
+    valid: bool = False
 
     @property
-    def valid(self) -> bool:
-        return self.source is not SocSource.UNKNOWN
+    def cells(self) -> np.ndarray:
+        """Per-cell SOC (%) clipped to 0..100; NaN where never measured."""
+        return np.clip(self.filter.soc, 0.0, 100.0)
 
 
 class SocEstimator:
-    """SOC from the OCV table and coulomb counting for one configuration."""
+    """The SOC estimate for one configuration and pack size."""
 
-    def __init__(self, config: SocConfig) -> None:
+    def __init__(self, config: SocConfig, cells: int) -> None:
         self.config = config
-        self._percent_per_as = 100.0 / (config.capacity_ah * 3600.0)
+        self.cells = cells
+        self.filter = CellSocFilter(config, cells)
+        self.counting = CountingSoc(config)
+        self._r0 = config.r0_mohm / 1000.0
+        self._settle_s = config.settle_ms / 1000.0
 
-    @staticmethod
-    def initial_state() -> SocState:
-        return SocState(None, math.nan, math.nan, math.nan, None, SocSource.UNKNOWN)
-
-    def soc_from_ocv(self, voltage: float | np.ndarray) -> np.ndarray:
-        """SOC (%) of rested cells at ``voltage``, clamped to the table."""
-        return np.interp(voltage, self.config.ocv.y, self.config.ocv.x)
-
-    def ocv_from_soc(self, soc: float | np.ndarray) -> np.ndarray:
-        """Open-circuit voltage (V) of a cell at ``soc`` (%)."""
-        return np.interp(soc, self.config.ocv.x, self.config.ocv.y)
-
-    def step(
-        self,
-        state: SocState,
-        current: float,
-        current_valid: bool,
-        cells: ArrayStats,
-        now: float,
+    def initial_state(
+        self, cell_soc: Sequence[float] = (), soc_range: tuple[float, float, float] | None = None
     ) -> SocState:
-        cfg = self.config
+        """Nothing known, or what a previous run stored: per-cell SOC, or (from an older
+        record) the lowest, highest and mean cell SOC, which every cell starts from with
+        the spread as its uncertainty. Trusted to ``restored_uncertainty_percent`` at best:
+        the charge moved while the controller was off is unknown."""
+        stored = np.asarray(cell_soc, np.float64).reshape(-1)
+        f = self.filter.initial_state()
+        if stored.size == self.cells and np.isfinite(stored).any():
+            f = self.filter.initial_state(stored)
+        elif soc_range is not None and all(math.isfinite(v) for v in soc_range):
+            low, high, mean = soc_range
+            spread = max(self.config.restored_uncertainty_percent, (high - low) / 2.0)
+            f = self.filter.initial_state(np.full(self.cells, mean), spread)
+        capacity = np.full(self.cells, self.config.capacity_ah)
+        return self._published(None, f, CountingSoc.initial_state(), math.nan, -math.inf, capacity)
+
+    def step(self, state: SocState, i: SocInputs, now: float) -> SocState:
         dt = 0.0 if state.time is None else max(0.0, now - state.time)
-        known = current_valid and math.isfinite(current)
-        if not known:
-            return replace(state, time=now, rest_since=None)
-        s = state
-        if s.valid and current != 0.0 and dt > 0.0:
-            delta = current * dt * self._percent_per_as
-            s = replace(
-                s,
-                soc_min=_clip(s.soc_min + delta),
-                soc_max=_clip(s.soc_max + delta),
-                soc_mean=_clip(s.soc_mean + delta),
-                source=SocSource.COUNTED,
+        r_factor = self.filter.resistance_factor(i.temperature)
+        counting = self.counting.step(
+            state.counting, i.current, i.current_valid, i.voltage_stats, now
+        )
+        f = state.filter
+        steady, since = state.steady_current, state.steady_since
+        if not (i.current_valid and math.isfinite(i.current)):
+            f = self.filter.lost_current(f, dt, i.capacity_ah)
+            steady, since = math.nan, now
+        else:
+            f = self.filter.predict(f, i.current, dt, i.capacity_ah, r_factor)
+            if math.isnan(steady) or abs(i.current - steady) > self.config.steady_band_a:
+                steady, since = i.current, now
+            fresh = (
+                i.voltage_valid
+                & (i.updated_at > f.measured_at)
+                & (i.updated_at >= since + self._settle_s)
             )
-        if abs(current) >= cfg.rest_current_a:
-            return replace(s, time=now, rest_since=None)
-        rest_since = now if s.rest_since is None else s.rest_since
-        rested = now - rest_since >= cfg.rest_time_s
-        if cells.valid and (rested or not s.valid):
-            low, high, mean = self.soc_from_ocv(
-                np.array([cells.minimum, cells.maximum, cells.mean])
-            )
-            return SocState(now, float(low), float(high), float(mean), rest_since, SocSource.OCV)
-        return replace(s, time=now, rest_since=rest_since)
+            if fresh.any():
+                r0 = np.where(np.isnan(i.resistance_ohm), self._r0, i.resistance_ohm / r_factor)
+                f = self.filter.update(f, i.voltage, fresh, i.updated_at, i.current, r0, r_factor)
+        return self._published(now, f, counting, steady, since, i.capacity_ah)
+
+    def _published(
+        self,
+        now: float | None,
+        f: FilterState,
+        counting: CountingState,
+        steady: float,
+        since: float,
+        capacity_ah: np.ndarray,
+    ) -> SocState:
+        valid = bool(np.all(f.std <= self.config.valid_uncertainty_percent))
+        if not valid:
+            return SocState(now, f, counting, steady, since)
+        cells = np.clip(f.soc, 0.0, 100.0)
+        return SocState(
+            now,
+            f,
+            counting,
+            steady,
+            since,
+            soc_min=float(cells.min()),
+            soc_max=float(cells.max()),
+            soc_mean=float(cells.mean()),
+            pack=pack_soc(cells, capacity_ah),
+            valid=True,
+        )
 
 
-def _clip(soc: float) -> float:
-    return min(100.0, max(0.0, soc))
+def pack_soc(cells: np.ndarray, capacity_ah: np.ndarray) -> float:
+    """Usable SOC (%) of a series string: charge until the first cell is empty over that
+    plus the charge until the first cell is full."""
+    down = float(np.min(cells * capacity_ah))
+    up = float(np.min((100.0 - cells) * capacity_ah))
+    return 100.0 * down / (down + up) if down + up > 0.0 else 0.0

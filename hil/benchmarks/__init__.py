@@ -6,6 +6,8 @@
 | `core` | wall time of one `Controller.step`, 100 to 100,000 cells | the 1 ms cycle budget |
 | `core` (data lost) | slowest step with every bus silent, 10,000 and 100,000 cells | healthy step |
 | `simulator` | virtual seconds per wall second of the pack simulator | real time |
+| `soc` | RMS SOC error against plant truth, pack and lowest cell | counting + rest, same run |
+| `soc` (cost) | wall time of one per-cell SOC step, 96 and 10,000 cells | the 1 ms cycle budget |
 
 Each module measures one thing and returns plain numbers; ``run`` turns them into rows.
 The suite lives in ``hil`` because it drives controller, contract and simulator together;
@@ -14,6 +16,7 @@ it is part of the install (``canbms bench``) but nothing else imports it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -34,7 +37,7 @@ class Row:
 
 def run(
     quick: bool = False,
-    only: tuple[str, ...] = ("decode", "core", "simulator"),
+    only: tuple[str, ...] = ("decode", "core", "simulator", "soc"),
     progress: Callable[[str], None] = lambda _: None,
 ) -> Iterator[Row]:
     """Measure the selected benchmarks; ``quick`` shortens runs and skips 100,000 cells."""
@@ -105,3 +108,47 @@ def run(
                 factor,
                 f"{rate:.0f} frames/s",
             )
+    if "soc" in only:
+        yield from _soc(quick, progress)
+
+
+def _soc(quick: bool, progress: Callable[[str], None]) -> Iterator[Row]:
+    """Accuracy rows (better = reference error / ours) and the cost rows."""
+    from hil.benchmarks import soc_accuracy
+
+    for case_name, case in soc_accuracy.CASES.items():
+        progress(f"soc: {case_name}")
+        r = soc_accuracy.run(case)
+        for what, ours, ref in (
+            ("pack", r.pack, r.baseline_pack),
+            ("min cell", r.min_cell, r.baseline_min_cell),
+        ):
+            note = f"max {ours.max:.2f} (reference {ref.max:.2f})"
+            if math.isinf(ref.rms):
+                note = f"max {ours.max:.2f}; the reference never rests, so never has a SOC"
+            if case.start_s:
+                note += f", valid after {r.valid_after_s:.0f} s, {r.error_at_grace:+.2f} at 10 min"
+            yield Row(
+                "soc",
+                f"{case_name}, {what} RMS",
+                ours.rms,
+                "SOC points",
+                "counting + rest",
+                ref.rms,
+                ref.rms / ours.rms if ours.rms > 0 else math.inf,
+                note,
+            )
+    for cells in (96, 10_000):
+        progress(f"soc: cost at {cells} cells")
+        ms = soc_accuracy.step_cost_ms(cells, 100 if quick else 300)
+        every = soc_accuracy.step_cost_ms(cells, 100 if quick else 300, share=1)
+        yield Row(
+            "soc",
+            f"per-cell step, {cells} cells",
+            ms,
+            "ms/step (median)",
+            "1 ms budget",
+            1.0,
+            1.0 / ms,
+            f"a tenth of the cells fresh; every cell fresh {every:.3f} ms",
+        )

@@ -75,7 +75,7 @@ def take(config: ControllerConfig, state: Any, now: float) -> Sample:
         dcl=float(limits.dcl),
         cvl=float(limits.cvl),
         dvl=float(limits.dvl),
-        soc=float(state.soc.soc_mean) if state.soc.valid else None,
+        soc=float(state.soc.pack) if state.soc.valid else None,
         soh=_number(state.soh.health.pack_soh),
         pack_voltage=_scalar(measured["pack_voltage"], config, "pack_voltage", now),
         pack_current=_scalar(measured["pack_current"], config, "pack_current", now),
