@@ -110,6 +110,9 @@ CASES: dict[str, Case] = {
         0.85,
     ),
     "drive cycle": Case(NMC, _drive(1, -0.3), 2 * H, 0.9, offset_a=0.1, gain=1.003),
+    "drive cycle at 10 degC": Case(
+        NMC, _drive(1, -0.3), 2 * H, 0.9, offset_a=0.1, gain=1.003, temperature_c=10.0
+    ),
     "restart under load (1C)": Case(
         NMC, _steps((H, -1.0)), 50 * 60, 0.8, offset_a=0.1, start_s=1200.0
     ),
