@@ -65,7 +65,7 @@ def test_bms_pack_values_says_not_available_until_the_soc_is_known() -> None:
     rig.plant.silent.discard("cells")
     rig.run_until(lambda r: r.state.soc.valid, 5.0)
     rig.run(0.2)
-    soc = rig.state.soc.soc_mean
+    soc = rig.state.soc.pack  # the usable SOC of the string is what goes out
     last = published_soc(rig)[-1]
     assert last == pytest.approx(soc, abs=0.051)
     assert all(v != 0 for v in published_soc(rig))
