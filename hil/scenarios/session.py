@@ -117,6 +117,7 @@ def demo_actions() -> list[Action]:
         ),
         Action(17.0, "charger pushes up to 150 A", _demand(-150.0)),
         Action(45.0, f"slave module {FAULT_MODULE} falls silent", _silence(FAULT_MODULE), True),
+        Action(46.0, "charger stops", _demand(0.0)),
         Action(48.0, f"slave module {FAULT_MODULE} talks again", _revive(FAULT_MODULE)),
         Action(
             50.0,
@@ -129,6 +130,7 @@ def demo_actions() -> list[Action]:
             "EMS requests discharge (held until the 10 s contactor lock-out has passed)",
             _request(EmsRequest.DISCHARGE),
         ),
+        Action(57.0, "inverter draws up to 100 A", _demand(100.0)),
     ]
 
 
