@@ -21,8 +21,9 @@ covariance the caller starts from (``initial_uncertainty_percent`` when nothing 
 a stored SOC keeps its value and uncertainty. Either way V1 is not known at the first
 reading: it is taken as settled at the present current, give or take half of that.
 
-Every operation is one NumPy expression over all cells; a reading is used once
-(``measured_at`` keeps the arrival time of the last one used).
+Every operation is one NumPy expression: prediction over all cells, correction over the cells
+with a fresh reading; a reading is used once (``measured_at`` keeps the arrival time of the
+last one used).
 """
 
 from __future__ import annotations
@@ -110,11 +111,6 @@ class CellSocFilter:
     def soc_from_ocv(self, voltage: np.ndarray) -> np.ndarray:
         """SOC (%) of a rest voltage on the equilibrium curve, clamped to the table."""
         return np.interp(voltage, self._y, self._x)
-
-    def slope(self, soc: np.ndarray) -> np.ndarray:
-        """dOCV/dSOC (V per %) of the table segment ``soc`` lies in (the end ones outside)."""
-        segment = np.clip(np.searchsorted(self._x, soc, side="right") - 1, 0, self._slope.size - 1)
-        return self._slope[segment]
 
     def resistance_factor(self, temperature_c: float) -> float:
         """R(T) / R(25 degC); 1 when the temperature is unknown."""
