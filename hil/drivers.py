@@ -120,7 +120,7 @@ class LockStep(Driver):
 
     def _observe(self, now: float, result: StepResult) -> None:
         for event in result.events:
-            if event.kind == "set" and event.level >= Level.ALARM:
+            if event.kind == "set" and event.level >= Level.WARNING:
                 self.record.events.append((now, event.diagnosis, int(event.level)))
 
     def advance(self) -> None:

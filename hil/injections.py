@@ -416,7 +416,7 @@ INJECTIONS: dict[str, Injection] = {
         "the EMS repeats its alive counter",
     ),
     SPOOF: _injection(
-        _spoof(), _silence("ems"), "a second EMS node asks for the opposite closed state"
+        _spoof(), _reading("ems"), "a second EMS node asks for the opposite closed state"
     ),
     "internal_bus_loss": _injection(
         _cut(INTERNAL),

@@ -36,6 +36,11 @@ class Record:
     events: list[tuple[float, str, int]] = field(default_factory=list)  # (t, diagnosis, level)
     status: dict[str, Any] = field(default_factory=dict)  # the last BMS_Status
     plus_commanded: bool = False
+    soc_known: bool = False  # BMS_SOC is a number: the cells have been measured
+
+    def forget(self) -> None:
+        """Before a row: what the controller reported so far no longer counts."""
+        self.status, self.soc_known, self.plus_commanded = {}, False, False
 
     def __post_init__(self) -> None:
         db = master_db()
@@ -54,6 +59,8 @@ class Record:
         self.frames.append((t, message.name, signals))
         if message.name == "BMS_Status":
             self.status = signals
+        elif message.name == "BMS_PackValues":
+            self.soc_known = float(signals["BMS_SOC"]) <= 100.0
         elif message.name == "ContactorCommand" and signals["ContactorCmd_PlusClose"]:
             self.plus_commanded = True
 

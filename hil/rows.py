@@ -53,11 +53,15 @@ class Bounds:
     coils: list[Term]
 
 
-def bounds(row: Row, timing: Timing) -> Bounds:
+def bounds(row: Row, timing: Timing, black_box: bool = False) -> Bounds:
+    """Black box: the diagnosis is read from BMS_Status, which shows it within one of its
+    periods (limits and open command go out in the cycle that decided them)."""
     inj = INJECTIONS[row.fault]
     if row.diagnosis == "none":
         return Bounds([], [], [], [])
     detect = inj.terms(timing, row.diagnosis, row.level)
+    if black_box:
+        detect = [*detect, timing.period("status")]
     limits = [*detect, Term("frame at the end of the cycle", timing.config.cycle_s)]
     opening = list(limits)
     if inj.current(timing) > timing.break_current:
@@ -99,7 +103,8 @@ def run_row(driver: Driver, row: Row) -> Outcome:
     """Run ``row`` on ``driver``'s plant and controller; the outcome, judged."""
     inj = INJECTIONS[row.fault]
     timing = driver.timing
-    outcome = Outcome(row, type(driver).__name__, bounds=bounds(row, timing))
+    black_box = not isinstance(driver, _lockstep_type())
+    outcome = Outcome(row, type(driver).__name__, bounds=bounds(row, timing, black_box))
     start = driver.now
     if not _ready(driver):
         reported = driver.record.state
@@ -129,6 +134,7 @@ def run_row(driver: Driver, row: Row) -> Outcome:
     frames_before = len(driver.record.frames)
     events_before = len(driver.record.events)
     coils_before = len(driver.record.coils)
+    assert outcome.bounds is not None
     window = total(outcome.bounds.coils) + TAIL_S if outcome.bounds.coils else NONE_WINDOW_S
     driver.run_for(window)
     end = (len(driver.record.frames), len(driver.record.events), len(driver.record.coils))
@@ -150,8 +156,14 @@ def _request(driver: Driver, request: EmsRequest, reset: bool = False) -> None:
 
 
 def _ready(driver: Driver) -> bool:
+    """Standby without a fault, with every measurement in: a freshly started controller
+    judges nothing before the slowest frame (temperatures) has arrived once."""
     _request(driver, EmsRequest.STANDBY, reset=True)
     rec = driver.record
+    rec.forget()
+    if not driver.wait(lambda: rec.soc_known, READY_S):
+        return False
+    driver.run_for(driver.timing.periods["temperature"])
     ok = driver.wait(lambda: rec.state == "standby" and rec.level < FAULT_LEVEL, READY_S)
     driver.run_for(RESET_HOLD_S)
     _request(driver, EmsRequest.STANDBY)
@@ -182,10 +194,10 @@ def observe(
     before = [s for t, n, s in rec.frames[: frames[0]] if n == "BMS_Limits"]
     if isinstance(driver, _lockstep_type()):
         seen = [(t, d, lv) for t, d, lv in rec.events[slice(*events)] if t >= t0 - 1e-9]
-        outcome.observed = list(
-            dict.fromkeys(f"{d} ({'fault' if lv >= 3 else 'alarm'})" for _, d, lv in seen)
-        )
-        wanted = FAULT_LEVEL if row.level == "fault" else ALARM_LEVEL
+        names = {3: "fault", 2: "alarm", 1: "warning"}
+        shown = [(d, lv) for _, d, lv in seen if lv >= ALARM_LEVEL or d == row.diagnosis]
+        outcome.observed = list(dict.fromkeys(f"{d} ({names[lv]})" for d, lv in shown))
+        wanted = {"fault": FAULT_LEVEL, "alarm": ALARM_LEVEL, "warning": 1}[row.level]
         hit = [t for t, d, lv in seen if d == row.diagnosis and lv >= wanted]
     else:
         outcome.observed, hit = _from_status(after, row)
@@ -245,8 +257,9 @@ def _from_status(after: list, row: Row) -> tuple[list[str], list[float]]:
             observed.append("alarm")
     if row.diagnosis == "none":
         return observed, []
-    if row.level == "alarm":
-        return observed, [t for t, s in status if int(s["BMS_FaultLevel"]) >= ALARM_LEVEL]
+    if row.level != "fault":
+        wanted = ALARM_LEVEL if row.level == "alarm" else 1
+        return observed, [t for t, s in status if int(s["BMS_FaultLevel"]) >= wanted]
     bit = _diagnosis_bit(row.diagnosis)
     if bit is None:
         return observed, []
@@ -265,6 +278,9 @@ def judge(outcome: Outcome) -> None:
         if raised:
             fail.append(f"expected no fault, saw {', '.join(raised)}")
         return
+    raised = [o for o in outcome.observed if o.endswith("(fault)")]
+    if row.reaction == "none" and raised:
+        fail.append(f"expected no fault, saw {', '.join(raised)}")
     checks = [("diagnosis", outcome.diagnosis_at, b.diagnosis)]
     if row.reaction in ("open", "limits_zero", "derate"):
         checks.append(("limits", outcome.limits_at, b.limits))

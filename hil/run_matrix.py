@@ -3,9 +3,13 @@ over worker processes), or every row in turn against one controller in real time
 
 from __future__ import annotations
 
+import contextlib
+import math
 import multiprocessing
+import signal
+import subprocess
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
 
@@ -92,8 +96,13 @@ def run_realtime(
     seed: int = 0,
     step: float = 0.01,
     progress: Callable[[Outcome], None] | None = None,
+    restart: list[str] | None = None,
 ) -> list[Outcome]:
     """Every row in turn on one plant against the controller on ``buses``.
+
+    ``restart``, a command line, starts the controller under test afresh for each row and
+    stops it (SIGINT) after: a latch one row leaves that no fault reset can clear then
+    cannot spoil the rows after it.
 
     The plant temperature moves between rows at ``RAMP_K_PER_S`` (slower than any rate
     check), so rows that need the same temperature should stand together.
@@ -104,9 +113,11 @@ def run_realtime(
     outcomes = []
     for row in rows:
         inj = INJECTIONS[row.fault]
-        _ramp(driver, inj.temperature(timing) if inj.temperature else AMBIENT)
+        target = inj.temperature(timing) if inj.temperature else AMBIENT
+        _ramp(driver, target, RAMP_K_PER_S if restart is None else math.inf)
         began = time.monotonic()
-        outcome = run_row(driver, row)
+        with _controller(restart):
+            outcome = run_row(driver, row)
         outcome.duration_s = time.monotonic() - began
         outcome.mode = "RealTime"
         outcomes.append(outcome)
@@ -116,14 +127,34 @@ def run_realtime(
 
 
 RAMP_K_PER_S = 0.2
+STOP_S = 10.0
 
 
-def _ramp(driver: RealTime, target: float) -> None:
-    """Move ambient and module temperatures to ``target`` at a plausible rate."""
+@contextlib.contextmanager
+def _controller(command: list[str] | None) -> Iterator[None]:
+    """The controller process of one row (nothing when ``command`` is None)."""
+    if command is None:
+        yield
+        return
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(STOP_S)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _ramp(driver: RealTime, target: float, rate: float) -> None:
+    """Move ambient and module temperatures to ``target`` at ``rate`` K/s (a plausible rate
+    while a controller watches; at once between two controller processes)."""
     thermal = driver.system.pack.plant.thermal
     while abs(thermal.ambient - target) > 1e-6:
         delta = target - thermal.ambient
-        move = max(-RAMP_K_PER_S * driver.step, min(RAMP_K_PER_S * driver.step, delta))
+        move = max(-rate * driver.step, min(rate * driver.step, delta))
         thermal.ambient += move
         thermal.temperature = thermal.temperature + move
         driver.advance()

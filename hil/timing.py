@@ -18,7 +18,8 @@ from controller.config.ingest import load_databases
 from controller.config.loader import ControllerConfig
 from controller.protection import Check
 
-LEVELS = {"fault": Level.FAULT, "alarm": Level.ALARM}
+LEVELS = {"fault": Level.FAULT, "alarm": Level.ALARM, "warning": Level.WARNING}
+CHECKS = frozenset(check.value for check in Check)
 CONTACTOR_ALLOWANCE = {  # the contactor setting a diagnosis waits for
     "contactor_welded": "open_allowance_s",
     "contactor_failed_to_close": "feedback_timeout_s",
@@ -66,6 +67,7 @@ class Timing:
             "feedback": _period(master, "ContactorFeedback"),
             "command": _period(master, "ContactorCommand"),
             "ems": _period(master, "EMS_StateRequest"),
+            "status": _period(master, "BMS_Status"),
         }
         return cls(config, periods)
 
@@ -81,6 +83,9 @@ class Timing:
         if diagnosis in CONTACTOR_ALLOWANCE:
             key = CONTACTOR_ALLOWANCE[diagnosis]
             return Term(f"contactors.{key}", getattr(self.config.contactors, key))
+        if diagnosis not in CHECKS:  # judged by its catalogue entry
+            delay = self.config.diagnosis[diagnosis].set_delay_ms
+            return Term(f"diagnosis.{diagnosis}.set_delay_ms", delay / 1000.0)
         cfg = self.config.protection.checks[Check(diagnosis)].levels[LEVELS[level]]
         return Term(f"{diagnosis}.{level}.set_delay", cfg.set_delay_ms / 1000.0)
 

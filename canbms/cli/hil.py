@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import shlex
 import time
 from pathlib import Path
 
@@ -67,6 +68,13 @@ def add_subparser(subparsers: argparse._SubParsersAction) -> None:
         help="black box: the plant on real buses, the controller elsewhere",
     )
     parser.add_argument("--step", type=float, default=0.01, help="real-time plant step in s")
+    parser.add_argument(
+        "--restart",
+        default=None,
+        metavar="COMMAND",
+        help="--realtime: start the controller with COMMAND for each row and stop it after "
+        "(for a controller process, so a latch no reset clears stays in its row)",
+    )
     can.cli.add_bus_arguments(parser, group_title="internal bus (--realtime)")
     can.cli.add_bus_arguments(parser, prefix="vehicle", group_title="vehicle bus (--realtime)")
     parser.set_defaults(func=run_hil)
@@ -102,7 +110,8 @@ def run_hil(args: argparse.Namespace) -> int:
                 )
                 for role, prefix in ((INTERNAL, None), (VEHICLE, "vehicle"))
             }
-            outcomes = run_realtime(rows, config, buses, args.seed, args.step, _line)
+            restart = shlex.split(args.restart) if args.restart else None
+            outcomes = run_realtime(rows, config, buses, args.seed, args.step, _line, restart)
     else:
         mode = "lock-step virtual time"
         print(

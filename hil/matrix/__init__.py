@@ -7,7 +7,7 @@ A matrix is a TOML file with one ``[[row]]`` table per row:
 fault = "slave_silent"            # an injection from hil.injections.INJECTIONS
 state = "closed_discharge"        # standby, precharge, closed_charge, closed_discharge
 diagnosis = "slave_timeout"       # a catalogue ID, or "none" (nothing may be raised)
-level = "fault"                   # the level that must be reached: fault (default) or alarm
+level = "fault"                   # the level to reach: fault (default), alarm, warning
 reaction = "open"                 # open, limits_zero, derate, none
 quick = true                      # part of the --quick subset
 ```
@@ -31,7 +31,7 @@ from hil.injections import INJECTIONS
 
 STATES = ("standby", "precharge", "closed_charge", "closed_discharge")
 REACTIONS = ("open", "limits_zero", "derate", "none")
-LEVELS = ("fault", "alarm")
+LEVELS = ("fault", "alarm", "warning")
 ROW_KEYS = {"fault", "state", "diagnosis", "level", "reaction", "quick", "expect", "note"}
 
 
@@ -100,8 +100,10 @@ def _row(i: int, entry: Any, catalogue: Catalogue) -> Row:
         raise ConfigError(f"{where}.reaction", f"{reaction!r} is not one of {', '.join(REACTIONS)}")
     if level not in LEVELS:
         raise ConfigError(f"{where}.level", f"{level!r} is not one of {', '.join(LEVELS)}")
-    if (diagnosis == "none") != (reaction == "none"):
-        raise ConfigError(f"{where}.reaction", "'none' goes with diagnosis 'none' and only with it")
+    if diagnosis == "none" and reaction != "none":
+        raise ConfigError(f"{where}.reaction", "diagnosis 'none' expects reaction 'none'")
+    if (level == "warning") != (reaction == "none" and diagnosis != "none"):
+        raise ConfigError(f"{where}.level", "a warning reports only: it goes with reaction 'none'")
     expect = entry.get("expect", "judged")
     if expect not in ("judged", "pending"):
         raise ConfigError(f"{where}.expect", f"{expect!r} is not one of judged, pending")
