@@ -59,6 +59,7 @@ from controller.limits.soc import SocInputs
 from controller.pack_view import PackView, build_view, protection_inputs
 from controller.persisted import RESTORED, Persisted
 from controller.protection import Check, Protection, ProtectionState
+from controller.security import CommandGate, GateState
 from controller.stage import Stage, StageInputs, StageOutput
 from controller.status_frames import StatusFrames
 from controller.traffic import check_traffic
@@ -97,6 +98,7 @@ class ControllerState:
     stages_failing: frozenset[str] = frozenset()  # stages that raised in the last step
     reset: ResetState = ResetState()  # fault reset requests being answered
     life: LifeState = LifeState()  # life counters and the last step's V and I
+    gate: GateState = GateState()  # the EMS command gate (controller.security)
     started_at: float = 0.0
     initialised: bool = False
     started: bool = False  # the first step has run (its events hold the accepted overrides)
@@ -149,6 +151,9 @@ class Controller:
         self.soc = SocEstimator(config.soc, config.pack.cells)
         self.soh = SohEstimator(config.soh, config.soc, config.pack.cells)
         self.status = StatusFrames(master_db)
+        self.gate = CommandGate(
+            config.security, self.catalogue, self.decoders[VEHICLE].sources.index("ems")
+        )
         self.balancing = _balancing_encoder(config, slaves_db)
         self.stages: tuple[Stage, ...] = (
             *config.adapters,
@@ -256,6 +261,9 @@ class Controller:
         view = build_view(internal, self.config.pack, self.config.ingest, now)
 
         request, ems_reset, ems_age = self._ems(vehicle, now, state.shutdown)
+        gated = self.gate.step(state.gate, ingest[VEHICLE], request, ems_reset, now)
+        request, ems_reset = gated.request, gated.reset
+        events.extend(gated.events)
         requesting = frozenset((EMS,) if ems_reset else ()) | state.reset.pending
         reset = bool(requesting)
         feedback = self._feedback(internal, now)
@@ -435,6 +443,7 @@ class Controller:
             restored_faults=restored,
             stages_failing=failed_now,
             reset=booked.state,
+            gate=gated.state,
             life=life,
             started_at=state.started_at,
             initialised=initialised,

@@ -433,7 +433,8 @@ def test_latched_fault_needs_reset_and_standby() -> None:
 
     rig.plant.request, rig.plant.reset = Request.DISCHARGE, True  # reset, but not standby
     t_reset = rig.now
-    rig.run_until(lambda r: r.state.protection.levels[check] is not Level.FAULT, ems_period)
+    confirmed = ems_period * rig.config.security.confirm_frames  # the reset bit must repeat
+    rig.run_until(lambda r: r.state.protection.levels[check] is not Level.FAULT, confirmed)
     rig.run(0.5)
     assert rig.state.contactors.state is ContactorState.FAULT
     assert not any(rig.state.contactors.commands)

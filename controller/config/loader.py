@@ -32,6 +32,7 @@ from controller.life import LifeConfig
 from controller.limits import LimitsConfig, SocConfig
 from controller.presets import load_preset
 from controller.protection import ProtectionConfig
+from controller.security.config import SecurityConfig
 from controller.shell.mqtt.config import MqttConfig
 from controller.shell.supervision import SupervisionConfig
 from controller.stage import Stage
@@ -104,6 +105,9 @@ class ControllerConfig:
         doc="the state store saves the persisted state (and the runtime counters) this often, "
         "and at once when a latch changes",
     )  # fmt: skip
+    security: SecurityConfig = setting(
+        SecurityConfig(), doc="how EMS requests to close or reset are confirmed (diagnosis 940)"
+    )
     supervision: SupervisionConfig = setting(
         SupervisionConfig(), doc="how the shell judges its own control loop (diagnoses 920-923)"
     )
