@@ -9,6 +9,9 @@ request is older than ``request_timeout``, or when the battery's heartbeat is mi
 and the charge returned (6052h, 1/8 Ah) to the battery's RPDO1 COB-ID (0x200 + battery ID), and
 its own heartbeat.
 
+Fault injection: ``heartbeat_silent`` stops its own heartbeat (the rest goes on), as a charger
+whose communication half-fails; the battery node that consumes it must stop the charge.
+
 Reception runs on canopen's receive thread and only records what arrived; `step(now)` takes
 it over, so every time-out and ramp runs on the caller's clock, as in the rest of the plant.
 """
@@ -153,6 +156,7 @@ class Cia419Charger:
         self._charge_as = 0.0
         self.output_current = 0.0
         self.status = ChargerStatus(0)
+        self.heartbeat_silent = False
         self._heartbeat = _Timer()
         self._status_timer = _Timer()
 
@@ -185,7 +189,8 @@ class Cia419Charger:
         self._publish()
         if self._status_timer.due(now, self.config.status_ms / 1000):
             self.node.tpdo.map[1].transmit()
-        if self._heartbeat.due(now, self.config.heartbeat_ms / 1000):
+        due = self._heartbeat.due(now, self.config.heartbeat_ms / 1000)
+        if due and not self.heartbeat_silent:
             self.network.send_message(0x700 + self.node.id, bytes([OPERATIONAL]))
         return self.output_current
 

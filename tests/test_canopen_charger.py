@@ -94,7 +94,8 @@ def test_stops_on_heartbeat_loss_while_requests_continue(request):
     rig, _ = rig_for(request, heartbeat_timeout=0.3, request_timeout=5.0)
     rig.run(0.6, ccl=20.0)
     assert rig.charger.output_current == 20.0
-    rig.battery.node.set_data(0x1017, 0, struct.pack("<H", 0))  # heartbeat off, TPDOs go on
+    store = rig.battery.node.data_store  # a heartbeat time of 0, set locally: TPDOs go on
+    store.setdefault(0x1017, {})[0] = struct.pack("<H", 0)
     last_heartbeat = rig.t - 0.1  # heartbeat at 100 ms: the last one was within this window
     trace = rig.run(0.6, ccl=20.0)
     stopped = first_time(trace, lambda i: i == 0)

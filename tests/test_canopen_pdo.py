@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import struct
 import time
+from dataclasses import replace
 
 import can
 import numpy as np
@@ -95,16 +96,20 @@ def test_nmt_reset_boots_again(recorded):
     assert net.frames(HEARTBEAT + NODE_ID)[0] == (0.2, b"\x00")
 
 
-def test_sdo_written_event_timer_and_cob_id_apply_at_the_next_update(recorded):
-    node, net = recorded
+def test_sdo_written_event_timer_and_cob_id_apply_at_the_next_update():
+    net = RecordingNetwork()
+    node = BatteryNode(net, replace(CONFIG, allow_remote_config=True))
     run(node, net, 0.0, 0.1)
+    node.node.nmt.state = "PRE-OPERATIONAL"  # communication objects: only here
     # as the SDO server does on a download: access check, callbacks, store
     node.node.set_data(0x1802, 5, struct.pack("<H", 40), check_writable=True)
     node.node.set_data(0x1800, 1, struct.pack("<I", 1 << 31 | 0x180 + NODE_ID), check_writable=True)
+    node.node.nmt.state = "OPERATIONAL"
     net.sent.clear()
     run(node, net, 0.1, 0.5)
     assert np.allclose(np.diff(times(net, TPDO3)), 0.04)
     assert not times(net, TPDO1).size  # bit 31: PDO not valid
+    node.close()
 
 
 def test_stalled_loop_sends_nothing(recorded):

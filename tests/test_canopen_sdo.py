@@ -87,8 +87,8 @@ def test_written_parameters_take_effect_at_the_next_update(pair):
     remote.sdo[0x2100][2].raw = 10 * 16  # cap at 10 A
     node.update(snapshot(ccl=30.0), 0.2)
     assert remote.sdo[0x6070].raw == 10 * 16
-    remote.sdo[0x1017].raw = 250
-    assert node.read((0x1017, 0)) == 250
+    assert abort_code(lambda: setattr(remote.sdo[0x1017], "raw", 250)) == 0x06010002
+    assert node.read((0x1017, 0)) == node.config.heartbeat_ms  # kept
 
 
 def test_out_of_range_parameter_is_refused_and_kept(pair):

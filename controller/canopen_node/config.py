@@ -46,6 +46,19 @@ class BatteryNodeConfig:
     revision: int = setting(1, ge=0, le=_U32, doc="1018h sub 3")
     serial_number: int = setting(0, ge=0, le=_U32, doc="1018h sub 4")
     bus: str = setting("vehicle", doc="the configured bus the node lives on")
+    allow_remote_config: bool = setting(
+        False,
+        doc="SDO writes to the communication area (1000h-1FFFh: heartbeat, PDO parameters "
+        "and mappings, 1016h) are accepted, in PRE-OPERATIONAL only; false: refused always",
+    )
+    charger_node_id: int = setting(
+        0, ge=0, le=127,
+        doc="1016h sub 1: the charger whose heartbeat the node consumes (0: none); without "
+        "it for charger_heartbeat_ms the charge current request 6070h is 0",
+    )  # fmt: skip
+    charger_heartbeat_ms: int = setting(
+        1500, ge=1, le=_U16, unit="ms", doc="1016h sub 1: consumer heartbeat time"
+    )
 
 
 def load_battery_node_config(data: Mapping[str, Any], path: str = "canopen") -> BatteryNodeConfig:

@@ -36,6 +36,8 @@ DEVICE_NAME = "canbms"
 # (index, subindex) of the objects the node writes or reads at run time.
 ERROR_REGISTER = (0x1001, 0)
 HEARTBEAT_TIME = (0x1017, 0)
+CONSUMER_HEARTBEAT = (0x1016, 1)  # node ID << 16 | time in ms (0: none)
+COMMUNICATION_AREA = range(0x1000, 0x2000)  # CiA 301 communication profile objects
 BATTERY_STATUS = (0x6000, 0)
 TEMPERATURE = (0x6010, 0)
 BATTERY_TYPE = (0x6020, 1)
@@ -138,6 +140,23 @@ def _communication(od: ObjectDictionary, config: BatteryNodeConfig) -> None:
             config.heartbeat_ms,
             unit="ms",
             limits=(0, 0xFFFF),
+        )
+    )
+    od.add_object(
+        _record(
+            "Consumer heartbeat time",
+            0x1016,
+            [
+                _var(
+                    "Consumer heartbeat time 1",
+                    *CONSUMER_HEARTBEAT,
+                    _U32,
+                    "rw",
+                    config.charger_node_id << 16 | config.charger_heartbeat_ms
+                    if config.charger_node_id
+                    else 0,
+                )
+            ],
         )
     )
     identity = [

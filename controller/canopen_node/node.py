@@ -20,11 +20,12 @@ from canopen.sdo import SdoAbortedError
 from controller.adapters.base import BmsSnapshot
 from controller.canopen_node import dictionary as d
 from controller.canopen_node.config import BatteryNodeConfig
-from controller.canopen_node.values import RequestParams, live_values
+from controller.canopen_node.values import RequestParams, StatusBit, live_values
 
 logger = logging.getLogger(__name__)
 
 ABORT_READ_ONLY = 0x06010002
+ABORT_DEVICE_STATE = 0x08000022  # data cannot be stored: present device state
 ABORT_VALUE_TOO_HIGH = 0x06090031
 ABORT_VALUE_TOO_LOW = 0x06090032
 
@@ -93,6 +94,13 @@ class BatteryNode:
         self._heartbeat = Timer()
         self._tpdo_timers = {n: Timer() for n in self.node.tpdo.map}
         self._pdo_changed = False
+        self.writes: list[str] = []  # every SDO write attempt, taken by ``take_writes``
+        self._charger_heard = False  # set by the receive thread, taken by ``update``
+        self._charger_seen: float | None = None
+        self._charger_lost = False
+        self._charger_heartbeat = 0x700 + self.config.charger_node_id
+        if self.config.charger_node_id:
+            network.subscribe(self._charger_heartbeat, self._on_charger_heartbeat)
 
     # --- run time ------------------------------------------------------------------------
 
@@ -102,7 +110,11 @@ class BatteryNode:
             self._boot(now)
         params = RequestParams(self.read(d.REQUEST_SCALE), self.read(d.REQUEST_CAP))
         store = self.node.data_store
-        for (index, subindex), raw in live_values(snapshot, params).items():
+        values = live_values(snapshot, params)
+        if self._charger_missing(now):  # stop charging: no request, charging not allowed
+            values[d.CHARGE_CURRENT_REQUEST] = 0
+            values[d.BATTERY_STATUS] &= ~int(StatusBit.CHARGE_ALLOWED)
+        for (index, subindex), raw in values.items():
             var = self._variable((index, subindex))
             store.setdefault(index, {})[subindex] = var.encode_raw(raw)
         if self._pdo_changed:
@@ -112,6 +124,16 @@ class BatteryNode:
             self._send_tpdos(now)
         if self._heartbeat.due(now, self.read(d.HEARTBEAT_TIME) / 1000):
             self.network.send_message(0x700 + self.node.id, bytes([self.nmt_code]))
+
+    @property
+    def charger_lost(self) -> bool:
+        """The consumed charger heartbeat is missing (as of the last ``update``)."""
+        return self._charger_lost
+
+    def take_writes(self) -> list[str]:
+        """What each SDO write attempt since the last call wrote, or why it was refused."""
+        out, self.writes = self.writes, []
+        return out
 
     def take_reset_request(self) -> bool:
         """Was 1 written to 2101h since the last call? It reads 0 again from now on."""
@@ -133,6 +155,8 @@ class BatteryNode:
     def close(self) -> None:
         """Leave the network; stop the notifier if this node made it."""
         del self.network[self.node.id]
+        if self.config.charger_node_id:
+            self.network.unsubscribe(self._charger_heartbeat, self._on_charger_heartbeat)
         if self._own_network and self.network.notifier is not None:
             self.network.notifier.stop()
 
@@ -161,13 +185,49 @@ class BatteryNode:
             raise KeyError(f"0x{index:04X}:{subindex:02X} is not in the dictionary")
         return var
 
+    def _charger_missing(self, now: float) -> bool:
+        """1016h sub 1 names a charger that was not heard OPERATIONAL within its time."""
+        consumer = self.read(d.CONSUMER_HEARTBEAT)
+        node, time_ms = consumer >> 16 & 0x7F, consumer & 0xFFFF
+        if self._charger_heard:
+            self._charger_heard, self._charger_seen = False, now
+        if not node or not time_ms:
+            self._charger_lost = False
+            return False
+        seen = self._charger_seen
+        self._charger_lost = seen is None or now - seen > time_ms / 1000 + _EPSILON
+        return self._charger_lost
+
+    def _on_charger_heartbeat(self, can_id: int, data: bytes, timestamp: float) -> None:
+        """Receive thread: an OPERATIONAL heartbeat of the charger (taken by ``update``)."""
+        if len(data) >= 1 and data[0] == _STATE_CODES["OPERATIONAL"]:
+            self._charger_heard = True
+
     def _on_write(self, index: int, subindex: int, od: ODVariable, data: bytes) -> None:
-        """SDO download hook (receive thread): range checks, and PDO reconfiguration."""
+        """SDO download hook (receive thread): who may write what, range checks, PDO
+        reconfiguration; every attempt is kept for ``take_writes``."""
         value = od.decode_raw(bytes(data))
-        if od.max is not None and value > od.max:
-            raise SdoAbortedError(ABORT_VALUE_TOO_HIGH)
-        if od.min is not None and value < od.min:
-            raise SdoAbortedError(ABORT_VALUE_TOO_LOW)
+        where = f"0x{index:04X}:{subindex:02X} = {value!r}"
+        refusal = self._refusal(index, value, od)
+        if refusal is not None:
+            code, why = refusal
+            self.writes.append(f"{where} refused: {why}")
+            logger.warning("SDO write %s refused: %s", where, why)
+            raise SdoAbortedError(code)
         if index in d.TPDO_COMMUNICATION:
             self._pdo_changed = True
+        self.writes.append(f"{where} written")
         logger.info("0x%04X:%02X written: %r", index, subindex, value)
+
+    def _refusal(self, index: int, value: int, od: ODVariable) -> tuple[int, str] | None:
+        """The abort code and reason for a write this node does not take, else None."""
+        if index in d.COMMUNICATION_AREA:
+            if not self.config.allow_remote_config:
+                return ABORT_READ_ONLY, "communication objects are read-only (allow_remote_config)"
+            if self.node.nmt.state != "PRE-OPERATIONAL":
+                return ABORT_DEVICE_STATE, f"only in PRE-OPERATIONAL, not {self.node.nmt.state}"
+        if od.max is not None and value > od.max:
+            return ABORT_VALUE_TOO_HIGH, f"above {od.max}"
+        if od.min is not None and value < od.min:
+            return ABORT_VALUE_TOO_LOW, f"below {od.min}"
+        return None
