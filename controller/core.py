@@ -152,7 +152,10 @@ class Controller:
         self.soh = SohEstimator(config.soh, config.soc, config.pack.cells)
         self.status = StatusFrames(master_db)
         self.gate = CommandGate(
-            config.security, self.catalogue, self.decoders[VEHICLE].sources.index("ems")
+            config.security,
+            self.catalogue,
+            self.decoders[VEHICLE].sources.index("ems"),
+            master_db,
         )
         self.balancing = _balancing_encoder(config, slaves_db)
         self.stages: tuple[Stage, ...] = (
@@ -227,9 +230,7 @@ class Controller:
         counters = dict(state.counters)
         return (
             self.status.contactor_command(Commands(False, False, False), counters),
-            self.status.limits(
-                0.0, 0.0, self.config.limits.cvl, self.config.limits.dvl, counters
-            ),
+            self.status.limits(0.0, 0.0, self.config.limits.cvl, self.config.limits.dvl, counters),
         )
 
     def is_safe(self, state: ControllerState) -> bool:
@@ -261,7 +262,8 @@ class Controller:
         view = build_view(internal, self.config.pack, self.config.ingest, now)
 
         request, ems_reset, ems_age = self._ems(vehicle, now, state.shutdown)
-        gated = self.gate.step(state.gate, ingest[VEHICLE], request, ems_reset, now)
+        vehicle_frames = batch.on(VEHICLE)
+        gated = self.gate.step(state.gate, ingest[VEHICLE], vehicle_frames, request, ems_reset, now)
         request, ems_reset = gated.request, gated.reset
         events.extend(gated.events)
         requesting = frozenset((EMS,) if ems_reset else ()) | state.reset.pending

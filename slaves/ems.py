@@ -3,8 +3,9 @@
 Sends ``EMS_StateRequest`` every 100 ms following a script of timed requests and keeps the
 last BMS frames it received for scenarios to check; the request and the BMS frames it
 reads carry the E2E Profile 11 header (``dbc.master_e2e``), and a BMS frame failing it is
-ignored. Fault injection: ``silent`` stops the request frames, ``counter_frozen`` repeats
-the alive counter.
+ignored. With a ``key`` every request is followed by its ``EMS_StateRequestAuth`` (freshness
+value +1 per request, truncated HMAC, ``dbc.secoc``). Fault injection: ``silent`` stops the
+request frames, ``counter_frozen`` repeats the alive counter.
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ from typing import Any
 import can
 import cantools
 
-from dbc import master_e2e
-from slaves.hv_bus import Cyclic, encode_sealed, master_database
+from dbc import master_e2e, secoc
+from slaves.hv_bus import Cyclic, encode, encode_sealed, master_database
 
 REQUEST = "EMS_StateRequest"
+AUTH = "EMS_StateRequestAuth"
 
 
 class EmsRequest(IntEnum):
@@ -43,7 +45,12 @@ class EmsCommand:
 class Ems:
     """A Device sending the scripted state request; before the first entry it asks standby."""
 
-    def __init__(self, script: Sequence[EmsCommand] = (), period_s: float = 0.100) -> None:
+    def __init__(
+        self,
+        script: Sequence[EmsCommand] = (),
+        period_s: float = 0.100,
+        key: bytes | None = None,
+    ) -> None:
         self.script = sorted(script, key=lambda c: c.at_s)
         self.silent = False
         self.counter_frozen = False
@@ -51,6 +58,9 @@ class Ems:
         self._schedule = Cyclic(period_s)
         self._counter = 0
         self._message = master_database().get_message_by_name(REQUEST)
+        self._auth = master_database().get_message_by_name(AUTH)
+        self.key = key
+        self._freshness = 0
 
     def command_at(self, t: float) -> EmsCommand:
         """The script entry in force at ``t``."""
@@ -83,9 +93,9 @@ class Ems:
         instants = self._schedule.due(t)
         if self.silent:
             return []
-        return [self._request(instant) for instant in instants]
+        return [msg for instant in instants for msg in self._request(instant)]
 
-    def _request(self, t: float) -> can.Message:
+    def _request(self, t: float) -> list[can.Message]:
         command = self.command_at(t)
         signals = {
             "EMS_RequestedState": int(command.request),
@@ -96,4 +106,10 @@ class Ems:
         counter = self._counter
         if not self.counter_frozen:
             self._counter = master_e2e.next_counter(self._counter)
-        return encode_sealed(master_database(), self._message.frame_id, signals, counter, t)
+        request = encode_sealed(master_database(), self._message.frame_id, signals, counter, t)
+        if self.key is None:
+            return [request]
+        self._freshness += 1
+        tag = secoc.mac(self.key, self._message.frame_id, request.data, self._freshness)
+        auth = {"EMS_AuthFreshness": self._freshness, "EMS_AuthMac": int.from_bytes(tag, "little")}
+        return [request, encode(master_database(), self._auth.frame_id, auth, t)]

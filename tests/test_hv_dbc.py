@@ -143,6 +143,7 @@ def test_command_subset_matches_the_sensor_dbc(
 def test_master_messages_ids_periods_and_buses(master):
     expected = {
         "EMS_StateRequest": (0x0E0, 100, "vehicle", "EMS"),
+        "EMS_StateRequestAuth": (0x0E1, 100, "vehicle", "EMS"),
         "BMS_Status": (0x0F0, 100, "vehicle", "BMS"),
         "BMS_Limits": (0x0F1, 100, "vehicle", "BMS"),
         "BMS_CellStats": (0x0F2, 100, "vehicle", "BMS"),

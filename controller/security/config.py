@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from controller.config.declare import setting
 
@@ -11,6 +12,16 @@ from controller.config.declare import setting
 class SecurityConfig:
     """Settings of the command gate (``controller.security.gate``)."""
 
+    key_file: Path | None = setting(
+        None,
+        doc="shared key (hex, 16-64 bytes, readable by its owner only) authenticating "
+        "EMS_StateRequest through EMS_StateRequestAuth; none: no authentication, "
+        "confirm_frames instead",
+    )
+    auth_timeout_ms: float = setting(
+        300.0, ge=10.0, le=10_000.0, unit="ms",
+        doc="with key_file: an authenticated request to close or reset acts for this long",
+    )  # fmt: skip
     confirm_frames: int = setting(
         3, ge=1, le=50,
         doc="consecutive good EMS_StateRequest frames, with no rejected one between, before a "
@@ -34,6 +45,10 @@ class SecurityConfig:
         5000.0, ge=0.0, le=600_000.0, unit="ms",
         doc="standby is held this long after the last sign of a second sender",
     )  # fmt: skip
+
+    @property
+    def auth_timeout_s(self) -> float:
+        return self.auth_timeout_ms / 1000.0
 
     @property
     def span_s(self) -> float:

@@ -4,7 +4,11 @@ Per step it takes how many ``EMS_StateRequest`` frames the decoder accepted, and
 for their counter, since the last step, and the request the newest accepted frame carries:
 
 * standby acts at once (it is always safe);
-* a request to close (discharge, charge) or a fault reset acts only once it has been seen
+* with ``key_file``, a request to close or a fault reset acts only while the same command
+  was authenticated by its ``EMS_StateRequestAuth`` within ``auth_timeout_ms``
+  (``controller.security.auth``); a forged frame cannot carry a valid MAC;
+* without a key, a request to close (discharge, charge) or a fault reset acts only once it
+  has been seen
   in ``confirm_frames`` consecutive accepted frames with no frame rejected for its counter
   between (another sender's), spanning at least ``confirm_span_ms``; until then the gate
   asks standby (and no reset). A request already acting stays acting while it is
@@ -22,13 +26,18 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import numpy as np
+from cantools.database.can import Database
 
 from controller.contactors import Request
 from controller.diagnosis import Catalogue, Event
 from controller.diagnosis.events import Kind
+from controller.errors import ConfigError
+from controller.frames import FrameBatch
 from controller.ingest import IngestState
 from controller.ingest.decoder import RejectReason
+from controller.security.auth import Authenticator, AuthState
 from controller.security.config import SecurityConfig
+from dbc import secoc
 
 SECOND_SOURCE = "ems_second_source"
 _COUNTER_REASONS = (
@@ -53,6 +62,7 @@ class GateState:
     last: int = 0  # what the last step with EMS frames saw: 1 accepted, -1 rejected, 0 none
     changes: tuple[float, ...] = ()  # times of changes between accepted and rejected
     suspect_until: float = float("-inf")  # standby held until then
+    auth: AuthState = AuthState()  # with a key: the last authenticated command
 
 
 @dataclass(frozen=True)
@@ -66,13 +76,33 @@ class GateOutput:
 class CommandGate:
     """Compiled once from the configuration; ``step`` is pure."""
 
-    def __init__(self, config: SecurityConfig, catalogue: Catalogue, source: int) -> None:
+    def __init__(
+        self, config: SecurityConfig, catalogue: Catalogue, source: int, master: Database
+    ) -> None:
+        """Reads the key of ``config.key_file`` once, as the DBC files are read."""
         self.config = config
         self.catalogue = catalogue
         self.source = source  # index of the EMS source in the vehicle decoder
+        self.auth: Authenticator | None = None
+        if config.key_file is not None:
+            try:
+                key = secoc.read_key(config.key_file)
+            except secoc.KeyFileError as exc:
+                raise ConfigError("security.key_file", str(exc)) from None
+            self.auth = Authenticator(
+                key,
+                master.get_message_by_name("EMS_StateRequest"),
+                master.get_message_by_name("EMS_StateRequestAuth"),
+            )
 
     def step(
-        self, state: GateState, counts: IngestState, request: Request, reset: bool, now: float
+        self,
+        state: GateState,
+        counts: IngestState,
+        frames: FrameBatch,
+        request: Request,
+        reset: bool,
+        now: float,
     ) -> GateOutput:
         accepted = int(counts.accepted[self.source])
         row = counts.rejected[self.source]
@@ -94,16 +124,21 @@ class CommandGate:
         elif state.suspect_until > float("-inf") and now >= suspect_until:
             events.append(self._event(now, "cleared", len(changes)))
             suspect_until = float("-inf")
-        confirmed = self._confirmed(streak, since, now)
+        auth = state.auth if self.auth is None else self.auth.step(state.auth, frames, now)
+        authentic = now - auth.at <= self.config.auth_timeout_s + 1e-9
+        if self.auth is None:
+            confirmed = self._confirmed(streak, since, now)
+            reset_confirmed = self._confirmed(reset_streak, reset_since, now)
+        else:
+            confirmed = authentic and auth.request is request
+            reset_confirmed = authentic and auth.reset
         if now < suspect_until or request is Request.STANDBY:
             acting = Request.STANDBY
         elif request is state.acting or confirmed:
             acting = request
         else:
             acting = Request.STANDBY
-        passed_reset = (
-            reset and self._confirmed(reset_streak, reset_since, now) and now >= suspect_until
-        )
+        passed_reset = reset and reset_confirmed and now >= suspect_until
         new_state = replace(
             state,
             accepted=accepted,
@@ -117,6 +152,7 @@ class CommandGate:
             last=last,
             changes=changes,
             suspect_until=suspect_until,
+            auth=auth,
         )
         shown = tuple(e for e in events if self.catalogue[e.diagnosis].enabled)
         return GateOutput(new_state, acting, passed_reset, shown)
