@@ -241,3 +241,32 @@ def test_runtime_counters_are_written_with_the_record_and_summed_over_runs(
     assert (first.cycles, second.cycles, total.cycles) == (300, 200, 500)
     assert (first.overruns, total.overruns) == (0, second.overruns) and second.overruns == 200
     assert total.max_cycle_s == pytest.approx(0.015)
+
+
+class _Recorder:
+    """A store writer that keeps what the runtime hands it."""
+
+    def __init__(self) -> None:
+        self.saved: list[Persisted] = []
+
+    def submit(self, persisted: Persisted | None, events=(), counters=None) -> None:  # noqa: ANN001
+        if persisted is not None:
+            self.saved.append(persisted)
+
+
+def test_the_soc_is_stored_when_it_becomes_known_and_as_it_moves_not_only_on_the_period() -> None:
+    """A controller killed 2 s after its SOC became known must leave that SOC behind: the
+    period (60 s here) alone would lose it, and with it the SOC a restart resumes from."""
+    now = {"soc": math.nan}
+    core = SimpleNamespace(persisted=lambda _state: Persisted((), *[now["soc"]] * 3))
+    recorder = _Recorder()
+    runtime = Runtime.__new__(Runtime)  # only the persisting part of the loop is exercised
+    runtime.core, runtime.state, runtime.writer = core, None, recorder
+    runtime.persist_every, runtime._persisted, runtime._persisted_at = 60.0, None, -math.inf
+    runtime.supervisor = SimpleNamespace(total=SimpleNamespace(as_record=dict))
+    for k, soc in enumerate([math.nan, math.nan, 50.0, 50.1, 50.15, 50.25, 50.3, 50.45]):
+        now["soc"] = soc
+        runtime._persist((), float(k))
+    stored = [p.soc_mean for p in recorder.saved]
+    assert stored[0] != stored[0], "the first cycle is stored (SOC still unknown)"
+    assert stored[1:] == [50.0, 50.25, 50.45], "known at once, then every 0.2 points moved"

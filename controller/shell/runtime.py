@@ -36,6 +36,7 @@ from controller.shell.supervision import Cycle, RuntimeStats, SupervisionConfig,
 from controller.shell.systemd import Notifier
 
 log = logging.getLogger(__name__)
+SOC_STEP_PERCENT = 0.2  # SOC movement (points) that is stored at once, whatever the period
 
 
 class Core(Protocol):
@@ -205,17 +206,27 @@ class Runtime:
         )
 
     def _persist(self, events: tuple[Event, ...], now: float, force: bool = False) -> None:
-        """Hand the store the events, and the persisted state when a latch changed or every
-        ``persist_every`` seconds; the writer thread does the disk work."""
+        """Hand the store the events, and the persisted state when a latch changed, when the
+        SOC became known or moved by ``SOC_STEP_PERCENT`` since it was stored, and at least
+        every ``persist_every`` seconds; the writer thread does the disk work. So a kill at
+        any instant loses no latch and less than that step of SOC."""
         if self.writer is None:
             return
         persisted = self.core.persisted(self.state)
-        latch_changed = self._persisted is None or persisted.latched != self._persisted.latched
-        if force or latch_changed or now - self._persisted_at >= self.persist_every:
+        if force or self._worth_storing(persisted, now):
             self._persisted, self._persisted_at = persisted, now
             self.writer.submit(persisted, events, self.supervisor.total.as_record())
         elif events:
             self.writer.submit(None, events)
+
+    def _worth_storing(self, persisted: Persisted, now: float) -> bool:
+        last = self._persisted
+        if last is None or persisted.latched != last.latched:
+            return True
+        if persisted.soc_known != last.soc_known:
+            return True
+        moved = persisted.soc_known and abs(persisted.soc_mean - last.soc_mean) >= SOC_STEP_PERCENT
+        return moved or now - self._persisted_at >= self.persist_every
 
     def _watch_receive(self, listener: BatchingListener) -> None:
         """A receive outage is one diagnosis, set when it starts and cleared when frames flow
