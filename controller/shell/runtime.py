@@ -207,7 +207,8 @@ class Runtime:
 
     def _persist(self, events: tuple[Event, ...], now: float, force: bool = False) -> None:
         """Hand the store the events, and the persisted state when a latch changed, when the
-        SOC became known or moved by ``SOC_STEP_PERCENT`` since it was stored, and at least
+        SOC became known or its lowest, highest or mean cell moved by ``SOC_STEP_PERCENT``
+        since it was stored, and at least
         every ``persist_every`` seconds; the writer thread does the disk work. So a kill at
         any instant loses no latch and less than that step of SOC."""
         if self.writer is None:
@@ -225,7 +226,14 @@ class Runtime:
             return True
         if persisted.soc_known != last.soc_known:
             return True
-        moved = persisted.soc_known and abs(persisted.soc_mean - last.soc_mean) >= SOC_STEP_PERCENT
+        moved = persisted.soc_known and any(
+            abs(a - b) >= SOC_STEP_PERCENT
+            for a, b in (
+                (persisted.soc_min, last.soc_min),
+                (persisted.soc_max, last.soc_max),
+                (persisted.soc_mean, last.soc_mean),
+            )
+        )
         return moved or now - self._persisted_at >= self.persist_every
 
     def _watch_receive(self, listener: BatchingListener) -> None:
