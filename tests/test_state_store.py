@@ -111,7 +111,7 @@ from controller.persisted import Persisted
 from controller.shell.store import Store, StoreWriter
 writer = StoreWriter(Store.open(sys.argv[1]))
 writer.start()
-k = 0
+k = int(sys.argv[2])  # each process counts on from its own start
 while True:
     k += 1
     # every record is self-consistent: mean = k, min = k - 1, max = k + 1
@@ -120,12 +120,28 @@ while True:
 """
 
 
+def _wait_for_writing(path: Path, writer: subprocess.Popen, start: int) -> None:
+    """Until the writer process has committed a record of its own (counted from ``start``)."""
+    deadline = time.monotonic() + 60.0
+    while time.monotonic() < deadline and writer.poll() is None:
+        if path.exists():
+            store = Store.open(path)
+            record = store.load()
+            store.close()
+            if record is not None and record.soc_mean > start:
+                return
+        time.sleep(0.02)
+    pytest.fail("the writer process never wrote")
+
+
 def test_a_kill_at_any_instant_leaves_a_whole_record(tmp_path: Path) -> None:
     path = tmp_path / "s.sqlite"
     rng = random.Random(7)
-    for _ in range(10):
-        writer = subprocess.Popen([sys.executable, "-c", WRITER, str(path)])
-        time.sleep(0.3 + rng.random() * 0.3)
+    for iteration in range(10):
+        start = iteration * 1_000_000
+        writer = subprocess.Popen([sys.executable, "-c", WRITER, str(path), str(start)])
+        _wait_for_writing(path, writer, start)  # however long the import takes on a loaded machine
+        time.sleep(rng.random() * 0.3)  # then a kill at any instant of the writing
         os.kill(writer.pid, signal.SIGKILL)
         writer.wait(10)
         store = Store.open(path)
