@@ -28,6 +28,7 @@ class Persisted:
     # state of health per cell (`controller.estimation.CellHealth`), 0: not measured
     cell_capacity_ah: tuple[float, ...] = ()
     cell_resistance_ohm: tuple[float, ...] = ()
+    MEASURED_PER_CELL = ("cell_capacity_ah", "cell_resistance_ohm")  # 0 in these: not measured
     # life counters, field by field as `controller.life.LifeCounters` (it reads them back)
     charged_kwh: float = 0.0
     discharged_kwh: float = 0.0

@@ -105,13 +105,20 @@ def restored_lines(restored: Persisted | None, counters: RuntimeStats | None) ->
     fresh = Persisted().to_record()
     shown = {"latched", "soc_min", "soc_max", "soc_mean"}
     lines += [
-        f"  restored: {key} {_plain(value)}"
+        f"  restored: {key} {_plain(_measured(key, value))}"
         for key, value in restored.to_record().items()
         if key not in shown and value != fresh.get(key)
     ]
     if counters is not None and counters.cycles:
         lines.append(f"  restored runtime counters: {counters.summary()}")
     return lines
+
+
+def _measured(key: str, value: object) -> object:
+    """A per-cell estimate with its cells not measured yet (stored as 0) marked unknown."""
+    if key in Persisted.MEASURED_PER_CELL and isinstance(value, list):
+        return [v if v else None for v in value]
+    return value
 
 
 def _plain(value: object) -> str:
