@@ -235,7 +235,10 @@ def _contactor_fault(fault: ContactorFault) -> tuple[Action, Action]:
         ctx.system.circuit.contactors[ContactorId.PLUS].fault = fault
 
     def clear(ctx: Context) -> None:
-        ctx.system.circuit.contactors[ContactorId.PLUS].fault = ContactorFault.NONE
+        """The contactor is replaced: healthy, its contacts where its coil puts them."""
+        contactor = ctx.system.circuit.contactors[ContactorId.PLUS]
+        contactor.fault = ContactorFault.NONE
+        contactor.closed, contactor.switch_at = contactor.coil, None
 
     return apply, clear
 

@@ -53,11 +53,12 @@ def plant(row: Row, timing: Timing, seed: int) -> SimulatedSystem:
     )
 
 
-def _lockstep_row(job: tuple[Row, str | None, int]) -> Outcome:
-    row, config_path, seed = job
+def _lockstep_row(job: tuple[Row, str | None, int, str | None]) -> Outcome:
+    row, config_path, seed, controller_path = job
     config = load(config_path)
     timing = Timing.of(config)
-    driver = LockStep(plant(row, timing, seed), Controller(config), timing)
+    under_test = config if controller_path is None else load(controller_path)
+    driver = LockStep(plant(row, timing, seed), Controller(under_test), timing)
     try:
         return run_row(driver, row)
     finally:
@@ -70,9 +71,12 @@ def run_lockstep(
     seed: int = 0,
     jobs: int = 1,
     progress: Callable[[Outcome], None] | None = None,
+    controller_path: str | None = None,
 ) -> list[Outcome]:
-    """Every row on its own plant and controller; the outcomes in row order."""
-    work = [(row, config_path, seed) for row in rows]
+    """Every row on its own plant and controller; the outcomes in row order. The bounds come
+    from ``config_path``; the controller under test runs ``controller_path`` when given
+    (as a device under test runs its own settings)."""
+    work = [(row, config_path, seed, controller_path) for row in rows]
     if jobs <= 1:
         outcomes = []
         for job in work:

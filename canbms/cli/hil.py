@@ -50,6 +50,13 @@ def add_subparser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "-o", "--output", type=Path, default=Path("hil-report"), help="report directory"
     )
+    parser.add_argument(
+        "--controller-config",
+        type=Path,
+        default=None,
+        help="lock-step: the configuration the controller under test runs (default: --config, "
+        "which the bounds always come from)",
+    )
     parser.add_argument("--quick", action="store_true", help="only the rows marked quick")
     parser.add_argument(
         "--row",
@@ -98,6 +105,8 @@ def run_hil(args: argparse.Namespace) -> int:
     rows = _select(args, load_matrix(args.matrix, config.diagnosis))
     began = time.monotonic()
     source = str(args.config) if args.config else "the demo configuration (hil/demo.toml)"
+    if args.controller_config:
+        source += f"; the controller under test runs {args.controller_config}"
     if args.realtime:
         mode = "black-box real time"
         print(f"canbms hil: {len(rows)} rows, {mode}, plant seed {args.seed}", flush=True)
@@ -119,7 +128,8 @@ def run_hil(args: argparse.Namespace) -> int:
             flush=True,
         )
         config_path = str(args.config) if args.config else None
-        outcomes = run_lockstep(rows, config_path, args.seed, args.jobs, _line)
+        under_test = str(args.controller_config) if args.controller_config else None
+        outcomes = run_lockstep(rows, config_path, args.seed, args.jobs, _line, under_test)
     elapsed = time.monotonic() - began
     preamble = (
         f"Mode: {mode}. Configuration: {source}. Plant seed {args.seed}. "
