@@ -116,7 +116,7 @@ def _run_and_kill(config: Path, heard: Heard, rng: random.Random, log: Path) -> 
         time.sleep(rng.uniform(0.05, 1.0))
     else:
         _wait_for(lambda: heard.between(started, float("inf"), STATUS.frame_id), 30.0)
-        time.sleep(rng.uniform(0.0, 1.5))
+        time.sleep(rng.uniform(0.0, 1.0))
     _kill(controller)
     return started, time.monotonic()
 
