@@ -117,6 +117,19 @@ def _requested(terms: Terms) -> Terms:
     return with_request
 
 
+def _second_sender(t: Timing, diagnosis: str, level: str) -> list[Term]:
+    """Two interleaved senders change between accepted and rejected frames at least once
+    per EMS period; the gate wants ``second_source_changes`` of them (``[security]``)."""
+    changes = t.config.security.second_source_changes
+    return [
+        Term(
+            f"security.second_source_changes ({changes}) x ems period", changes * t.periods["ems"]
+        ),
+        t.period("ems"),
+        t.cycle,
+    ]
+
+
 def _unknown_current(t: Timing) -> float:
     """No valid current: the contactors cannot tell it is below the break current."""
     return math.inf
@@ -419,7 +432,7 @@ INJECTIONS: dict[str, Injection] = {
         "the EMS repeats its alive counter",
     ),
     SPOOF: _injection(
-        _spoof(), _reading("ems"), "a second EMS node asks for the opposite closed state"
+        _spoof(), _second_sender, "a second EMS node asks for the opposite closed state"
     ),
     "internal_bus_loss": _injection(
         _cut(INTERNAL),
