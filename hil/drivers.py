@@ -26,28 +26,21 @@ from controller.adapters.base import Level
 from controller.core import Controller, StepResult
 from hil.bench import VirtualBench
 from hil.record import Record
+from hil.scenarios.session import LimitFollowingLoad
 from hil.timing import Timing
 from slaves.system import SimulatedSystem
 
 
-class BenchLoad:
+class BenchLoad(LimitFollowingLoad):
     """A load or charger on the DC link that wants ``demand`` A (+ discharges) and obeys the
     published limits as the EMS receives them, unless ``ignore_limits`` (a faulty device)."""
 
     def __init__(self, system: SimulatedSystem) -> None:
-        self.system = system
-        self.demand = 0.0
+        super().__init__(system)
         self.ignore_limits = False
 
     def __call__(self, t: float) -> float:
-        if self.ignore_limits:
-            return self.demand
-        limits = self.system.ems.received.get("BMS_Limits")
-        if limits is None:
-            return 0.0
-        if self.demand >= 0:
-            return min(self.demand, float(limits["BMS_DischargeCurrentLimit"]))
-        return -min(-self.demand, float(limits["BMS_ChargeCurrentLimit"]))
+        return self.demand if self.ignore_limits else super().__call__(t)
 
 
 class Driver:
