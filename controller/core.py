@@ -207,17 +207,25 @@ class Controller:
         life = LifeState(LifeCounters.of(restored))
         return replace(state, soc=soc, restored_faults=frozenset(restored.latched), life=life)
 
-    def persisted(self, state: ControllerState) -> Persisted:
-        """What must survive a restart: every fault latched now, the SOC, the life counters."""
+    def persisted_summary(self, state: ControllerState) -> Persisted:
+        """The part of `persisted` the shell watches every cycle to decide when to store: the
+        latches and the SOC of the lowest, highest and mean cell, without the per-cell arrays
+        (building those every cycle would cost a large pack a good part of its budget)."""
         latched = tuple(sorted(_latched(state)))
-        life = state.life.counters.as_fields()
-        health = state.soh.health.stored
         soc = state.soc
         if not soc.valid:
-            return Persisted(latched, **life, **health)
-        cells = tuple(soc.cells.tolist())
-        return Persisted(
-            latched, soc.soc_min, soc.soc_max, soc.soc_mean, cell_soc=cells, **life, **health
+            return Persisted(latched)
+        return Persisted(latched, soc.soc_min, soc.soc_max, soc.soc_mean)
+
+    def persisted(self, state: ControllerState) -> Persisted:
+        """What must survive a restart: the summary, the SOC per cell, the SOH inputs and the
+        life counters."""
+        cells = tuple(state.soc.cells.tolist()) if state.soc.valid else ()
+        return replace(
+            self.persisted_summary(state),
+            cell_soc=cells,
+            **state.life.counters.as_fields(),
+            **state.soh.health.stored,
         )
 
     def request_shutdown(self, state: ControllerState) -> ControllerState:

@@ -227,6 +227,8 @@ def test_runtime_counters_are_written_with_the_record_and_summed_over_runs(
         def persisted(self, state) -> Persisted:  # noqa: ANN001
             return Persisted()
 
+        persisted_summary = persisted
+
     def run(cycles: int, cost: float) -> RuntimeStats:
         store = Store.open(tmp_path / "s.sqlite")
         restored = RuntimeStats.from_record(store.counters())
@@ -274,7 +276,8 @@ def test_the_soc_is_stored_when_it_becomes_known_and_as_it_moves_not_only_on_the
     """A controller killed 2 s after its SOC became known must leave that SOC behind: the
     period (60 s here) alone would lose it, and with it the SOC a restart resumes from."""
     now = {"soc": math.nan}
-    core = SimpleNamespace(persisted=lambda _state: Persisted((), *[now["soc"]] * 3))
+    record = lambda _state: Persisted((), *[now["soc"]] * 3)  # noqa: E731
+    core = SimpleNamespace(persisted=record, persisted_summary=record)
     recorder = _Recorder()
     runtime = Runtime.__new__(Runtime)  # only the persisting part of the loop is exercised
     runtime.core, runtime.state, runtime.writer = core, None, recorder

@@ -52,6 +52,8 @@ class Core(Protocol):
 
     def persisted(self, state: Any) -> Persisted: ...
 
+    def persisted_summary(self, state: Any) -> Persisted: ...
+
 
 class Runtime:
     """Owns the buses, the clock and the signals; the core owns every decision.
@@ -213,25 +215,26 @@ class Runtime:
         any instant loses no latch and less than that step of SOC."""
         if self.writer is None:
             return
-        persisted = self.core.persisted(self.state)
-        if force or self._worth_storing(persisted, now):
-            self._persisted, self._persisted_at = persisted, now
+        summary = self.core.persisted_summary(self.state)
+        if force or self._worth_storing(summary, now):
+            self._persisted, self._persisted_at = summary, now
+            persisted = self.core.persisted(self.state)
             self.writer.submit(persisted, events, self.supervisor.total.as_record())
         elif events:
             self.writer.submit(None, events)
 
-    def _worth_storing(self, persisted: Persisted, now: float) -> bool:
+    def _worth_storing(self, summary: Persisted, now: float) -> bool:
         last = self._persisted
-        if last is None or persisted.latched != last.latched:
+        if last is None or summary.latched != last.latched:
             return True
-        if persisted.soc_known != last.soc_known:
+        if summary.soc_known != last.soc_known:
             return True
-        moved = persisted.soc_known and any(
+        moved = summary.soc_known and any(
             abs(a - b) >= SOC_STEP_PERCENT
             for a, b in (
-                (persisted.soc_min, last.soc_min),
-                (persisted.soc_max, last.soc_max),
-                (persisted.soc_mean, last.soc_mean),
+                (summary.soc_min, last.soc_min),
+                (summary.soc_max, last.soc_max),
+                (summary.soc_mean, last.soc_mean),
             )
         )
         return moved or now - self._persisted_at >= self.persist_every
