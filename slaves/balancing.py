@@ -65,6 +65,11 @@ class Balancer:
         self.t = 0.0
 
     @property
+    def idle(self) -> bool:
+        """No cell is commanded to bleed (so none bleeds)."""
+        return not self.commanded.any()
+
+    @property
     def active(self) -> np.ndarray:
         """``(modules, cells)``: cells bleeding now."""
         return self.commanded & ~self.overtemp[:, None]
@@ -98,7 +103,8 @@ class Balancer:
     def update(self, t: float, board_temperature: np.ndarray) -> None:
         """Apply the command timeout and the board over-temperature cut-off at time ``t``."""
         self.t = t
-        self.commanded[t - self.last_valid > self.params.timeout_s] = False
+        if not self.idle:
+            self.commanded[t - self.last_valid > self.params.timeout_s] = False
         limit = self.params.overtemp_c
         cool = limit - self.params.overtemp_hysteresis_k
         self.overtemp = np.where(self.overtemp, board_temperature > cool, board_temperature > limit)

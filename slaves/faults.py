@@ -196,6 +196,7 @@ class Faults:
         self.rng = rng
         self.active: list[Fault] = []
         self.masks = FaultMasks.healthy(topology)
+        self.healthy = True  # no active fault touches the masks: the modules skip them
 
     def inject(self, fault: Fault) -> Fault:
         """Activate ``fault`` now; returns it so it can be cleared later."""
@@ -219,6 +220,7 @@ class Faults:
         for fault in self.active:
             fault.apply(masks)
         self.masks = masks
+        self.healthy = all(isinstance(f, RandomFrames) for f in self.active)
 
     def _check(self, fault: Fault) -> None:
         topo = self.topology
@@ -240,6 +242,8 @@ class Faults:
 
     def step(self, t: float, dt: float) -> list[can.Message]:
         """The random frames of the active bursts falling in ``[t, t + dt)``."""
+        if not self.active:
+            return []
         out: list[can.Message] = []
         for fault in self.active:
             if isinstance(fault, RandomFrames):

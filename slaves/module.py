@@ -22,6 +22,7 @@ from slaves.balancing import Balancer, BalancingParams
 from slaves.codec import Packer, signal_key
 from slaves.device import Plant
 from slaves.faults import Faults
+from slaves.frames import SlaveFrames
 
 CRC_CORRUPTION = 0xA5  # XORed into the CRC byte: always a wrong CRC
 STATUS_FIELDS = (
@@ -64,19 +65,24 @@ class _Schedule:
     """Send instants ``phase[m] + n * period``; ``due(t)`` marks modules with one in (.., t]."""
 
     EPS = 1e-9
+    NONE = np.zeros(0, np.int64)
 
     def __init__(self, period: float, phase: np.ndarray) -> None:
         self.period = period
         self.phase = phase
         self.n = np.zeros(phase.shape, np.int64)
+        self.next = float(phase.min())  # the earliest pending instant: nothing due before it
 
     def due(self, t: float) -> tuple[np.ndarray, np.ndarray]:
         """Modules due at ``t`` and their send instants; one frame per module per step."""
+        if self.next > t + self.EPS:
+            return self.NONE, self.NONE.astype(np.float64)
         instants = self.phase + self.n * self.period
         due = np.flatnonzero(instants <= t + self.EPS)
         stamps = instants[due]
         # skip instants a step longer than the period jumped over
         self.n[due] = np.floor((t + self.EPS - self.phase[due]) / self.period).astype(np.int64) + 1
+        self.next = float((self.phase + self.n * self.period).min())
         return due, stamps
 
 
@@ -114,6 +120,9 @@ class _SlotKind:
                     raise ValueError(f"{first.name} group {g}: value and invalid flag disagree")
                 self.channels[g, slot] = channel
         self.packer = Packer([mux, *full_values, *full_flags], self.length)
+        self._used = self.channels >= 0
+        self._all_used = bool(self._used.all())
+        self._channel = np.where(self._used, self.channels, 0)
 
     @property
     def groups(self) -> int:
@@ -124,13 +133,16 @@ class _SlotKind:
         (physical, per channel) and ``bad`` (invalid flags); unused slots stay zero."""
         groups, slots = self.channels.shape
         rows = value.shape[0]
-        used = self.channels >= 0
-        ch = np.where(used, self.channels, 0)
+        used, ch = self._used, self._channel
         raw = np.zeros((groups, rows, 1 + 2 * slots), np.int64)
         raw[:, :, 0] = np.arange(groups)[:, None]
         values = self.packer.to_raw(value[:, ch], slice(1, 1 + slots))  # (rows, groups, slots)
-        raw[:, :, 1 : 1 + slots] = np.where(used, values, 0).transpose(1, 0, 2)
-        raw[:, :, 1 + slots :] = (bad[:, ch] & used).transpose(1, 0, 2)
+        flags = bad[:, ch]
+        if not self._all_used:
+            values = np.where(used, values, 0)
+            flags = flags & used
+        raw[:, :, 1 : 1 + slots] = values.transpose(1, 0, 2)
+        raw[:, :, 1 + slots :] = flags.transpose(1, 0, 2)
         payload = self.packer.pack(raw.reshape(groups * rows, -1))
         return payload.reshape(groups, rows, self.length)
 
@@ -197,6 +209,11 @@ class SlaveModules:
         self.reported_status = np.full((n, len(STATUS_FIELDS)), np.nan)
         self.t = 0.0
 
+    @property
+    def shortest_period(self) -> float:
+        """The shortest send period of any message kind (s)."""
+        return min(s.period for s in self._schedules.values())
+
     # --- physics coupling -------------------------------------------------------------
 
     def cell_voltage(self) -> np.ndarray:
@@ -206,14 +223,20 @@ class SlaveModules:
 
     def bleed_current(self) -> np.ndarray:
         """Per-cell A drawn by the bleed resistors (flattened in pack order)."""
+        if self.balancer.idle:
+            return np.zeros(self.plant.cells.n)
         return self.balancer.bleed_current(self.cell_voltage()).ravel()
 
     def balancing_heat(self) -> np.ndarray:
         """Per-module W dissipated by the bleed resistors (heats the module)."""
+        if self.balancer.idle:
+            return np.zeros(self.plant.modules)
         v = self.cell_voltage()
         return (self.balancer.bleed_current(v) * v).sum(axis=1)
 
     def board_temperature(self) -> np.ndarray:
+        if self.balancer.idle:
+            return self.plant.thermal.temperature.copy()
         rise = self.params.balancing.board_k_per_w * self.balancing_heat()
         return self.plant.thermal.temperature + rise
 
@@ -223,6 +246,11 @@ class SlaveModules:
         self.balancer.receive(msg)
 
     def step(self, t: float, dt: float) -> list[can.Message]:
+        frames = self.frames(t)
+        return [] if frames is None else frames.messages()
+
+    def frames(self, t: float) -> SlaveFrames | None:
+        """The frames due at ``t`` as arrays, oldest first; None when nothing is due."""
         self.t = t
         self.balancer.update(t, self.board_temperature())
         parts: list[_Frames] = []
@@ -235,13 +263,19 @@ class SlaveModules:
             if due.size:
                 parts.extend(self._frames(kind, due, stamps, send(due)))
         if not parts:
-            return []
-        return self._messages(parts)
+            return None
+        return self._protected(parts)
 
     def _send_voltages(self, due: np.ndarray) -> np.ndarray:
         f = self.faults.masks
         true = self.cell_voltage()[due]
         noise = self.params.voltage_noise_v * self.rng.standard_normal(true.shape)
+        if self.faults.healthy:
+            measured = true + noise
+            bad = np.zeros(measured.shape, bool)
+            self.reported_voltage[due] = measured
+            self.reported_invalid[due] = bad
+            return self.voltages.encode(measured, bad)
         measured = true + noise + f.voltage_offset[due]
         stuck = f.voltage_stuck[due]
         held = np.where(
@@ -296,6 +330,15 @@ class SlaveModules:
             kind, self.status_ids
         )
         counter = self._counters[kind]
+        if self.faults.healthy:
+            ids, first = ids[due], counter[due]
+            xor = np.zeros(due.size, np.uint8)
+            out = [
+                _Frames(stamps, ids, payload, (first + g) % COUNTER_MODULO, xor)
+                for g, payload in enumerate(payloads)
+            ]
+            counter[due] = (first + len(payloads)) % COUNTER_MODULO
+            return out
         masks = self.faults.masks
         talking = ~masks.silent[due]
         due, stamps = due[talking], stamps[talking]
@@ -308,28 +351,28 @@ class SlaveModules:
         counter[due] = (counter[due] + len(payloads) * step) % COUNTER_MODULO
         return out
 
-    def _messages(self, parts: list[_Frames]) -> list[can.Message]:
-        """Protect all frames of the step at once and turn them into messages, oldest first."""
-        width = max(p.payload.shape[1] for p in parts)
-        dlc = np.concatenate([np.full(len(p.ids), p.payload.shape[1]) for p in parts])
-        data = np.zeros((dlc.size, width), np.uint8)
-        row = 0
-        for p in parts:
-            data[row : row + len(p.ids), : p.payload.shape[1]] = p.payload
-            row += len(p.ids)
-        ids = np.concatenate([p.ids for p in parts])
-        data = protect_batch(ids, data, dlc, np.concatenate([p.counters for p in parts]))
-        data[:, 0] ^= np.concatenate([p.xor for p in parts])
-        stamps = np.concatenate([p.stamps for p in parts])
+    def _protected(self, parts: list[_Frames]) -> SlaveFrames:
+        """Protect all frames of the step at once, oldest first."""
+        if len(parts) == 1:
+            (p,) = parts
+            ids, data, stamps = p.ids, p.payload, p.stamps
+            dlc = np.full(ids.size, data.shape[1])
+            data = protect_batch(ids, data, dlc, p.counters)
+            data[:, 0] ^= p.xor
+        else:
+            width = max(p.payload.shape[1] for p in parts)
+            dlc = np.concatenate([np.full(len(p.ids), p.payload.shape[1]) for p in parts])
+            data = np.zeros((dlc.size, width), np.uint8)
+            row = 0
+            for p in parts:
+                data[row : row + len(p.ids), : p.payload.shape[1]] = p.payload
+                row += len(p.ids)
+            ids = np.concatenate([p.ids for p in parts])
+            data = protect_batch(ids, data, dlc, np.concatenate([p.counters for p in parts]))
+            data[:, 0] ^= np.concatenate([p.xor for p in parts])
+            stamps = np.concatenate([p.stamps for p in parts])
+        order = np.argsort(stamps, kind="stable")
         fd = self.topology.fd
-        return [
-            can.Message(
-                arbitration_id=int(ids[k]),
-                data=data[k, : dlc[k]].tobytes(),
-                timestamp=float(stamps[k]),
-                is_extended_id=self.topology.extended_ids,
-                is_fd=fd,
-                bitrate_switch=fd,
-            )
-            for k in np.argsort(stamps, kind="stable")
-        ]
+        return SlaveFrames(
+            stamps[order], ids[order], dlc[order], data[order], self.topology.extended_ids, fd
+        )

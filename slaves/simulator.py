@@ -23,6 +23,7 @@ from slaves.cells import CellArray, CellSpread
 from slaves.chemistry import Chemistry, get
 from slaves.device import Device, Plant
 from slaves.faults import Faults
+from slaves.frames import SlaveFrames
 from slaves.module import ModuleParams, SlaveModules
 from slaves.profiles import CurrentProfile, as_profile
 from slaves.thermal import ModuleThermal, ThermalParams
@@ -115,6 +116,32 @@ class PackSimulator:
         ``current`` (A, + = charging) replaces the profile for this step: a coupled HV
         circuit passes the mean current it drew from the cells over the step.
         """
+        modules, others = self.step_frames(dt, current)
+        if modules is None:
+            return others
+        out = modules.messages()
+        if others:
+            out.extend(others)
+            out.sort(key=lambda m: m.timestamp)
+        return out
+
+    def step_frames(
+        self, dt: float, current: float | None = None
+    ) -> tuple[SlaveFrames | None, list[can.Message]]:
+        """`step`, with the slave modules' frames as arrays (None: none sent) beside the
+        other devices' frames: for a consumer in this process, no message per frame."""
+        self._advance_physics(dt, current)
+        modules = None
+        others: list[can.Message] = []
+        for device in self.devices.values():
+            if device is self.modules:
+                modules = self.modules.frames(self.t)
+            else:
+                others.extend(device.step(self.t, dt))
+        others.sort(key=lambda m: m.timestamp)
+        return modules, others
+
+    def _advance_physics(self, dt: float, current: float | None) -> None:
         if not dt > 0:
             raise ValueError(f"dt: {dt} must be positive")
         plant = self.plant
@@ -126,11 +153,12 @@ class PackSimulator:
         cell_heat = plant.cells.heat_w.reshape(plant.modules, plant.cells_per_module).sum(axis=1)
         plant.thermal.step(dt, cell_heat + balancing_heat)
         self.t += dt
-        out: list[can.Message] = []
-        for device in self.devices.values():
-            out.extend(device.step(self.t, dt))
-        out.sort(key=lambda m: m.timestamp)
-        return out
+
+    @property
+    def frame_period(self) -> float:
+        """The shortest send period of the slave modules: the longest step that still
+        sends every frame at its own instant (multi-rate running steps the physics by it)."""
+        return self.modules.shortest_period
 
     def run(self, duration: float, dt: float = 0.01) -> list[can.Message]:
         """Step for ``duration`` seconds; every frame sent."""
