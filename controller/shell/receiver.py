@@ -1,8 +1,11 @@
 """Collect frames from a bus on python-can's reader thread, hand them to the core as a batch.
 
-The reader thread only copies bytes into a preallocated array under a lock; the control loop
-takes them out once per cycle. A failure inside the listener is kept and reported on the
-control loop's thread instead of silently killing the reader (python-can issue #1039).
+The reader thread only keeps each received message with its reception time (one list append
+under a lock, no copy); the control loop takes them out once per cycle and packs them into
+the batch's arrays in one pass per array. A frame costs the reader about a microsecond, so a
+full bus leaves the control loop's share of the interpreter lock alone. A failure inside the
+listener is kept and reported on the control loop's thread instead of silently killing the
+reader (python-can issue #1039).
 """
 
 from __future__ import annotations
@@ -20,10 +23,11 @@ ERROR_BACKOFF_S = 0.01
 
 
 class BatchingListener(can.Listener):
-    """A `can.Listener` that accumulates received frames into arrays.
+    """A `can.Listener` that keeps received frames until the control loop drains them.
 
     Frames are stamped with ``clock`` (the control loop's monotonic clock) on reception, so
     staleness is judged on one time base whatever the interface puts in ``msg.timestamp``.
+    At most ``capacity`` frames wait; beyond that they are dropped and counted.
     """
 
     def __init__(
@@ -38,31 +42,19 @@ class BatchingListener(can.Listener):
         self.waiting = 0  # frames the last `drain` left for the next one
         self.error: BaseException | None = None
         self._lock = threading.Lock()
-        self._reset_buffer()
-
-    def _reset_buffer(self) -> None:
-        self._ids = np.zeros(self.capacity, np.uint32)
-        self._dlc = np.zeros(self.capacity, np.uint8)
-        self._data = np.zeros((self.capacity, MAX_PAYLOAD), np.uint8)
-        self._timestamps = np.zeros(self.capacity, np.float64)
-        self._extended = np.zeros(self.capacity, bool)
-        self._count = 0
+        self._messages: list[can.Message] = []
+        self._stamps: list[float] = []
 
     def on_message_received(self, msg: can.Message) -> None:
         if msg.is_error_frame or msg.is_remote_frame:
             return
-        payload = bytes(msg.data[:MAX_PAYLOAD])
+        stamp = self.clock()
         with self._lock:
-            i = self._count
-            if i >= self.capacity:
+            if len(self._messages) >= self.capacity:
                 self.dropped += 1  # the core sees the gap as missing data: fail safe
                 return
-            self._ids[i] = msg.arbitration_id
-            self._dlc[i] = len(payload)
-            self._data[i, : len(payload)] = np.frombuffer(payload, np.uint8)
-            self._timestamps[i] = self.clock()
-            self._extended[i] = msg.is_extended_id
-            self._count = i + 1
+            self._messages.append(msg)  # python-can hands every reader a message of its own
+            self._stamps.append(stamp)
 
     def on_error(self, exc: Exception) -> None:
         """Reader-thread failure: kept for the control loop, which logs it once per outage.
@@ -84,19 +76,30 @@ class BatchingListener(can.Listener):
         """Frames received since the last call, oldest first; at most ``limit`` of them, the
         rest wait (in order) for the next call, so a flood cannot stretch one cycle."""
         with self._lock:
-            n = self._count
+            n = len(self._messages)
             k = n if limit is None else min(n, limit)
-            batch = FrameBatch(
-                ids=self._ids[:k].copy(),
-                dlc=self._dlc[:k].copy(),
-                data=self._data[:k].copy(),
-                timestamps=self._timestamps[:k].copy(),
-                extended=self._extended[:k].copy(),
-                bus_names=(self.bus,),
-            )
-            for array in (self._ids, self._dlc, self._data, self._timestamps, self._extended):
-                array[: n - k] = array[k:n]  # numpy copies overlapping slices safely
-            self._count = n - k
+            if k == n:
+                messages, self._messages = self._messages, []
+                stamps, self._stamps = self._stamps, []
+            else:
+                messages, self._messages = self._messages[:k], self._messages[k:]
+                stamps, self._stamps = self._stamps[:k], self._stamps[k:]
         self.last_drained = k
         self.waiting = n - k
-        return batch
+        return _packed(messages, stamps, self.bus)
+
+
+def _packed(messages: list[can.Message], stamps: list[float], bus: str) -> FrameBatch:
+    """The frames as arrays, one pass per array; payloads beyond their length are zero."""
+    n = len(messages)
+    if n == 0:
+        return FrameBatch.empty()
+    payload = b"".join([bytes(m.data[:MAX_PAYLOAD]).ljust(MAX_PAYLOAD, b"\0") for m in messages])
+    return FrameBatch(
+        ids=np.fromiter([m.arbitration_id for m in messages], np.uint32, n),
+        dlc=np.fromiter([min(len(m.data), MAX_PAYLOAD) for m in messages], np.uint8, n),
+        data=np.frombuffer(payload, np.uint8).reshape(n, MAX_PAYLOAD).copy(),
+        timestamps=np.array(stamps, np.float64),
+        extended=np.fromiter([m.is_extended_id for m in messages], bool, n),
+        bus_names=(bus,),
+    )
