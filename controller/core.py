@@ -167,6 +167,10 @@ class Controller:
             *(("canopen",) if config.canopen is not None else ()),
         )
         self._periods = dict(self.status.periods)
+        self._buses = tuple(dict.fromkeys((*self.decoders, *(s.bus for s in self.stages))))
+        timeouts = config.ingest.timeouts
+        self._ems_timeout = timeouts["ems_request"]
+        self._feedback_timeout = timeouts["contactor_feedback"]
         core_traffic = self.status.produced()
         if self.balancing is not None:
             self._periods["balancing"] = config.balancing.period_s
@@ -252,8 +256,9 @@ class Controller:
         events: list[Event] = [] if state.started else [*override_events(self.overrides, now)]
         ingest = dict(state.ingest)
         diagnosis = {}
+        on = {bus: batch.on(bus) for bus in self._buses}  # each bus's frames, selected once
         for bus, decoder in self.decoders.items():
-            decoder.decode(batch.on(bus), ingest[bus])
+            decoder.decode(on[bus], ingest[bus])
             counts = ingest[bus]
             diagnosis[bus], found = diagnose(
                 state.diagnosis[bus],
@@ -270,7 +275,7 @@ class Controller:
         view = build_view(internal, self.config.pack, self.config.ingest, now)
 
         request, ems_reset, ems_age = self._ems(vehicle, now, state.shutdown)
-        vehicle_frames = batch.on(VEHICLE)
+        vehicle_frames = on[VEHICLE]
         gated = self.gate.step(state.gate, ingest[VEHICLE], vehicle_frames, request, ems_reset, now)
         request, ems_reset = gated.request, gated.reset
         events.extend(gated.events)
@@ -286,6 +291,7 @@ class Controller:
             events.extend(found)
         else:
             protection, request = state.protection, Request.STANDBY
+        fault_active = protection.fault_active
         failed_stages, restored = state.failed_stages, state.restored_faults
         if reset:
             failed_stages, restored, found = self._reset_latches(
@@ -300,7 +306,7 @@ class Controller:
             state.contactors,
             ContactorInputs(
                 request=request,
-                fault_open=protection.fault_active or latched,
+                fault_open=fault_active or latched,
                 reset_requested=reset,
                 pack_voltage=view.pack_voltage.value,
                 pack_voltage_valid=view.pack_voltage.valid,
@@ -350,7 +356,7 @@ class Controller:
                 soc_min=soc.soc_min if soc.valid else math.nan,
                 soc_max=soc.soc_max if soc.valid else math.nan,
                 pack_voltage=view.pack_voltage.value if view.pack_voltage.valid else math.nan,
-                fault=protection.fault_active
+                fault=fault_active
                 or latched
                 or state.shutdown
                 or contactors.state is ContactorState.FAULT,
@@ -368,33 +374,38 @@ class Controller:
             view.temperature_stats,
             view.current.value,
             view.current.valid,
-            protection.fault_active or state.shutdown,
+            fault_active or state.shutdown,
         )
 
         snapshot = self._snapshot(view, protection, contactors, limits, soc, soh, now)
-        stage_states, frames, stage_events, limits, failed_now, asked = self._run_stages(
-            state.stages, snapshot, batch, limits, now
+        stage_states, frames, stage_events, capped, failed_now, asked = self._run_stages(
+            state.stages, snapshot, on, limits, now
         )
         events.extend(stage_events)
         if self.catalogue[STAGE_EXCEPTION].enabled:
             failed_stages |= failed_now
-        snapshot = replace(snapshot, ccl=limits.ccl, dcl=limits.dcl)  # as published
+        if capped is not limits:
+            limits = capped
+            snapshot = replace(snapshot, ccl=limits.ccl, dcl=limits.dcl)  # as published
 
         latched_before = _latched(state)
-        after = replace(
-            state,
-            protection=protection,
-            contactors=contactors,
-            failed_stages=failed_stages,
-            restored_faults=restored,
-        )
-        latched_now = _latched(after)
+        latched_now = _latched_of(protection, contactors, failed_stages, restored)
+
+        def after() -> ControllerState:  # only a refused reset needs it, for its reasons
+            return replace(
+                state,
+                protection=protection,
+                contactors=contactors,
+                failed_stages=failed_stages,
+                restored_faults=restored,
+            )
+
         booked = answer(
             state.reset,
             requesting,
             latched_before | _in_error(state.contactors),
             latched_now | _in_error(contactors),
-            lambda: self._why(after, request, feedback, initialised, failed_now),
+            lambda: self._why(after(), request, feedback, initialised, failed_now),
             asked,
             now,
             self.catalogue,
@@ -468,7 +479,7 @@ class Controller:
         self,
         states: tuple[Any, ...],
         snapshot: BmsSnapshot,
-        batch: FrameBatch,
+        on: dict[str, FrameBatch],
         limits: Limits,
         now: float,
     ) -> tuple[
@@ -487,7 +498,7 @@ class Controller:
         failed: set[str] = set()
         asked: set[str] = set()
         for stage, stage_state in zip(self.stages, states, strict=True):
-            inputs = StageInputs(snapshot, batch.on(stage.bus))
+            inputs = StageInputs(snapshot, on[stage.bus])
             try:
                 new_state, output = stage.step(stage_state, inputs, now)
             except Exception as exc:  # noqa: BLE001 - a stage must never take protection down
@@ -606,25 +617,32 @@ class Controller:
 
     def _ems(self, vehicle: Any, now: float, shutdown: bool) -> tuple[Request, bool, float]:
         """The EMS request, its reset bit and its age; anything stale means standby."""
-        timeout = self.config.ingest.timeout("ems_request")
-        request = vehicle["ems_request"]
-        age = float(request.age(now)[0])
-        if shutdown or not request.valid(now, timeout)[0]:
+        timeout = self._ems_timeout
+        value, valid, age = _one(vehicle["ems_request"], now, timeout)
+        if shutdown or not valid:
             return Request.STANDBY, False, age
         try:
-            wanted = Request(int(request.value[0]))
+            wanted = Request(int(value))
         except ValueError:  # a state the DBC does not define: the safe one
             wanted = Request.STANDBY
-        reset_array = vehicle["ems_reset"]
-        reset = bool(reset_array.valid(now, timeout)[0] and reset_array.value[0] > 0.5)
-        return wanted, reset, age
+        reset_value, reset_valid, _ = _one(vehicle["ems_reset"], now, timeout)
+        return wanted, reset_valid and reset_value > 0.5, age
 
     def _feedback(self, internal: Any, now: float) -> Feedback:
         """Aux contacts as last reported; ``None`` where the report is stale."""
         fb = internal["contactor_feedback"]
-        valid = fb.valid(now, self.config.ingest.timeout("contactor_feedback"))
-        closed = fb.value > 0.5
-        return Feedback(*(bool(c) if v else None for c, v in zip(closed, valid, strict=True)))
+        timeout = self._feedback_timeout
+        return Feedback(
+            *(
+                value > 0.5 if reported and math.isfinite(value) and now - at <= timeout else None
+                for value, reported, at in zip(
+                    fb.value.tolist(),
+                    fb.reported_valid.tolist(),
+                    fb.updated_at.tolist(),
+                    strict=True,
+                )
+            )
+        )
 
     def _snapshot(
         self,
@@ -672,15 +690,35 @@ class Controller:
         )
 
 
+def _one(array: Any, now: float, timeout: float) -> tuple[float, bool, float]:
+    """Value, validity and age of a one-element measured array, as Python scalars (the rule
+    of `MeasuredArray.valid`: reported valid, finite, not older than ``timeout``)."""
+    value = float(array.value[0])
+    age = now - float(array.updated_at[0])
+    return value, bool(array.reported_valid[0]) and math.isfinite(value) and age <= timeout, age
+
+
 def _latched(state: ControllerState) -> frozenset[str]:
     """Every fault latched in ``state``, by diagnosis ID."""
-    latched = {
-        check.value for check, level in state.protection.levels.items() if level >= Level.FAULT
-    }
-    latched |= {d for f in state.contactors.faults if (d := diagnosis_of(f.cause)) is not None}
-    if state.failed_stages:
+    return _latched_of(
+        state.protection, state.contactors, state.failed_stages, state.restored_faults
+    )
+
+
+def _latched_of(
+    protection: ProtectionState,
+    contactors: ContactorStatus,
+    failed_stages: frozenset[str],
+    restored: frozenset[str],
+) -> frozenset[str]:
+    """Every fault latched by these parts of a state, by diagnosis ID."""
+    if not (contactors.faults or failed_stages or protection.fault_active):
+        return restored  # the usual cycle: nothing latched but what a restart restored
+    latched = {check.value for check, level in protection.levels.items() if level >= Level.FAULT}
+    latched |= {d for f in contactors.faults if (d := diagnosis_of(f.cause)) is not None}
+    if failed_stages:
         latched.add(STAGE_EXCEPTION)
-    return frozenset(latched | state.restored_faults)
+    return frozenset(latched | restored)
 
 
 def _in_error(contactors: ContactorStatus) -> frozenset[str]:
@@ -722,7 +760,10 @@ def _blocked(config: ControllerConfig, why: str) -> Limits:
 
 
 def _capped(limits: Limits, max_ccl: float | None, max_dcl: float | None) -> Limits:
-    """``limits`` with an adapter's caps applied (a cap never raises a limit)."""
+    """``limits`` with an adapter's caps applied (a cap never raises a limit); the same
+    object where nothing is capped."""
+    if max_ccl is None and max_dcl is None:
+        return limits
     ccl = limits.ccl if max_ccl is None else min(limits.ccl, max_ccl)
     dcl = limits.dcl if max_dcl is None else min(limits.dcl, max_dcl)
     return replace(limits, ccl=ccl, dcl=dcl)

@@ -50,31 +50,32 @@ class PackView:
 
 
 def _scalar(measurements: Measurements, name: str, now: float, timeout: float) -> Scalar:
+    """One-element arrays read as Python floats: numpy calls on one element cost more than
+    the arithmetic (the same rule as `MeasuredArray.valid`)."""
     array = measurements[name]
-    return Scalar(
-        value=float(array.value[0]),
-        valid=bool(array.valid(now, timeout)[0]),
-        age=float(array.age(now)[0]),
-    )
+    value = float(array.value[0])
+    age = now - float(array.updated_at[0])
+    valid = bool(array.reported_valid[0]) and math.isfinite(value) and age <= timeout
+    return Scalar(value=value, valid=valid, age=age)
 
 
 def build_view(
     measurements: Measurements, pack: PackConfig, ingest: IngestConfig, now: float
 ) -> PackView:
+    timeouts = ingest.timeouts
     cells = measurements["cell_voltage"]
     temps = measurements["cell_temperature"]
-    voltage_valid = cells.valid(now, ingest.timeout("cell_voltage"))
-    temperature_valid = temps.valid(now, ingest.timeout("cell_temperature"))
+    voltage_valid = cells.valid(now, timeouts["cell_voltage"])
+    temperature_valid = temps.valid(now, timeouts["cell_temperature"])
     # A slave is as old as the oldest of its cell readings or status values: one silent
     # multiplexer group is enough to call the module silent.
     oldest = cells.updated_at.reshape(pack.modules, pack.cells_per_module).min(axis=1)
-    cell_age = now - oldest
+    module_age = now - oldest
     available = measurements.available
-    module_age = cell_age
     for name in MODULE_ARRAYS:
         if name in available:  # a status value that is sent must keep arriving
-            module_age = np.maximum(module_age, measurements[name].age(now))
-    status_timeout = ingest.timeout("module_voltage")
+            np.maximum(module_age, measurements[name].age(now), out=module_age)
+    status_timeout = timeouts["module_voltage"]
     errors = {
         name: (measurements[name].value > 0.5) & measurements[name].valid(now, status_timeout)
         for name in MODULE_ERRORS
@@ -87,9 +88,9 @@ def build_view(
         temperature_valid=temperature_valid,
         voltage_stats=ArrayStats.of(cells.value, voltage_valid),
         temperature_stats=ArrayStats.of(temps.value, temperature_valid),
-        current=_scalar(measurements, "pack_current", now, ingest.timeout("pack_current")),
-        pack_voltage=_scalar(measurements, "pack_voltage", now, ingest.timeout("pack_voltage")),
-        link_voltage=_scalar(measurements, "link_voltage", now, ingest.timeout("link_voltage")),
+        current=_scalar(measurements, "pack_current", now, timeouts["pack_current"]),
+        pack_voltage=_scalar(measurements, "pack_voltage", now, timeouts["pack_voltage"]),
+        link_voltage=_scalar(measurements, "link_voltage", now, timeouts["link_voltage"]),
         module_age=module_age,
         module_errors=errors,
         available=available,

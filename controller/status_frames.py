@@ -10,7 +10,6 @@ unknown SOC goes out as the DBC's ``NotAvailable`` value, never as 0 %. The safe
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 from typing import Any
 
 from cantools.database.can import Database
@@ -85,7 +84,8 @@ def _counter(counters: dict[str, int], name: str) -> int:
 
 def _sealed(frame: OutFrame, counter: int) -> OutFrame:
     """``frame`` with its E2E header: the counter and the CRC over the encoded bytes."""
-    return replace(frame, data=master_e2e.seal(frame.arbitration_id, frame.data, counter))
+    data = master_e2e.seal(frame.arbitration_id, frame.data, counter)
+    return OutFrame(frame.arbitration_id, data, frame.bus, frame.is_extended_id, frame.is_fd)
 
 
 class StatusFrames:

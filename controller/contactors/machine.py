@@ -154,6 +154,8 @@ _CLOSED_STATE = {
     Request.DISCHARGE: ContactorState.CLOSED_DISCHARGE,
     Request.CHARGE: ContactorState.CLOSED_CHARGE,
 }
+_ALL_OPEN = Feedback(False, False, False)
+_CONTACTORS = tuple(Contactor)
 SENT_AFTER = math.inf  # agreed_at of a command changed in the last step: judged from the next
 _CONTACT_FAULTS = (Cause.FAILED_TO_CLOSE, Cause.WELDED, Cause.FEEDBACK_LOST)
 # Catalogue ID and level of the causes that are diagnoses; every other cause is a sequence step.
@@ -217,8 +219,13 @@ class _Step:
             and abs(i.current) <= config.break_current_a
         )
         # decoded signals may arrive as 0/1 or numpy booleans: compare as plain bools
-        self.feedback = Feedback(*(None if f is None else bool(f) for f in i.feedback))
-        self.open_confirmed = all(f is False for f in self.feedback)
+        minus, precharge, plus = i.feedback
+        self.feedback = Feedback(
+            None if minus is None else bool(minus),
+            None if precharge is None else bool(precharge),
+            None if plus is None else bool(plus),
+        )
+        self.open_confirmed = self.feedback == _ALL_OPEN  # known and open, every one
 
     def go(
         self,
@@ -260,7 +267,7 @@ class ContactorMachine:
         ctx = _Step(self.config, inputs, now)
         agreed, found = self._supervise(status, ctx.feedback, now)
         new = [f for f in found if f not in status.faults]
-        s = replace(status, agreed_at=agreed)
+        s = replace(status, agreed_at=agreed) if agreed != status.agreed_at else status
         logged = new
         if s.state is not ContactorState.FAULT and (inputs.fault_open or new):
             cause, which = new[0] if new else (Cause.PROTECTION_FAULT, None)
@@ -270,7 +277,8 @@ class ContactorMachine:
             ctx.events.append(
                 ContactorEvent(now, s.state, s.state, s.phase, fault.cause, fault.contactor)
             )
-        s = replace(s, faults=s.faults + tuple(new))
+        if new:
+            s = replace(s, faults=s.faults + tuple(new))
         s = self._advance(s, ctx)
         return self._finish(status.commands, s, now), s.commands, ctx.events
 
@@ -278,11 +286,10 @@ class ContactorMachine:
         self, s: ContactorStatus, feedback: Feedback, now: float
     ) -> tuple[tuple[float, float, float], list[ContactorFault]]:
         """Compare each aux contact with the command in force since the last step."""
-        at_rest = s.state in (ContactorState.STANDBY, ContactorState.FAULT)
+        at_rest = s.state is ContactorState.STANDBY or s.state is ContactorState.FAULT
         agreed = list(s.agreed_at)
         found: list[ContactorFault] = []
-        for c in Contactor:
-            command, seen = s.commands[c], feedback[c]
+        for c, command, seen in zip(_CONTACTORS, s.commands, feedback, strict=True):
             if agreed[c] == SENT_AFTER:  # the command went out after that step: count from now
                 agreed[c] = now
                 continue

@@ -37,6 +37,7 @@ y = [3.0, 3.45, 3.68, 4.05, 4.18]
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -63,6 +64,8 @@ class Curve:
             values = np.array(getattr(self, name), float)
             values.flags.writeable = False
             object.__setattr__(self, name, values)
+        # plain floats for one value at a time: numpy's call overhead is most of the cost
+        object.__setattr__(self, "_points", (self.x.tolist(), self.y.tolist()))
 
     def validate(self, path: str) -> None:
         if len(self.x) != len(self.y):
@@ -71,7 +74,17 @@ class Curve:
             raise ConfigError(f"{path}.x", "must be strictly increasing")
 
     def __call__(self, value: float) -> float:
-        return float(np.interp(value, self.x, self.y))
+        """``numpy.interp`` of one value, computed as numpy computes it (the same float)."""
+        if type(value) is not float or value != value:  # arrays, numpy scalars, NaN
+            return float(np.interp(value, self.x, self.y))
+        xs, ys = self._points
+        if value <= xs[0]:
+            return ys[0]
+        if value >= xs[-1]:
+            return ys[-1]
+        j = bisect_right(xs, value) - 1
+        slope = (ys[j + 1] - ys[j]) / (xs[j + 1] - xs[j])
+        return slope * (value - xs[j]) + ys[j]
 
 
 @dataclass(frozen=True, eq=False)
