@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from controller.adapters.canbms_inverter import CanBmsInverter
+from controller.adapters.elcon import ElconCharger
 from hil.timing import Term, Timing
 from slaves.current_sensor import IvtResult, SensorFault
 from slaves.ems import Ems, EmsCommand, EmsRequest
@@ -156,6 +158,37 @@ def _warming(t: Timing, diagnosis: str, level: str) -> list[Term]:
         t.evaluation,
         t.cycle,
     ]
+
+
+INVERTER, CHARGER = "inverter", "charger"  # the bench plant's devices on the vehicle bus
+KEEPALIVE_CHECKS = {
+    "inverter_keepalive_lost": "keepalive_loss_after",
+    "inverter_limits_capped": "keepalive_timeout",
+}
+
+
+def _device_silent(t: Timing, kind: type, key: str) -> list[Term]:
+    """A device's last frame may still be in flight at the onset; silence counts from its
+    arrival, the adapter judges it in the cycle the time is over."""
+    return [Term("last frame in flight", t.config.cycle_s), t.adapter(kind, key), t.cycle]
+
+
+def _keepalive(t: Timing, diagnosis: str, level: str) -> list[Term]:
+    return _device_silent(t, CanBmsInverter, KEEPALIVE_CHECKS[diagnosis])
+
+
+def _charger_silent(t: Timing, diagnosis: str, level: str) -> list[Term]:
+    return _device_silent(t, ElconCharger, "status_timeout")
+
+
+def _silence_device(name: str) -> tuple[Action, Action]:
+    def apply(ctx: Context) -> None:
+        ctx.system.vehicle_devices[name].silent = True  # type: ignore[attr-defined]
+
+    def clear(ctx: Context) -> None:
+        ctx.system.vehicle_devices[name].silent = False  # type: ignore[attr-defined]
+
+    return apply, clear
 
 
 def _slave(fault: object) -> tuple[Action, Action]:
@@ -433,6 +466,16 @@ INJECTIONS: dict[str, Injection] = {
     ),
     SPOOF: _injection(
         _spoof(), _second_sender, "a second EMS node asks for the opposite closed state"
+    ),
+    "inverter_keepalive_loss": _injection(
+        _silence_device(INVERTER),
+        _keepalive,
+        "the storage inverter stops sending its keep-alive (0x305)",
+    ),
+    "charger_loss": _injection(
+        _silence_device(CHARGER),
+        _charger_silent,
+        "the Elcon charger stops sending its status (it still obeys its commands)",
     ),
     "internal_bus_loss": _injection(
         _cut(INTERNAL),

@@ -20,11 +20,18 @@ from dbc import path as dbc_path
 WATCHED = ("BMS_Status", "BMS_Limits", "ContactorCommand", "BMS_CellStats", "BMS_PackValues")
 STATE_NAMES = {0: "init", 1: "standby", 2: "precharge", 3: "closed_discharge",
                4: "closed_charge", 5: "opening", 6: "error"}  # fmt: skip
+CHARGER_COMMAND = "ChargerCommand_"
 FAULT_LEVEL, ALARM_LEVEL = 3, 2
 
 
 def master_db() -> cantools.database.can.Database:
     return cantools.database.load_file(dbc_path("canbms_master.dbc"))
+
+
+def charger_commands() -> list[cantools.database.can.Message]:
+    """The Elcon charger commands (29-bit): whether the controller lets a charger charge."""
+    db = cantools.database.load_file(dbc_path("elcon_charger.dbc"))
+    return [m for m in db.messages if m.name.startswith(CHARGER_COMMAND)]
 
 
 @dataclass
@@ -45,12 +52,13 @@ class Record:
     def __post_init__(self) -> None:
         db = master_db()
         self._by_id = {
-            db.get_message_by_name(n).frame_id: db.get_message_by_name(n) for n in WATCHED
+            (db.get_message_by_name(n).frame_id, False): db.get_message_by_name(n) for n in WATCHED
         }
+        self._by_id |= {(m.frame_id, True): m for m in charger_commands()}
 
     def frame(self, msg: can.Message, t: float) -> None:
-        message = self._by_id.get(msg.arbitration_id)
-        if message is None or msg.is_extended_id:
+        message = self._by_id.get((msg.arbitration_id, msg.is_extended_id))
+        if message is None:
             return
         try:
             signals = message.decode(bytes(msg.data), decode_choices=False)

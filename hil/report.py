@@ -56,11 +56,12 @@ def markdown(outcomes: list[Outcome], title: str, preamble: str = "") -> str:
     for o in outcomes:
         lines.append("| " + " | ".join(c.replace("|", "/") for c in cells(o)) + " |")
     lines += ["", "## How each bound is made up", ""]
-    seen: set[str] = set()
+    seen: set[tuple[str, str]] = set()
     for o in outcomes:
-        if o.bounds is None or not o.bounds.diagnosis or o.row.fault in seen:
+        key = (o.row.fault, o.row.diagnosis)
+        if o.bounds is None or not o.bounds.diagnosis or key in seen:
             continue
-        seen.add(o.row.fault)
+        seen.add(key)
         b = o.bounds
         lines.append(f"- `{o.row.fault}` ({o.row.diagnosis}): diagnosis {formula(b.diagnosis)}; "
                      f"open command {formula(b.open_command[len(b.diagnosis):])} more; "

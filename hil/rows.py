@@ -16,7 +16,7 @@ from controller.protection import Check
 from hil.drivers import Driver
 from hil.injections import INJECTIONS
 from hil.matrix import Row
-from hil.record import ALARM_LEVEL, FAULT_LEVEL, STATE_NAMES
+from hil.record import ALARM_LEVEL, CHARGER_COMMAND, FAULT_LEVEL, STATE_NAMES
 from hil.timing import Term, Timing, formula, total
 from slaves.ems import EmsCommand, EmsRequest
 
@@ -212,7 +212,9 @@ def observe(
         for t, s in limits
         if s["BMS_ChargeCurrentLimit"] == 0 and s["BMS_DischargeCurrentLimit"] == 0
     ]
-    if row.reaction == "derate" and before:
+    if row.reaction == "stop_charging":
+        outcome.limits_at = _charger_stop(rec.frames[: frames[0]], after, t0)
+    elif row.reaction == "derate" and before:
         last = before[-1]
         key = (
             "BMS_ChargeCurrentLimit"
@@ -236,6 +238,20 @@ def observe(
     if was_closed and off:
         outcome.coils_at = driver.step_time(off[0]) - t0
     outcome.plot = _plot_data(rec.frames[: frames[1]], t0)
+
+
+def _charger_running(signals: dict) -> bool:
+    values = {name.split("_", 1)[1]: v for name, v in signals.items()}
+    return values["Control"] == 0 and values["MaxChargeCurrent"] > 0
+
+
+def _charger_stop(before: list, after: list, t0: float) -> float | None:
+    """The first charger command after the onset that stops a charger which was charging at
+    the onset (shown in the limits column); None when none was charging then."""
+    last = {n: _charger_running(s) for t, n, s in before if n.startswith(CHARGER_COMMAND)}
+    running = {n for n, on in last.items() if on}
+    stops = [t - t0 for t, n, s in after if n in running and not _charger_running(s)]
+    return stops[0] if stops else None
 
 
 def _lockstep_type() -> type:
@@ -284,6 +300,8 @@ def judge(outcome: Outcome) -> None:
     checks = [("diagnosis", outcome.diagnosis_at, b.diagnosis)]
     if row.reaction in ("open", "limits_zero", "derate"):
         checks.append(("limits", outcome.limits_at, b.limits))
+    if row.reaction == "stop_charging":
+        checks.append(("charger stop", outcome.limits_at, b.limits))
     if row.reaction == "open" and row.state != "standby":
         checks += [
             ("open command", outcome.open_at, b.open_command),

@@ -9,21 +9,26 @@ import multiprocessing
 import signal
 import subprocess
 import time
+import tomllib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
+from importlib import resources
 from pathlib import Path
 
 import can
 
-from controller.config.loader import ControllerConfig, load_config
+from controller.adapters.canbms_inverter import CanBmsInverter
+from controller.adapters.elcon import ElconCharger as ElconAdapter
+from controller.config.loader import ControllerConfig, load_config, parse_config
 from controller.core import Controller
 from hil.drivers import LockStep, RealTime
-from hil.injections import INJECTIONS
+from hil.injections import CHARGER, INJECTIONS, INVERTER
 from hil.matrix import Row
 from hil.rows import Outcome, run_row
-from hil.scenarios.session import demo_config
 from hil.timing import Timing
 from slaves.chemistry import NMC
+from slaves.elcon_charger import ChargerConfig, ElconCharger
+from slaves.inverter import Inverter, InverterConfig
 from slaves.simulator import SimConfig
 from slaves.system import SimulatedSystem
 from slaves.thermal import ThermalParams
@@ -34,13 +39,34 @@ FAST_THERMAL = 10.0  # heat capacities divided by this where a row needs a warmi
 
 
 def load(path: str | Path | None) -> ControllerConfig:
-    """The configuration at ``path``; without one, the demo's (`hil/demo.toml`: the default
-    pack with limits that recover within seconds, so a row settles quickly)."""
-    return demo_config() if path is None else load_config(path)
+    """The configuration at ``path``; without one, the bench's (`hil/matrix/bench.toml`: the
+    demo's pack and limits with a storage inverter and a charger on the vehicle bus)."""
+    if path is None:
+        text = resources.files("hil.matrix").joinpath("bench.toml").read_text("utf-8")
+        return parse_config(tomllib.loads(text))
+    return load_config(path)
+
+
+def attach_devices(system: SimulatedSystem, config: ControllerConfig) -> None:
+    """The devices the configured adapters talk to, on the vehicle bus: an inverter that
+    wants no current (it only sends its keep-alive and obeys the limits), the chargers (the
+    first named ``CHARGER``), which charge as commanded."""
+    inverters = [a for a in config.adapters if isinstance(a, CanBmsInverter)]
+    if inverters:
+        variant = InverterConfig(variant=inverters[0].config.variant)
+        system.add_device("vehicle", INVERTER, Inverter(system.circuit, 0.0, config=variant))
+    addresses = [
+        a for s in config.adapters if isinstance(s, ElconAdapter) for a in s.config.addresses
+    ]
+    for k, address in enumerate(addresses):
+        name = CHARGER if k == 0 else f"{CHARGER}_{address:02X}"
+        charger = ElconCharger(system.circuit, ChargerConfig(address=address))
+        system.add_device("vehicle", name, charger)
 
 
 def plant(row: Row, timing: Timing, seed: int) -> SimulatedSystem:
-    """The plant of one row: the default pack at ``INITIAL_SOC``, at the row's temperature."""
+    """The plant of one row: the default pack at ``INITIAL_SOC``, at the row's temperature,
+    with the devices of the configuration's adapters."""
     inj = INJECTIONS[row.fault]
     ambient = inj.temperature(timing) if inj.temperature else AMBIENT
     chemistry, config = NMC, None
@@ -48,9 +74,11 @@ def plant(row: Row, timing: Timing, seed: int) -> SimulatedSystem:
         chemistry = replace(NMC, heat_capacity_j_per_k=NMC.heat_capacity_j_per_k / FAST_THERMAL)
         extra = ThermalParams().extra_heat_capacity_j_per_k / FAST_THERMAL
         config = SimConfig(thermal=ThermalParams(extra_heat_capacity_j_per_k=extra))
-    return SimulatedSystem(
+    system = SimulatedSystem(
         chemistry=chemistry, seed=seed, initial_soc=INITIAL_SOC, ambient=ambient, config=config
     )
+    attach_devices(system, timing.config)
+    return system
 
 
 def _lockstep_row(job: tuple[Row, str | None, int, str | None]) -> Outcome:
@@ -113,6 +141,7 @@ def run_realtime(
     """
     timing = Timing.of(config)
     system = SimulatedSystem(seed=seed, initial_soc=INITIAL_SOC, ambient=AMBIENT)
+    attach_devices(system, config)
     driver = RealTime(system, buses, timing, step=step)
     outcomes = []
     for row in rows:

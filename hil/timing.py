@@ -102,6 +102,13 @@ class Timing:
         """How long a measured value stays valid without a new frame (``[ingest]``)."""
         return Term(f"ingest.timeout.{target}", self.config.ingest.timeout(target))
 
+    def adapter(self, kind: type, key: str) -> Term:
+        """A setting of the first configured adapter of class ``kind`` (``[[adapters]]``)."""
+        for i, stage in enumerate(self.config.adapters):
+            if isinstance(stage, kind):
+                return Term(f"adapters[{i}].{key}", float(getattr(stage.config, key)))
+        raise ValueError(f"the configuration has no {kind.__name__} adapter")
+
     @property
     def evaluation(self) -> Term:
         seconds = self.config.protection.plausibility.evaluation_period_s

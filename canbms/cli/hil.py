@@ -45,7 +45,10 @@ def add_subparser(subparsers: argparse._SubParsersAction) -> None:
         help="matrix file (default: the shipped default matrix)",
     )
     parser.add_argument(
-        "--config", type=Path, default=None, help="controller configuration (default: the demo's)"
+        "--config",
+        type=Path,
+        default=None,
+        help="controller configuration (default: the bench's, hil/matrix/bench.toml)",
     )
     parser.add_argument(
         "-o", "--output", type=Path, default=Path("hil-report"), help="report directory"
@@ -104,7 +107,7 @@ def run_hil(args: argparse.Namespace) -> int:
     config = load(args.config)
     rows = _select(args, load_matrix(args.matrix, config.diagnosis))
     began = time.monotonic()
-    source = str(args.config) if args.config else "the demo configuration (hil/demo.toml)"
+    source = str(args.config) if args.config else "the bench configuration (hil/matrix/bench.toml)"
     if args.controller_config:
         source += f"; the controller under test runs {args.controller_config}"
     if args.realtime:

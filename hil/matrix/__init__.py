@@ -8,7 +8,7 @@ fault = "slave_silent"            # an injection from hil.injections.INJECTIONS
 state = "closed_discharge"        # standby, precharge, closed_charge, closed_discharge
 diagnosis = "slave_timeout"       # a catalogue ID, or "none" (nothing may be raised)
 level = "fault"                   # the level to reach: fault (default), alarm, warning
-reaction = "open"                 # open, limits_zero, derate, none
+reaction = "open"                 # open, limits_zero, derate, stop_charging, none
 quick = true                      # part of the --quick subset
 ```
 
@@ -30,7 +30,8 @@ from controller.errors import ConfigError
 from hil.injections import INJECTIONS
 
 STATES = ("standby", "precharge", "closed_charge", "closed_discharge")
-REACTIONS = ("open", "limits_zero", "derate", "none")
+REACTIONS = ("open", "limits_zero", "derate", "stop_charging", "none")
+REPORTING = ("none", "stop_charging")  # the reactions a warning may have
 LEVELS = ("fault", "alarm", "warning")
 ROW_KEYS = {"fault", "state", "diagnosis", "level", "reaction", "quick", "expect", "note"}
 
@@ -102,8 +103,11 @@ def _row(i: int, entry: Any, catalogue: Catalogue) -> Row:
         raise ConfigError(f"{where}.level", f"{level!r} is not one of {', '.join(LEVELS)}")
     if diagnosis == "none" and reaction != "none":
         raise ConfigError(f"{where}.reaction", "diagnosis 'none' expects reaction 'none'")
-    if (level == "warning") != (reaction == "none" and diagnosis != "none"):
-        raise ConfigError(f"{where}.level", "a warning reports only: it goes with reaction 'none'")
+    if (level == "warning") != (reaction in REPORTING and diagnosis != "none"):
+        raise ConfigError(
+            f"{where}.level",
+            "a warning goes with reaction 'none' or 'stop_charging', and only a warning does",
+        )
     expect = entry.get("expect", "judged")
     if expect not in ("judged", "pending"):
         raise ConfigError(f"{where}.expect", f"{expect!r} is not one of judged, pending")
