@@ -86,6 +86,8 @@ class CellArray:
         self.hysteresis = np.full(n_cells, float(np.clip(initial_hysteresis, -1.0, 1.0)))
         self.current = np.zeros(n_cells)
         self.temperature = np.full(n_cells, 25.0)
+        self._factor = chemistry.resistance_factor(self.temperature)
+        self._source: tuple[float, float] | None = None  # cached until the state changes
         self.heat_w = np.zeros(n_cells)
         self.voltage = self.ocv  # terminal voltage with the last step's current flowing
         # drawn last, so a seed gives the same new cells as before cells aged
@@ -105,6 +107,7 @@ class CellArray:
         self.initial_charge_c = self.initial_charge_c + (charge - self.charge_c)
         self.charge_c = charge
         self.voltage = self.ocv
+        self._source = None
 
     def _apply_ageing(self) -> None:
         ageing, rate = self.chemistry.ageing, self.ageing_rate
@@ -122,12 +125,20 @@ class CellArray:
     def ocv(self) -> np.ndarray:
         """Rest voltage: the equilibrium curve shifted onto the present hysteresis branch."""
         soc = self.soc
+        if not self.chemistry.has_hysteresis:
+            return self.chemistry.ocv(soc)
         return self.chemistry.ocv(soc) + self.hysteresis * self.chemistry.hysteresis(soc)
 
     @property
     def r0(self) -> np.ndarray:
         """Series resistance at the cells' temperature now."""
-        return self.r0_25 * self.chemistry.resistance_factor(self.temperature)
+        return self.r0_25 * self._factor
+
+    def source(self) -> tuple[float, float]:
+        """The string as one source: the sum of rest and RC voltages, the sum of R0."""
+        if self._source is None:
+            self._source = (float((self.ocv + self.v_rc).sum()), float(self.r0.sum()))
+        return self._source
 
     def step(self, dt: float, current: np.ndarray | float, temps: np.ndarray | float) -> None:
         """Advance by ``dt`` with ``current`` (A, + = charging) held constant over the step.
@@ -139,7 +150,7 @@ class CellArray:
             raise ValueError(f"dt: {dt} must be positive")
         i = np.broadcast_to(np.asarray(current, np.float64), (self.n,))
         self.temperature = np.broadcast_to(np.asarray(temps, np.float64), (self.n,)).copy()
-        k = self.chemistry.resistance_factor(self.temperature)
+        k = self._factor = self.chemistry.resistance_factor(self.temperature)
         r0 = self.r0_25 * k
         r1 = self.r1_25 * k
         decay = np.exp(-dt / (r1 * self.c1))
@@ -153,8 +164,11 @@ class CellArray:
         self.self_discharged_c = self.self_discharged_c + leaked
         self.efc = self.efc + np.abs(moved) / (2.0 * self.new_capacity_c)
         self.age_s += dt
-        self._apply_ageing()
+        if self.chemistry.ages:
+            self._apply_ageing()
         self.current = i.copy()
         self.heat_w = i * i * r0 + self.v_rc * self.v_rc / r1
         # terminal voltage with this step's current flowing, computed once per step
-        self.voltage = self.ocv + i * r0 + self.v_rc
+        ocv = self.ocv
+        self.voltage = ocv + i * r0 + self.v_rc
+        self._source = (float((ocv + self.v_rc).sum()), float((self.r0_25 * k).sum()))

@@ -47,6 +47,8 @@ class Chemistry:
     _soc: np.ndarray = field(init=False, repr=False, compare=False)
     _ocv: np.ndarray = field(init=False, repr=False, compare=False)
     _hysteresis: np.ndarray = field(init=False, repr=False, compare=False)
+    has_hysteresis: bool = field(init=False, repr=False, compare=False)
+    ages: bool = field(init=False, repr=False, compare=False)  # any ageing rate above zero
 
     def __post_init__(self) -> None:
         soc = np.asarray(self.soc_points, np.float64)
@@ -63,6 +65,8 @@ class Chemistry:
         object.__setattr__(self, "_soc", soc)
         object.__setattr__(self, "_ocv", ocv)
         object.__setattr__(self, "_hysteresis", hysteresis)
+        object.__setattr__(self, "has_hysteresis", bool(hysteresis.any()))
+        object.__setattr__(self, "ages", self.ageing != Ageing())
 
     @property
     def capacity_c(self) -> float:
@@ -78,6 +82,8 @@ class Chemistry:
         """Open-circuit voltage; linear with a steepened end slope outside 0..1."""
         s = np.asarray(soc, np.float64)
         v = np.interp(s, self._soc, self._ocv)
+        if s.size and s.min() >= 0.0 and s.max() <= 1.0:
+            return np.asarray(v)  # inside the table: no overrun to extend
         k = self.overrun_slope_factor
         low_slope = (self._ocv[1] - self._ocv[0]) / (self._soc[1] - self._soc[0])
         high_slope = (self._ocv[-1] - self._ocv[-2]) / (self._soc[-1] - self._soc[-2])

@@ -185,9 +185,7 @@ class SimulatedSystem:
 
     def _couple(self) -> None:
         """The cells as the circuit's source: EMF (OCV + RC voltage) behind the sum of R0."""
-        cells = self.pack.plant.cells
-        self.circuit.pack_voltage = float((cells.ocv + cells.v_rc).sum())
-        resistance = float(cells.r0.sum())
+        self.circuit.pack_voltage, resistance = self.pack.plant.cells.source()
         if resistance != self.circuit.config.pack_resistance_ohm:
             self.circuit.config = replace(self.circuit.config, pack_resistance_ohm=resistance)
 
