@@ -8,7 +8,8 @@ request begins when a source starts asking (a bit held on is one request), is an
 *accepted* as soon as nothing is latched any more and the contactors have left FAULT, and
 *refused* when its sources stop asking while something is still latched. Each of these is one
 event, from the catalogue: ``fault_reset_requested``, ``fault_reset_accepted``,
-``fault_reset_refused``.
+``fault_reset_refused``. A source not in ``security.reset_sources`` is never applied
+(`admitted`); each request it starts is one ``fault_reset_source_refused`` event.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ from dataclasses import dataclass
 
 from controller.diagnosis import Catalogue, Event
 
-REQUESTED, ACCEPTED, REFUSED = (
+REQUESTED, ACCEPTED, REFUSED, SOURCE_REFUSED = (
     "fault_reset_requested",
     "fault_reset_accepted",
     "fault_reset_refused",
+    "fault_reset_source_refused",
 )
 EMS = "ems"  # the source name of the EMS reset bit
 ERROR_STATE = "error_state"  # the contactors held in FAULT with no diagnosis of their own left
@@ -55,6 +57,11 @@ def _names(items: tuple[str, ...] | frozenset[str]) -> str:
     return ", ".join(sorted(items)) if items else "nothing"
 
 
+def admitted(asking: frozenset[str], allowed: tuple[str, ...]) -> frozenset[str]:
+    """The sources asking now whose reset is applied: those ``security.reset_sources`` names."""
+    return asking & frozenset(allowed)
+
+
 def answer(
     state: ResetState,
     requesting: frozenset[str],
@@ -64,10 +71,21 @@ def answer(
     stage_requests: frozenset[str],
     now: float,
     catalogue: Catalogue,
+    refused: frozenset[str] = frozenset(),
 ) -> ResetAnswer:
-    """Book one step: ``requesting`` asked now (and was applied); ``latched_after`` is what
-    the step left latched (``ERROR_STATE`` included); ``reasons`` says why, per latch."""
-    events: list[Event] = []
+    """Book one step: ``requesting`` asked now (and was applied), ``refused`` asked now and
+    was not (not a configured source); ``latched_after`` is what the step left latched
+    (``ERROR_STATE`` included); ``reasons`` says why, per latch."""
+    events = [
+        Event(
+            now,
+            SOURCE_REFUSED,
+            catalogue[SOURCE_REFUSED].severity.level,
+            "set",
+            detail=f"source {source}: not in security.reset_sources; nothing reset",
+        )
+        for source in sorted(refused - state.held)
+    ]
     request = state.open
     if requesting - state.held and request is None:  # a source starts asking
         request = OpenRequest(now, tuple(sorted(requesting)), tuple(sorted(latched_before)))
@@ -78,7 +96,7 @@ def answer(
     elif requesting and request is not None:  # held on, or joined by another source
         sources = tuple(sorted(set(request.sources) | requesting))
         request = OpenRequest(request.since, sources, request.latched)
-    accepted = refused = 0
+    accepted = refused_count = 0
     if request is not None and (not latched_after or not requesting):
         cleared = frozenset(request.latched) - latched_after
         head = f"source {_names(request.sources)}; cleared: {_names(cleared)}"
@@ -86,7 +104,7 @@ def answer(
             accepted = 1
             diagnosis, detail = ACCEPTED, head
         else:
-            refused = 1
+            refused_count = 1
             why = reasons()
             staying = "; ".join(
                 f"{name}: {why.get(name, 'latched')}" for name in sorted(latched_after)
@@ -97,4 +115,5 @@ def answer(
         )
         request = None
     shown = tuple(e for e in events if catalogue[e.diagnosis].enabled)
-    return ResetAnswer(ResetState(request, stage_requests, requesting), shown, accepted, refused)
+    held = requesting | refused
+    return ResetAnswer(ResetState(request, stage_requests, held), shown, accepted, refused_count)

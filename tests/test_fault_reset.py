@@ -19,6 +19,7 @@ from controller.diagnosis import Event, shipped
 from controller.fault_reset import ACCEPTED, REFUSED, REQUESTED, ResetState, answer
 from controller.persisted import Persisted
 from controller.protection import Check
+from controller.security.config import SecurityConfig
 
 ERROR, STANDBY = 6, 1  # BMS_State values
 CELL = 7
@@ -164,7 +165,8 @@ def _sdo_download(node_id: int, index: int, subindex: int, value: int) -> tuple[
 
 def test_the_canopen_node_object_2101h_is_a_reset_source() -> None:
     node = BatteryNodeConfig(node_id=5)
-    rig = Rig(replace(default_config(), canopen=node))
+    security = replace(SecurityConfig(), reset_sources=("ems", "canopen"))
+    rig = Rig(replace(default_config(), canopen=node, security=security))
     overvoltage_fault(rig)
     rig.plant.cell_v[CELL] = 3.7
     rig.plant.force("cells", "status", "ivt")

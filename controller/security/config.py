@@ -1,11 +1,15 @@
-"""The ``[security]`` table: how the EMS request is confirmed before it closes or resets."""
+"""The ``[security]`` table: how the EMS request is confirmed before it closes or resets, and
+which sources may reset a latched fault."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from controller.config.declare import setting
+
+ResetSource = Literal["ems", "canopen"]  # EMS_FaultReset (also canbms reset); CiA 418 2101h
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,14 @@ class SecurityConfig:
     second_source_hold_ms: float = setting(
         5000.0, ge=0.0, le=600_000.0, unit="ms",
         doc="standby is held this long after the last sign of a second sender",
+    )  # fmt: skip
+
+    reset_sources: tuple[ResetSource, ...] = setting(
+        ("ems",), min_items=1, unique=True,
+        doc="who may reset latched faults: ems (EMS_FaultReset in EMS_StateRequest, which "
+        "canbms reset sends too), canopen (object 2101h of the CiA 418 node, written by any "
+        "SDO client); a request from another source is refused and logged "
+        "(fault_reset_source_refused)",
     )  # fmt: skip
 
     @property
