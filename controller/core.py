@@ -50,13 +50,13 @@ from controller.diagnosis import Event
 from controller.diagnosis.ingest import IngestDiagnosisState, diagnose
 from controller.errors import ConfigError
 from controller.estimation import SohEstimator, SohState
-from controller.fault_reset import EMS, ERROR_STATE, ResetState, admitted, answer
+from controller.fault_reset import EMS, ERROR_STATE, ResetState, answer
 from controller.frames import FrameBatch, OutFrame
 from controller.ingest import BatchDecoder, IngestState
 from controller.life import LifeCounters, LifeInputs, LifeState, step_life
 from controller.limits import Derating, LimitInputs, Limits, LimitsState, SocEstimator, SocState
 from controller.limits.soc import SocInputs
-from controller.pack_view import PackView, build_view, protection_inputs
+from controller.pack_view import PackView, ViewBuilder, protection_inputs
 from controller.persisted import RESTORED, Persisted
 from controller.protection import Check, Protection, ProtectionState
 from controller.security import CommandGate, GateState
@@ -67,6 +67,7 @@ from controller.traffic import check_traffic
 INTERNAL, VEHICLE = "internal", "vehicle"  # the buses the pack core itself lives on
 STAGE_EXCEPTION = "stage_exception"  # the catalogue entry of a stage that raised
 CHECKS = {check.value: check for check in Check}
+CHECK_IDS = {check: check.value for check in Check}  # Enum.value is a property call
 CONTACTOR_DIAGNOSES = frozenset(d for cause in Cause if (d := diagnosis_of(cause)) is not None)
 
 
@@ -167,6 +168,8 @@ class Controller:
             *(("canopen",) if config.canopen is not None else ()),
         )
         self._periods = dict(self.status.periods)
+        internal = self.decoders[INTERNAL]
+        self._view = ViewBuilder(internal.layout, internal.available, pack, config.ingest)
         self._buses = tuple(dict.fromkeys((*self.decoders, *(s.bus for s in self.stages))))
         timeouts = config.ingest.timeouts
         self._ems_timeout = timeouts["ems_request"]
@@ -272,15 +275,14 @@ class Controller:
             events.extend(found)
         internal = ingest[INTERNAL].measurements
         vehicle = ingest[VEHICLE].measurements
-        view = build_view(internal, self.config.pack, self.config.ingest, now)
+        view = self._view.build(internal, now)
 
         request, ems_reset, ems_age = self._ems(vehicle, now, state.shutdown)
         vehicle_frames = on[VEHICLE]
         gated = self.gate.step(state.gate, ingest[VEHICLE], vehicle_frames, request, ems_reset, now)
         request, ems_reset = gated.request, gated.reset
         events.extend(gated.events)
-        asking = frozenset((EMS,) if ems_reset else ()) | state.reset.pending
-        requesting = admitted(asking, self.config.security.reset_sources)
+        requesting = frozenset((EMS,) if ems_reset else ()) | state.reset.pending
         reset = bool(requesting)
         feedback = self._feedback(internal, now)
         initialised = state.initialised or self._initialised(view, state.started_at, now)
@@ -410,7 +412,6 @@ class Controller:
             asked,
             now,
             self.catalogue,
-            asking - requesting,
         )
         events.extend(booked.events)
         life = step_life(
@@ -657,7 +658,7 @@ class Controller:
         now: float,
     ) -> BmsSnapshot:
         v, t = view.voltage_stats, view.temperature_stats
-        checks = {check.value: level for check, level in protection.levels.items()}
+        checks = {CHECK_IDS[check]: level for check, level in protection.levels.items()}
         checks["contactor"] = Level.FAULT if contactors.state is ContactorState.FAULT else Level.OK
         closed = contactors.state in (ContactorState.CLOSED_CHARGE, ContactorState.CLOSED_DISCHARGE)
         return BmsSnapshot(
@@ -683,7 +684,7 @@ class Controller:
             max_temperature_position=t.argmax,
             max_temperature=t.maximum,
             mean_temperature=t.mean,
-            fault_level=max(Level(protection.highest), checks["contactor"]),
+            fault_level=Level(max(checks.values())),  # protection's highest, or contactors'
             checks=checks,
             cells_in_series=self.config.pack.cells,
             modules=self.config.pack.modules,

@@ -111,23 +111,25 @@ class FrameBatch:
 
     def select(self, mask: np.ndarray) -> FrameBatch:
         """The frames where ``mask`` is true (or at the given indices)."""
+        index = np.flatnonzero(mask) if mask.dtype == bool else mask
         return FrameBatch(
-            ids=self.ids[mask],
-            dlc=self.dlc[mask],
-            data=self.data[mask],
-            timestamps=self.timestamps[mask],
-            bus=self.bus[mask],
-            extended=self.extended[mask],
+            ids=self.ids.take(index),
+            dlc=self.dlc.take(index),
+            data=self.data.take(index, axis=0),
+            timestamps=self.timestamps.take(index),
+            bus=self.bus.take(index),
+            extended=self.extended.take(index),
             bus_names=self.bus_names,
         )
 
     def on(self, bus: str) -> FrameBatch:
         """The frames received on the bus named ``bus`` (none when the batch has no such bus)."""
         if bus not in self.bus_names:
-            return self.select(np.zeros(len(self), bool))
+            return self.select(np.zeros(0, np.intp))
         if len(self.bus_names) == 1:
             return self
-        return self.select(self.bus == self.bus_names.index(bus))
+        index = np.flatnonzero(self.bus == self.bus_names.index(bus))
+        return self if index.size == len(self) else self.select(index)
 
     def restamped(self, timestamps: np.ndarray) -> FrameBatch:
         """The same frames with other reception times (virtual time, replay)."""

@@ -9,6 +9,7 @@ than stale: it ages no module and reports no error, so only what is sent can go 
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,52 +50,109 @@ class PackView:
         return bool(self.cell_voltage_valid.all())
 
 
-def _scalar(measurements: Measurements, name: str, now: float, timeout: float) -> Scalar:
-    """One-element arrays read as Python floats: numpy calls on one element cost more than
-    the arithmetic (the same rule as `MeasuredArray.valid`)."""
-    array = measurements[name]
-    value = float(array.value[0])
-    age = now - float(array.updated_at[0])
-    valid = bool(array.reported_valid[0]) and math.isfinite(value) and age <= timeout
-    return Scalar(value=value, valid=valid, age=age)
+class ViewBuilder:
+    """Builds the `PackView` of one measurement layout with a fixed number of array passes.
+
+    Validity and age are computed once over the whole flat storage of `Measurements`
+    (each element against the timeout of its array, `MeasuredArray.valid`'s rule), and the
+    module status arrays are gathered through index tables made at construction, so the
+    cost of a view does not grow with the number of arrays, only with their elements.
+    """
+
+    def __init__(
+        self,
+        layout: tuple[tuple[str, int, int], ...],
+        available: Collection[str],
+        pack: PackConfig,
+        ingest: IngestConfig,
+    ) -> None:
+        self.layout = layout
+        self.available = frozenset(available)
+        self._pack = pack
+        where = {name: (start, size) for name, start, size in layout}
+        total = sum(size for _, _, size in layout)
+        timeouts = ingest.timeouts
+        self._timeout = np.full(total, np.inf)
+        for name, (start, size) in where.items():
+            self._timeout[start : start + size] = timeouts.get(name, np.inf)
+        self._cells = _span(where["cell_voltage"])
+        self._temperatures = _span(where["cell_temperature"])
+        self._scalars = {
+            name: where[name][0] for name in ("pack_current", "pack_voltage", "link_voltage")
+        }
+        modules = [name for name in MODULE_ARRAYS if name in self.available]
+        self._module_rows = _rows(where, modules)
+        self._errors = tuple(name for name in MODULE_ERRORS if name in self.available)
+        self._error_rows = _rows(where, self._errors)
+        status_timeout = timeouts["module_voltage"]
+        # the error flags are judged on the status timeout; where their own is the same
+        # (the default), the validity computed for every element serves them as it is
+        self._status_timeout = (
+            None
+            if all(timeouts[name] == status_timeout for name in self._errors)
+            else status_timeout
+        )
+
+    def build(self, measurements: Measurements, now: float) -> PackView:
+        pack = self._pack
+        value, updated_at = measurements.value, measurements.updated_at
+        age = now - updated_at
+        valid = measurements.reported_valid & np.isfinite(value)
+        valid &= age <= self._timeout
+        voltage_valid, temperature_valid = valid[self._cells], valid[self._temperatures]
+        cell_voltage, temperature = value[self._cells], value[self._temperatures]
+        # A slave is as old as the oldest of its cell readings or status values: one silent
+        # multiplexer group is enough to call the module silent.
+        oldest = updated_at[self._cells].reshape(pack.modules, pack.cells_per_module).min(axis=1)
+        module_age = now - oldest
+        if self._module_rows.size:  # a status value that is sent must keep arriving
+            np.maximum(module_age, age[self._module_rows].max(axis=0), out=module_age)
+        errors: dict[str, np.ndarray] = {}
+        if self._errors:
+            rows = self._error_rows
+            if self._status_timeout is None:
+                flagged = (value[rows] > 0.5) & valid[rows]
+            else:
+                flagged = (value[rows] > 0.5) & measurements.reported_valid[rows]
+                flagged &= np.isfinite(value[rows]) & (age[rows] <= self._status_timeout)
+            errors = dict(zip(self._errors, flagged, strict=True))
+        current, pack_voltage, link_voltage = (
+            Scalar(float(value[i]), bool(valid[i]), float(age[i])) for i in self._scalars.values()
+        )
+        return PackView(
+            cell_voltage=cell_voltage,
+            cell_voltage_valid=voltage_valid,
+            temperature=temperature,
+            temperature_valid=temperature_valid,
+            voltage_stats=ArrayStats.of(cell_voltage, voltage_valid),
+            temperature_stats=ArrayStats.of(temperature, temperature_valid),
+            current=current,
+            pack_voltage=pack_voltage,
+            link_voltage=link_voltage,
+            module_age=module_age,
+            module_errors=errors,
+            available=measurements.available,
+        )
+
+
+def _span(where: tuple[int, int]) -> slice:
+    start, size = where
+    return slice(start, start + size)
+
+
+def _rows(where: dict[str, tuple[int, int]], names: Collection[str]) -> np.ndarray:
+    """(len(names), size) flat indices of equally sized arrays, one row per name."""
+    if not names:
+        return np.zeros((0, 0), np.intp)
+    return np.array([np.arange(where[n][0], where[n][0] + where[n][1]) for n in names], np.intp)
 
 
 def build_view(
     measurements: Measurements, pack: PackConfig, ingest: IngestConfig, now: float
 ) -> PackView:
-    timeouts = ingest.timeouts
-    cells = measurements["cell_voltage"]
-    temps = measurements["cell_temperature"]
-    voltage_valid = cells.valid(now, timeouts["cell_voltage"])
-    temperature_valid = temps.valid(now, timeouts["cell_temperature"])
-    # A slave is as old as the oldest of its cell readings or status values: one silent
-    # multiplexer group is enough to call the module silent.
-    oldest = cells.updated_at.reshape(pack.modules, pack.cells_per_module).min(axis=1)
-    module_age = now - oldest
-    available = measurements.available
-    for name in MODULE_ARRAYS:
-        if name in available:  # a status value that is sent must keep arriving
-            np.maximum(module_age, measurements[name].age(now), out=module_age)
-    status_timeout = timeouts["module_voltage"]
-    errors = {
-        name: (measurements[name].value > 0.5) & measurements[name].valid(now, status_timeout)
-        for name in MODULE_ERRORS
-        if name in available
-    }
-    return PackView(
-        cell_voltage=cells.value,
-        cell_voltage_valid=voltage_valid,
-        temperature=temps.value,
-        temperature_valid=temperature_valid,
-        voltage_stats=ArrayStats.of(cells.value, voltage_valid),
-        temperature_stats=ArrayStats.of(temps.value, temperature_valid),
-        current=_scalar(measurements, "pack_current", now, timeouts["pack_current"]),
-        pack_voltage=_scalar(measurements, "pack_voltage", now, timeouts["pack_voltage"]),
-        link_voltage=_scalar(measurements, "link_voltage", now, timeouts["link_voltage"]),
-        module_age=module_age,
-        module_errors=errors,
-        available=available,
-    )
+    """The view of ``measurements`` at ``now`` (the controller keeps its `ViewBuilder`)."""
+    builder = ViewBuilder(measurements.layout, measurements.available, pack, ingest)
+    return builder.build(measurements, now)
 
 
 def protection_inputs(
