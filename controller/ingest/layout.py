@@ -198,6 +198,7 @@ class SlotTable:
         for row in rows:
             if families.setdefault(_shape_key(row), len(families)) == len(examples):
                 examples.append(row)
+        self.rows = tuple(tuple(row) for row in rows)
         self._families = [_Family(row) for row in examples]
         self._family = np.array([families[_shape_key(row)] for row in rows] or [0], np.intp)
         self.width = max((len(r) for r in rows), default=0) or 1

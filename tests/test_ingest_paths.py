@@ -1,0 +1,167 @@
+"""The per-frame path of the decoder (small batches) equals its array path, frame for frame.
+
+Both paths get the same batches (genuine frames mixed with repeated, late and jumping
+counters, corrupted CRCs, wrong lengths, unknown IDs and multiplexer values, equal and
+unordered timestamps) and must leave identical state and reports: measured values and
+their times, counters, per-source counts. The databases cover the slave protocol (classic
+and FD with 29-bit IDs) and third-party layouts: Motorola and signed signals, scaling,
+validity flags, index signals and a plain alive counter.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import asdict
+from pathlib import Path
+
+import cantools
+import numpy as np
+import pytest
+from conftest import CORPUS
+from hypothesis import given
+from hypothesis import strategies as st
+from ingest_support import slave_targets, with_mux
+
+from controller.frames import MAX_PAYLOAD, FrameBatch
+from controller.ingest import compile_decoder, load_mapping, parse_mapping
+from controller.ingest.decoder import SMALL_BATCH
+from controller.ingest.layout import compile_message
+from dbc import e2e
+from dbc.slave_protocol import build_database
+from dbc.topology import Topology
+
+HERE = Path(__file__).resolve().parent
+INDEXED_MAPPING = {
+    "rule": [
+        {
+            "target": "cell_voltage",
+            "message": "^CellBlock$",
+            "signal": r"^Voltage(?P<index>\d)$",
+            "index_signal": "BlockIndex",
+            "index_stride": 4,
+            "unit_scale": 0.001,
+            "validity": "BlockInvalid",
+        },
+        {
+            "target": "cell_temperature",
+            "message": "^TempBlock$",
+            "signal": r"^Temp(?P<index>\d)$",
+            "index_signal": "ModuleId",
+            "index_stride": 4,
+        },
+    ],
+    "e2e": [{"message": "^TempBlock$", "counter": "ModuleId", "max_jump": 3}],
+}
+
+
+@functools.cache
+def _case(name: str):
+    """(cantools database, decoder) of one test case."""
+    if name in ("slaves", "slaves_fd"):
+        topology = Topology(2, 12, 4, False) if name == "slaves" else Topology(2, 40, 8, True, True)
+        db = build_database(topology)
+        params = {k: v for k, v in asdict(topology).items() if isinstance(v, int)}
+        decoder = compile_decoder(
+            db, load_mapping("canbms_slaves", params), slave_targets(topology)
+        )
+    elif name == "indexed":
+        db = cantools.database.load_file(HERE / "data" / "indexed_slaves.dbc")
+        targets = {"cell_voltage": 40, "cell_temperature": 24}
+        decoder = compile_decoder(db, parse_mapping(INDEXED_MAPPING), targets)
+    else:
+        db = cantools.database.load_file(CORPUS / "foxbms.dbc", strict=False)
+        targets = {"cell_voltage": 216, "cell_temperature": 180}
+        decoder = compile_decoder(db, load_mapping("foxbms_afe"), targets)
+    return db, decoder
+
+
+@st.composite
+def _batches(draw, db, decoder):
+    """One to three batches of frames of ``db``: mostly well formed, some broken."""
+    messages = [m for m in db.messages if m.name not in decoder.unsupported]
+    protected = decoder.protected
+    running = {m.frame_id: draw(st.integers(0, 14)) for m in messages}
+    batches = []
+    for b in range(draw(st.integers(1, 3))):
+        n = draw(st.integers(0, 2 * SMALL_BATCH))
+        rows = []
+        for _ in range(n):
+            message = draw(st.sampled_from(messages))
+            payload = bytearray(draw(st.binary(min_size=message.length, max_size=message.length)))
+            layout = compile_message(message)
+            if layout.mux is not None and draw(st.booleans()):
+                values = [s.mux_value for s in layout.slots]
+                payload = with_mux(message, payload, draw(st.sampled_from(values)))
+            kind = draw(st.sampled_from(["next", "next", "next", "repeat", "skip", "any"]))
+            running[message.frame_id] += {"next": 1, "skip": 3}.get(kind, 0)
+            counter = running[message.frame_id] if kind != "any" else draw(st.integers(0, 15))
+            crc, _ = protected.get(message.name, (False, False))
+            if crc and len(payload) >= e2e.MIN_LENGTH:
+                payload = bytearray(e2e.protect(message.frame_id & 0xFFFF, payload, counter))
+                if draw(st.integers(0, 9)) == 0:
+                    payload[draw(st.integers(0, len(payload) - 1))] ^= 1 << draw(st.integers(0, 7))
+            elif message.name == "TempBlock":  # the plain counter is ModuleId, byte 0
+                payload[0] = counter % 7
+            frame_id, extended = message.frame_id, message.is_extended_frame
+            fault = draw(st.integers(0, 19))
+            if fault == 0:
+                payload = payload[:-1]  # a wrong length
+            elif fault == 1:
+                frame_id, extended = draw(st.integers(0, 0x7FF)), False  # maybe unknown
+            elif fault == 2:
+                extended = not extended  # the same number as the other kind of ID
+            rows.append((frame_id, extended, bytes(payload)))
+        times = draw(st.lists(st.integers(0, 4), min_size=n, max_size=n))
+        if draw(st.booleans()):
+            times.sort()
+        batches.append(_batch(rows, 10.0 * b + np.array(times, float) / 1000.0))
+    return batches
+
+
+def _batch(rows, timestamps) -> FrameBatch:
+    data = np.zeros((len(rows), MAX_PAYLOAD), np.uint8)
+    for i, (_, _, payload) in enumerate(rows):
+        data[i, : len(payload)] = np.frombuffer(payload, np.uint8)
+    return FrameBatch(
+        ids=np.array([r[0] for r in rows], np.uint32),
+        dlc=np.array([len(r[2]) for r in rows], np.uint8),
+        data=data,
+        timestamps=timestamps,
+        extended=np.array([r[1] for r in rows], bool),
+    )
+
+
+def _snapshot(state, report) -> list:
+    m = state.measurements
+    return [
+        m.value,
+        m.reported_valid,
+        m.updated_at,
+        state.counters.reference,
+        state.counters.received,
+        state.accepted,
+        state.rejected,
+        state.last_seen,
+        state.unknown,
+        report.frames,
+        report.unknown,
+        report.accepted,
+        report.rejected,
+        report.updated,
+    ]
+
+
+@pytest.mark.parametrize("name", ["slaves", "slaves_fd", "indexed", "foxbms"])
+@given(data=st.data())
+def test_per_frame_and_array_paths_leave_the_same_state(name, data) -> None:
+    if name == "foxbms" and not CORPUS.is_dir():
+        pytest.skip(f"DBC corpus not found at {CORPUS}")
+    db, decoder = _case(name)
+    batches = data.draw(_batches(db, decoder))
+    frames, arrays = decoder.new_state(), decoder.new_state()
+    for batch in batches:
+        got = _snapshot(frames, decoder.decode_frames(batch, frames))
+        expected = _snapshot(arrays, decoder.decode_arrays(batch, arrays))
+        for a, b in zip(got, expected, strict=True):
+            np.testing.assert_array_equal(a, b)
+    assert frames.accepted.sum() + frames.rejected.sum() + frames.unknown == sum(map(len, batches))
