@@ -54,7 +54,8 @@ class Packer:
     def to_raw(self, physical: np.ndarray, columns: np.ndarray | slice) -> np.ndarray:
         """Round physical values of ``columns`` to raw integers, saturating at the range."""
         raw = np.rint((physical - self.offset[columns]) / self.scale[columns])
-        return np.clip(raw, self.raw_min[columns], self.raw_max[columns]).astype(np.int64)
+        raw = np.minimum(np.maximum(raw, self.raw_min[columns]), self.raw_max[columns])
+        return raw.astype(np.int64)
 
     def pack(self, raw: np.ndarray) -> np.ndarray:
         """``(frames, signals)`` raw integers -> ``(frames, length)`` uint8 payloads."""

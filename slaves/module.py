@@ -71,18 +71,20 @@ class _Schedule:
         self.period = period
         self.phase = phase
         self.n = np.zeros(phase.shape, np.int64)
-        self.next = float(phase.min())  # the earliest pending instant: nothing due before it
+        self.instants = phase + self.n * period  # each module's next send instant
+        self.next = float(self.instants.min())  # nothing is due before it
 
     def due(self, t: float) -> tuple[np.ndarray, np.ndarray]:
         """Modules due at ``t`` and their send instants; one frame per module per step."""
         if self.next > t + self.EPS:
             return self.NONE, self.NONE.astype(np.float64)
-        instants = self.phase + self.n * self.period
-        due = np.flatnonzero(instants <= t + self.EPS)
-        stamps = instants[due]
+        due = np.flatnonzero(self.instants <= t + self.EPS)
+        stamps = self.instants[due]
         # skip instants a step longer than the period jumped over
-        self.n[due] = np.floor((t + self.EPS - self.phase[due]) / self.period).astype(np.int64) + 1
-        self.next = float((self.phase + self.n * self.period).min())
+        n = np.floor((t + self.EPS - self.phase[due]) / self.period).astype(np.int64) + 1
+        self.n[due] = n
+        self.instants[due] = self.phase[due] + n * self.period
+        self.next = float(self.instants.min())
         return due, stamps
 
 
@@ -201,6 +203,11 @@ class SlaveModules:
             "status": _Schedule(self.status_period, spread * self.status_period),
         }
         self._counters = {kind: np.zeros(n, np.int64) for kind in self._schedules}
+        self._ids = {
+            "voltages": self.voltages.ids,
+            "temperatures": self.temperatures.ids,
+            "status": self.status_ids,
+        }
         c, s = topology.cells_per_module, topology.sensors_per_module
         self.reported_voltage = np.full((n, c), np.nan)  # last measurement sent (before ADC)
         self.reported_invalid = np.zeros((n, c), bool)
@@ -306,17 +313,14 @@ class SlaveModules:
     def _send_status(self, due: np.ndarray) -> np.ndarray:
         module_v = self.cell_voltage()[due].sum(axis=1)
         module_v += self.params.module_voltage_noise_v * self.rng.standard_normal(due.size)
-        values = np.column_stack(
-            [
-                module_v,
-                self.board_temperature()[due],
-                self.balancer.active[due].sum(axis=1),
-                self.faults.masks.open_wire[due].any(axis=1),
-                np.zeros(due.size),  # ADC fault: no such fault modelled
-                np.zeros(due.size),  # self-test failed: no such fault modelled
-                self.balancer.overtemp[due],
-            ]
-        )
+        values = np.zeros((due.size, len(STATUS_FIELDS)))  # ADC and self-test: not modelled
+        values[:, 0] = module_v
+        values[:, 1] = self.board_temperature()[due]
+        if not self.balancer.idle:
+            values[:, 2] = self.balancer.active[due].sum(axis=1)
+        if not self.faults.healthy:
+            values[:, 3] = self.faults.masks.open_wire[due].any(axis=1)
+        values[:, 6] = self.balancer.overtemp[due]
         self.reported_status[due] = values
         raw = self.status_packer.to_raw(values, slice(None))
         return self.status_packer.pack(raw)[None]
@@ -326,9 +330,7 @@ class SlaveModules:
     ) -> list[_Frames]:
         """Frames of the due modules, one group after the other; the groups of one ID share
         its alive counter. Silent modules send nothing, so their counters stay."""
-        ids = {"voltages": self.voltages.ids, "temperatures": self.temperatures.ids}.get(
-            kind, self.status_ids
-        )
+        ids = self._ids[kind]
         counter = self._counters[kind]
         if self.faults.healthy:
             ids, first = ids[due], counter[due]
