@@ -178,6 +178,9 @@ def _resolve(
     m = g.shape[0]
     starts = np.flatnonzero(first)
     seg_ends = np.append(starts[1:], m)
+    values = int(modulo_g.max())
+    if values * m <= _TABLE_CELLS:
+        return _resolve_by_table(g, c, local, starts, seg_ends, state, modulo_g, step_g, values)
     breaks = np.flatnonzero(~local & ~resume)
     opened = np.flatnonzero(resume)
     anchors = np.concatenate([breaks, opened])  # where each run of dropped frames starts
@@ -256,6 +259,66 @@ def _reaccept(
 
 
 _WINDOW = 8  # frames looked at directly after an anchor
+_TABLE_CELLS = 1 << 18  # (counter values x frames) up to which `_resolve_by_table` runs
+
+
+def _resolve_by_table(
+    g: np.ndarray,
+    c: np.ndarray,
+    local: np.ndarray,
+    starts: np.ndarray,
+    seg_ends: np.ndarray,
+    state: CounterState,
+    modulo_g: np.ndarray,
+    step_g: np.ndarray,
+    values: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """`_resolve` for small counters (Profile 11's 15 values), in time linear in frames.
+
+    An accepted frame makes its counter the reference, so the next accepted frame of its
+    message is the first one that reference accepts: one lookup in a table with a row per
+    counter value. The accepted frames are then the chain from each message's first
+    accepted frame (the first one its stored reference accepts, or its first frame ever).
+    """
+    m = g.shape[0]
+    table = _next_accepted(c, local, modulo_g, step_g, values)
+    end_of = np.repeat(seg_ends, seg_ends - starts)
+    following = np.append(table[c[:-1], np.arange(1, m)], m)
+    successor = np.append(np.where(following < end_of, following, m), m)
+    stored = state.reference[g[starts]]
+    head = np.where(stored < 0, starts, table[np.maximum(stored, 0), starts])
+    on_chain = np.zeros(m + 1, bool)
+    on_chain[np.where(head < seg_ends, head, m)] = True
+    _mark_chains(on_chain, successor)
+    accepted = on_chain[:-1]
+    dropped = np.flatnonzero(~accepted)
+    last = np.maximum.accumulate(np.where(accepted, np.arange(m), -1))[dropped]
+    opened = starts[np.searchsorted(starts, dropped, "right") - 1]
+    before = last >= opened
+    reference = np.where(before, c[np.maximum(last, 0)], state.reference[g[dropped]])
+    return dropped, reference
+
+
+def _next_accepted(
+    c: np.ndarray, local: np.ndarray, modulo_g: np.ndarray, step_g: np.ndarray, values: int
+) -> np.ndarray:
+    """``table[v, i]``: the first frame from ``i`` on that a reference ``v`` accepts (a step
+    of 1..K, or K+1..A for a frame in sequence with its predecessor), else the frame count.
+
+    One row per counter value, so the cost is linear in frames for small counters; it does
+    not stop at message boundaries (the caller caps it at the end of the anchor's message).
+    """
+    m = c.shape[0]
+    small = np.int16 if values < 2**15 else np.int32  # compact tables stay in the cache
+    step = c.astype(small)[None, :] - np.arange(values, dtype=small)[:, None]
+    np.add(step, modulo_g.astype(small), out=step, where=step < 0)
+    high = np.where(local, np.maximum((modulo_g - 1) // 2, step_g), step_g).astype(small)
+    accepts = step >= 1
+    accepts &= step <= high
+    position = np.int16 if m < 2**15 - 1 else np.int32
+    table = np.where(accepts, np.arange(m, dtype=position), position(m))
+    np.minimum.accumulate(table[:, ::-1], axis=1, out=table[:, ::-1])
+    return table
 
 
 def _search(
