@@ -299,6 +299,11 @@ class SlaveModules:
         f = self.faults.masks
         true = self.plant.thermal.sensor_temperatures[due]
         measured = true + self.params.temperature_noise_k * self.rng.standard_normal(true.shape)
+        if self.faults.healthy:
+            bad = np.zeros(measured.shape, bool)
+            self.reported_temperature[due] = measured
+            self.reported_temperature_invalid[due] = bad
+            return self.temperatures.encode(measured, bad)
         held = f.sensor_stuck_value[due]
         held = np.where(np.isnan(held), self.reported_temperature[due], held)
         measured = np.where(f.sensor_stuck[due], held, measured)
@@ -360,7 +365,8 @@ class SlaveModules:
             ids, data, stamps = p.ids, p.payload, p.stamps
             dlc = np.full(ids.size, data.shape[1])
             data = protect_batch(ids, data, dlc, p.counters)
-            data[:, 0] ^= p.xor
+            if not self.faults.healthy:
+                data[:, 0] ^= p.xor
         else:
             width = max(p.payload.shape[1] for p in parts)
             dlc = np.concatenate([np.full(len(p.ids), p.payload.shape[1]) for p in parts])
@@ -371,7 +377,8 @@ class SlaveModules:
                 row += len(p.ids)
             ids = np.concatenate([p.ids for p in parts])
             data = protect_batch(ids, data, dlc, np.concatenate([p.counters for p in parts]))
-            data[:, 0] ^= np.concatenate([p.xor for p in parts])
+            if not self.faults.healthy:
+                data[:, 0] ^= np.concatenate([p.xor for p in parts])
             stamps = np.concatenate([p.stamps for p in parts])
         order = np.argsort(stamps, kind="stable")
         fd = self.topology.fd
