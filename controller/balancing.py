@@ -114,6 +114,11 @@ class BalancingCommandEncoder:
         self._mask_bytes = (cells_per_module + 7) // 8
         self._is_fd = bool(max(lengths) > 8)
         self._extended = bool(message.is_extended_frame)
+        # (ID, offset into the packed payloads, length) of each module's frame, as Python ints
+        self._rows = [
+            (int(i), row * MAX_PAYLOAD, int(length))
+            for row, (i, length) in enumerate(zip(ids, lengths, strict=True))
+        ]
 
     def produced(self) -> frozenset[int]:
         """Frame keys of the BalancingCommand frames."""
@@ -126,14 +131,9 @@ class BalancingCommandEncoder:
         data = np.zeros((self.modules, MAX_PAYLOAD), np.uint8)
         data[:, self._offset : self._offset + self._mask_bytes] = packed
         counters = np.full(self.modules, counter % COUNTER_MODULO)
-        data = protect_batch(self._ids, data, self._dlc, counters)
+        payload = protect_batch(self._ids, data, self._dlc, counters).tobytes()
+        bus, extended, fd = self.bus, self._extended, self._is_fd
         return [
-            OutFrame(
-                int(i),
-                data[row, :length].tobytes(),
-                self.bus,
-                is_extended_id=self._extended,
-                is_fd=self._is_fd,
-            )
-            for row, (i, length) in enumerate(zip(self._ids, self._dlc, strict=True))
+            OutFrame(i, payload[start : start + length], bus, extended, fd)
+            for i, start, length in self._rows
         ]
