@@ -1,6 +1,6 @@
 """canbms demo: the simulated pack and the controller together through a scenario.
 
-Both run in virtual time and every frame crosses python-can's in-process virtual bus; the
+Both run in lock-step virtual time, every frame handed between them in the process; the
 plant runs faster than real time, which the status line says. On a terminal the status line
 updates in place, with what the script did and what the controller reported printed above
 it; into a file or a pipe every status is a line of its own.
@@ -142,7 +142,7 @@ def demo(args: argparse.Namespace) -> int:
         print(
             f"  {virtual:.0f} s of virtual time in {wall:.1f} s of wall time "
             f"({virtual / max(wall, 1e-9):.1f}x real time), "
-            f"{scenario.bench.frames_carried} frames over the virtual bus"
+            f"{scenario.bench.frames_carried} frames carried to the controller"
         )
     if series is not None:
         from hil.plot import render  # matplotlib only when a plot is asked for

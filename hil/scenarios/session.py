@@ -141,8 +141,8 @@ class DemoSession(ClosedLoop):
     """The default ``canbms demo`` tour: timed actions against the plant, milestones kept."""
 
     title = (
-        "session: 96s NMC pack and controller on the python-can virtual bus, in virtual "
-        "time (faster than real time unless --speed 1)"
+        "session: 96s NMC pack and controller in lock-step, in virtual time (faster than "
+        "real time unless --speed 1)"
     )
     max_duration = DEMO_DURATION
 
