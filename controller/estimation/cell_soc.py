@@ -2,28 +2,47 @@
 
 Model of a cell (first-order equivalent circuit, current + = charging, SOC in %):
 
-    SOC'  = SOC + 100 x I dt / (3600 x capacity)
-    V1'   = a V1 + R1 (1 - a) I,            a = exp(-dt / tau)
-    V     = OCV(SOC) + hysteresis(SOC) h + R0 I + V1
+    SOC'  = SOC + 100 x I dt / (3600 x C_nom) x q,     q = C_nom / C (the cell's capacity)
+    V1'   = a V1 + R1 f(T) (1 - a) I,                    a = exp(-dt / (tau f(T)))
+    h'    = b h + sign(I) (1 - b),                       b = exp(-rate x |dSOC| / 100)
+    V     = OCV(SOC) + H(SOC) h + R0 f(T) I + V1
 
-The state is (SOC, V1) with a 2x2 covariance per cell, held as three arrays (``p_ss``,
-``p_sv``, ``p_vv``). The hysteresis state h (-1 discharge branch .. +1 charge branch) follows
-the measured current with the cell type's rate and is not estimated: what is not known of it
-(``h_std``, 1 after a restart, shrinking as charge flows one way) enters the measurement
-noise, together with the voltage accuracy and the resistance error times the current.
+f(T) is the resistances' temperature factor; the time constant R1 C1 grows with R1. The OCV
+curve is linearised over +- the SOC's standard deviation (up to ``LINEARISED_OVER``), not at
+one point: near a knee of the curve a point slope would claim more than a reading tells.
 
-Process noise comes from the current sensor: an offset of ``current_accuracy_a`` is a bias,
-not white noise, so its variance is spread as a random walk that reaches the drift of one
-hour after one hour (``BIAS_HORIZON_S``); the capacity error adds the same way in proportion
-to the current. A cell never measured has no estimate (NaN): its first reading sets SOC from
-the OCV table after the resistive drop (V1 taken as settled at the present current), with the
-covariance the caller starts from (``initial_uncertainty_percent`` when nothing is known);
-a stored SOC keeps its value and uncertainty. Either way V1 is not known at the first
-reading: it is taken as settled at the present current, give or take half of that.
+The state of a cell is (SOC, V1, q, R0) and, for a cell type with hysteresis, h; its
+covariance is a (states x states) matrix per cell. Held as arrays: ``x`` is
+(states, cells) and ``cov`` (states, states, cells), so every step is a few NumPy
+expressions over all cells, whatever their number.
 
-Every operation is one NumPy expression: prediction over all cells, correction over the cells
-with a fresh reading; a reading is used once (``measured_at`` keeps the arrival time of the
-last one used).
+Why each state: a cell's capacity (q) and ohmic resistance (R0) differ from what is assumed
+and stay so; an error that persists is a bias, and a filter that counted it as white noise
+would average many readings with the same error into a wrong SOC (a low-resistance cell
+read as fuller under load, a small cell as drifting). As states the filter learns them from
+its own innovations: the resistance from readings at different currents, the capacity from
+the SOC the readings show against the charge counted. The hysteresis state h (-1 discharge
+branch .. +1 charge branch) follows the charge like the plant's and is corrected by the
+readings too; unknown after a restart (h = 0 give or take 1), it is learnt as charge flows
+one way. A current within ``current_accuracy_a`` does not move it: a sensor's offset at rest
+is no charge through the cell, and would walk h to one branch.
+
+Process noise: an offset of ``current_accuracy_a`` is a bias, not white noise, so its
+variance is spread as a random walk that reaches the drift of one hour after one hour
+(``BIAS_HORIZON_S``); the polarisation voltage may differ from the model by the voltage
+accuracy plus ``resistance_accuracy_percent`` of R1 I; capacity, resistance and hysteresis
+may drift slowly. The measurement noise is ``voltage_accuracy_mv``.
+
+Start: a cell never measured has no estimate (NaN); its first reading sets SOC from the OCV
+table after the resistive drop (V1 taken as settled at the present current, give or take
+half of that) with the covariance the caller starts from; a stored SOC keeps its value and
+uncertainty. R0 starts from the caller's value (measured or assumed) with
+``resistance_accuracy_percent``; q from the first capacity the caller passes, give or take
+``CAPACITY_ERROR``; a later change of that capacity (``[soh]`` measured the cell) replaces q
+with ``CAPACITY_MEASURED`` as its uncertainty.
+
+Prediction runs over all cells, correction over the cells with a fresh reading; a reading is
+used once (``measured_at`` keeps the arrival time of the last one used).
 """
 
 from __future__ import annotations
@@ -38,28 +57,54 @@ from controller.limits.config import SocConfig
 BIAS_HORIZON_S = 3600.0  # a current offset's drift is modelled right over this horizon
 T_REF_K = 298.15
 KELVIN = 273.15
-CAPACITY_ERROR = 0.05  # relative capacity error assumed for the process noise
+CAPACITY_ERROR = 0.05  # relative standard deviation of a capacity before it is measured
+CAPACITY_MEASURED = 0.01  # ... of a capacity [soh] measured
+CAPACITY_DRIFT = 0.01  # relative capacity change the filter allows per sqrt(hour)
+HYSTERESIS_DRIFT = 0.1  # hysteresis state change the filter allows per sqrt(hour)
+LINEARISED_OVER = 3.0  # % SOC: the OCV curve is linearised over +- the SOC uncertainty, up to this
+SOC, V1, CAP, RES, HYS = range(5)  # rows of the state
 
 
 @dataclass(frozen=True, eq=False)
 class FilterState:
     """Per-cell estimate and covariance; arrays are replaced, never changed."""
 
-    soc: np.ndarray  # %, not clipped; NaN: never measured
-    v_rc: np.ndarray  # V
-    p_ss: np.ndarray  # %^2
-    p_sv: np.ndarray  # % V
-    p_vv: np.ndarray  # V^2
-    h: np.ndarray  # hysteresis state -1 .. +1
-    h_std: np.ndarray  # its standard deviation
+    x: np.ndarray  # (states, cells): SOC %, V1 V, q, R0 at 25 degC Ohm[, h]
+    cov: np.ndarray  # (states, states, cells)
     measured_at: np.ndarray  # s, arrival time of the last reading used; -inf: none
+    capacity_in: np.ndarray | None  # Ah, the capacity q was last taken from; None: none yet
+    nominal_ah: float  # C_nom
     start_std: float  # % standard deviation a cell's first reading starts from
     last_current: float = 0.0  # A, the last valid current
 
     @property
+    def soc(self) -> np.ndarray:
+        """SOC per cell (%), not clipped; NaN: never measured."""
+        return self.x[SOC]
+
+    @property
+    def v_rc(self) -> np.ndarray:
+        return self.x[V1]
+
+    @property
+    def capacity_ah(self) -> np.ndarray:
+        """The capacity per cell the filter works with (Ah)."""
+        return self.nominal_ah / self.x[CAP]
+
+    @property
+    def resistance_ohm(self) -> np.ndarray:
+        """The ohmic resistance per cell at 25 degC the filter works with (Ohm)."""
+        return self.x[RES]
+
+    @property
+    def h(self) -> np.ndarray:
+        """Hysteresis state per cell, -1 .. +1 (0 for a cell type without hysteresis)."""
+        return self.x[HYS] if self.x.shape[0] > HYS else np.zeros(self.x.shape[1])
+
+    @property
     def std(self) -> np.ndarray:
         """SOC standard deviation per cell (%); inf where never measured."""
-        return np.where(np.isnan(self.soc), np.inf, np.sqrt(np.maximum(self.p_ss, 0.0)))
+        return np.where(np.isnan(self.soc), np.inf, np.sqrt(np.maximum(self.cov[SOC, SOC], 0.0)))
 
 
 class CellSocFilter:
@@ -73,32 +118,40 @@ class CellSocFilter:
         self._slope = np.diff(self._y) / np.diff(self._x)  # V per % per segment
         self._hx = np.asarray(config.hysteresis.x, np.float64)
         self._hy = np.asarray(config.hysteresis.y, np.float64)
+        self._states = HYS + 1 if self._hy.any() else HYS
         self._rate = float(config.hysteresis_rate)
         self._r1 = config.r1_mohm / 1000.0
         self._r0 = config.r0_mohm / 1000.0
         self._sigma_v2 = (config.voltage_accuracy_mv / 1000.0) ** 2
         self._sigma_r = config.resistance_accuracy_percent / 100.0
+        self._per_a = 100.0 / (3600.0 * config.capacity_ah)  # % per As at q = 1
 
     def initial_state(self, soc: np.ndarray | None = None, std: float | None = None) -> FilterState:
         """Nothing known (``soc`` None), or a per-cell SOC a previous run stored, trusted to
         ``std`` (% standard deviation); non-finite stored values count as unknown."""
         cfg = self.config
-        n = self.cells
+        n, k = self.cells, self._states
         start = cfg.initial_uncertainty_percent
         values = np.full(n, np.nan)
         if soc is not None and np.size(soc) == n:
             values = np.where(np.isfinite(soc), np.asarray(soc, np.float64), np.nan)
         known = ~np.isnan(values)
         restored_std = cfg.restored_uncertainty_percent if std is None else std
+        x = np.zeros((k, n))
+        x[SOC], x[CAP], x[RES] = values, 1.0, self._r0
+        cov = np.zeros((k, k, n))
+        cov[SOC, SOC] = np.where(known, restored_std**2, start**2)
+        cov[V1, V1] = self._sigma_v2  # set again at the first reading
+        cov[CAP, CAP] = CAPACITY_ERROR**2
+        cov[RES, RES] = (self._sigma_r * self._r0) ** 2
+        if k > HYS:
+            cov[HYS, HYS] = 1.0
         return FilterState(
-            soc=_frozen(values),
-            v_rc=_frozen(np.zeros(n)),
-            p_ss=_frozen(np.where(known, restored_std**2, start**2)),
-            p_sv=_frozen(np.zeros(n)),
-            p_vv=_frozen(np.full(n, self._sigma_v2)),  # set again at the first reading
-            h=_frozen(np.zeros(n)),
-            h_std=_frozen(np.ones(n)),
+            x=_frozen(x),
+            cov=_frozen(cov),
             measured_at=_frozen(np.full(n, -np.inf)),
+            capacity_in=None,
+            nominal_ah=cfg.capacity_ah,
             start_std=start,
         )
 
@@ -123,38 +176,67 @@ class CellSocFilter:
     def predict(
         self, s: FilterState, current: float, dt: float, capacity_ah: np.ndarray, r_factor: float
     ) -> FilterState:
-        """Move every cell by ``current`` (A, + = charging) held for ``dt`` seconds."""
+        """Move every cell by ``current`` (A, + = charging) held for ``dt`` seconds;
+        ``capacity_ah`` is each cell's capacity as ``[soh]`` knows it."""
+        x, cov = s.x, s.cov
+        if s.capacity_in is None or (
+            capacity_ah is not s.capacity_in and not np.array_equal(capacity_ah, s.capacity_in)
+        ):
+            x, cov = self._new_capacity(s, capacity_ah)
         if dt <= 0.0:
-            return replace(s, last_current=current)
+            return replace(s, x=x, cov=cov, capacity_in=capacity_ah, last_current=current)
         cfg = self.config
-        per_a = 100.0 * dt / (3600.0 * capacity_ah)  # % per A over this step
-        a = math.exp(-dt / cfg.tau_s)
+        m = current * dt * self._per_a  # % moved at q = 1
+        a = math.exp(-dt / (cfg.tau_s * r_factor))  # tau = R1 C1, and R1 follows f(T)
         r1 = self._r1 * r_factor
-        moved = current * per_a
-        drift = (100.0 / (3600.0 * capacity_ah)) ** 2 * (
-            cfg.current_accuracy_a**2 + (CAPACITY_ERROR * current) ** 2
-        )
-        toward = np.exp(-self._rate * np.abs(moved) / 100.0)
+        x, cov = x.copy(), cov.copy()
+        q = x[CAP]
+        x[SOC] += m * q
+        x[V1] = a * x[V1] + r1 * (1.0 - a) * current
+        cov[SOC] += m * cov[CAP]  # F P F^T: F is the identity but for these entries
+        cov[:, SOC] += m * cov[:, CAP]
+        cov[V1] *= a
+        cov[:, V1] *= a
+        if self._states > HYS and abs(current) > cfg.current_accuracy_a:
+            toward = np.exp(-self._rate * np.abs(m * q) / 100.0)
+            x[HYS] = x[HYS] * toward + math.copysign(1.0, current) * (1.0 - toward)
+            cov[HYS] *= toward
+            cov[:, HYS] *= toward
+        offset = self._per_a * q * cfg.current_accuracy_a
+        cov[SOC, SOC] += offset * offset * BIAS_HORIZON_S * dt
+        cov[V1, V1] += (1.0 - a * a) * (self._sigma_v2 + (self._sigma_r * r1 * current) ** 2)
+        cov[CAP, CAP] += (CAPACITY_DRIFT * q) ** 2 * dt / 3600.0
+        cov[RES, RES] += (self._sigma_r * x[RES]) ** 2 * dt / BIAS_HORIZON_S
+        if self._states > HYS:
+            cov[HYS, HYS] += HYSTERESIS_DRIFT**2 * dt / 3600.0
         return replace(
-            s,
-            soc=_frozen(s.soc + moved),
-            v_rc=_frozen(a * s.v_rc + r1 * (1.0 - a) * current),
-            p_ss=_frozen(s.p_ss + drift * BIAS_HORIZON_S * dt),
-            p_sv=_frozen(a * s.p_sv),
-            p_vv=_frozen(a * a * s.p_vv + self._sigma_v2 * (1.0 - a * a)),
-            h=_frozen(s.h * toward + math.copysign(1.0, current) * (1.0 - toward))
-            if current != 0.0
-            else s.h,
-            h_std=_frozen(s.h_std * toward),
-            last_current=current,
+            s, x=_frozen(x), cov=_frozen(cov), capacity_in=capacity_ah, last_current=current
         )
 
-    def lost_current(self, s: FilterState, dt: float, capacity_ah: np.ndarray) -> FilterState:
+    def _new_capacity(
+        self, s: FilterState, capacity_ah: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """q taken from the cells whose capacity changed (all of them the first time)."""
+        changed = (
+            np.ones(self.cells, bool) if s.capacity_in is None else capacity_ah != s.capacity_in
+        )
+        std = CAPACITY_ERROR if s.capacity_in is None else CAPACITY_MEASURED
+        x, cov = s.x.copy(), s.cov.copy()
+        q = s.nominal_ah / capacity_ah[changed]
+        x[CAP, changed] = q
+        cov[CAP, :, changed] = 0.0
+        cov[:, CAP, changed] = 0.0
+        cov[CAP, CAP, changed] = (std * q) ** 2
+        return _frozen(x), _frozen(cov)
+
+    def lost_current(self, s: FilterState, dt: float) -> FilterState:
         """No valid current for ``dt``: the charge moved is unknown, up to the last current."""
         if dt <= 0.0:
             return s
-        unknown = 100.0 * abs(s.last_current) * dt / (3600.0 * capacity_ah)
-        return replace(s, p_ss=_frozen(s.p_ss + unknown**2))
+        unknown = abs(s.last_current) * dt * self._per_a * s.x[CAP]
+        cov = s.cov.copy()
+        cov[SOC, SOC] += unknown**2
+        return replace(s, cov=_frozen(cov))
 
     def update(
         self,
@@ -168,51 +250,61 @@ class CellSocFilter:
     ) -> FilterState:
         """Correct the cells with a ``fresh`` reading; a cell's first reading initialises it.
 
-        ``r0`` is each cell's ohmic resistance at 25 degC (measured or assumed). The work is
-        done on the fresh cells only: readings arrive spread over the cycles."""
+        ``r0`` is each cell's ohmic resistance at 25 degC (measured or assumed), where the
+        filter's own estimate starts. The work is done on the fresh cells only: readings
+        arrive spread over the cycles."""
         idx = np.flatnonzero(fresh & np.isfinite(voltage))
         if idx.size == 0:
             return s
         v = voltage[idx]
-        ir0 = current * r_factor * r0[idx]
-        soc, v_rc = s.soc[idx], s.v_rc[idx]
-        p_ss, p_sv, p_vv = s.p_ss[idx], s.p_sv[idx], s.p_vv[idx]
-        h, h_std = s.h[idx], s.h_std[idx]
+        x, cov = s.x[:, idx], s.cov[:, :, idx]  # copies (fancy indexing)
         first = np.isinf(s.measured_at[idx])
         if first.any():  # V1 taken as settled at the present current, to within half of it
             settled = current * self._r1 * r_factor
-            unknown = np.isnan(soc)
-            soc = np.where(unknown, self.soc_from_ocv(v - ir0 - settled), soc)
-            p_ss = np.where(unknown, s.start_std**2, p_ss)
-            v_rc = np.where(first, settled, v_rc)
-            p_sv = np.where(first, 0.0, p_sv)
-            p_vv = np.where(first, settled**2 / 4.0 + self._sigma_v2, p_vv)
+            x[RES] = np.where(first, r0[idx], x[RES])
+            unknown = np.isnan(x[SOC])
+            soc0 = self.soc_from_ocv(v - current * r_factor * x[RES] - settled)
+            x[SOC] = np.where(unknown, soc0, x[SOC])
+            x[V1] = np.where(first, settled, x[V1])
+            cov[:, :, first] = _diagonal(cov[:, :, first])
+            cov[SOC, SOC] = np.where(unknown, s.start_std**2, cov[SOC, SOC])
+            cov[V1, V1] = np.where(first, settled**2 / 4.0 + self._sigma_v2, cov[V1, V1])
+            cov[RES, RES] = np.where(first, (self._sigma_r * x[RES]) ** 2, cov[RES, RES])
+        soc = x[SOC]
         at = np.clip(soc, self._x[0], self._x[-1])
         segment = np.minimum(np.searchsorted(self._x, at, side="right") - 1, self._slope.size - 1)
-        slope = self._slope[segment]
-        ocv = self._y[segment] + slope * (soc - self._x[segment])  # the end slopes outside
-        noise = self._sigma_v2 + (self._sigma_r * ir0) ** 2
-        if self._hy.any():
+        ocv = self._y[segment] + self._slope[segment] * (soc - self._x[segment])
+        spread = np.clip(np.sqrt(np.maximum(cov[SOC, SOC], 0.0)), 0.1, LINEARISED_OVER)
+        slope = (self.ocv(soc + spread) - self.ocv(soc - spread)) / (2.0 * spread)
+        jacobian = np.zeros_like(x)
+        jacobian[SOC], jacobian[V1], jacobian[RES] = slope, 1.0, current * r_factor
+        if self._states > HYS:
             half_gap = np.interp(at, self._hx, self._hy)
-            ocv = ocv + h * half_gap
-            noise = noise + (half_gap * h_std) ** 2
-        innovation = v - (ocv + ir0 + v_rc)
-        ph_s = slope * p_ss + p_sv  # P H^T, SOC row
-        ph_v = slope * p_sv + p_vv  # P H^T, V1 row
-        total = slope * ph_s + ph_v + noise
-        gain_s, gain_v = ph_s / total, ph_v / total
+            ocv = ocv + x[HYS] * half_gap
+            jacobian[HYS] = half_gap
+        innovation = v - (ocv + current * r_factor * x[RES] + x[V1])
+        ph = np.einsum("ijn,jn->in", cov, jacobian)  # P H^T per cell
+        total = np.einsum("in,in->n", jacobian, ph) + self._sigma_v2
+        gain = ph / total
+        x = x + gain * innovation
+        cov = cov - gain[:, None, :] * ph[None, :, :]
+        if self._states > HYS:
+            x[HYS] = np.clip(x[HYS], -1.0, 1.0)
         return replace(
             s,
-            soc=_put(s.soc, idx, soc + gain_s * innovation),
-            v_rc=_put(s.v_rc, idx, v_rc + gain_v * innovation),
-            p_ss=_put(s.p_ss, idx, p_ss - gain_s * ph_s),
-            p_sv=_put(s.p_sv, idx, p_sv - gain_s * ph_v),
-            p_vv=_put(s.p_vv, idx, p_vv - gain_v * ph_v),
+            x=_put(s.x, (slice(None), idx), x),
+            cov=_put(s.cov, (slice(None), slice(None), idx), cov),
             measured_at=_put(s.measured_at, idx, updated_at[idx]),
         )
 
 
-def _put(array: np.ndarray, idx: np.ndarray, values: np.ndarray) -> np.ndarray:
+def _diagonal(cov: np.ndarray) -> np.ndarray:
+    """Only the variances of a (states, states, cells) covariance."""
+    k = cov.shape[0]
+    return cov * np.eye(k)[:, :, None]
+
+
+def _put(array: np.ndarray, idx: object, values: np.ndarray) -> np.ndarray:
     """A read-only copy of ``array`` with ``values`` at ``idx``."""
     out = array.copy()
     out[idx] = values

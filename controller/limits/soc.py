@@ -97,8 +97,7 @@ class SocEstimator:
             low, high, mean = soc_range
             spread = max(self.config.restored_uncertainty_percent, (high - low) / 2.0)
             f = self.filter.initial_state(np.full(self.cells, mean), spread)
-        capacity = np.full(self.cells, self.config.capacity_ah)
-        return self._published(None, f, CountingSoc.initial_state(), math.nan, -math.inf, capacity)
+        return self._published(None, f, CountingSoc.initial_state(), math.nan, -math.inf)
 
     def step(self, state: SocState, i: SocInputs, now: float) -> SocState:
         dt = 0.0 if state.time is None else max(0.0, now - state.time)
@@ -109,7 +108,7 @@ class SocEstimator:
         f = state.filter
         steady, since = state.steady_current, state.steady_since
         if not (i.current_valid and math.isfinite(i.current)):
-            f = self.filter.lost_current(f, dt, i.capacity_ah)
+            f = self.filter.lost_current(f, dt)
             steady, since = math.nan, now
         else:
             f = self.filter.predict(f, i.current, dt, i.capacity_ah, r_factor)
@@ -123,7 +122,7 @@ class SocEstimator:
             if fresh.any():
                 r0 = np.where(np.isnan(i.resistance_ohm), self._r0, i.resistance_ohm / r_factor)
                 f = self.filter.update(f, i.voltage, fresh, i.updated_at, i.current, r0, r_factor)
-        return self._published(now, f, counting, steady, since, i.capacity_ah)
+        return self._published(now, f, counting, steady, since)
 
     def _published(
         self,
@@ -132,7 +131,6 @@ class SocEstimator:
         counting: CountingState,
         steady: float,
         since: float,
-        capacity_ah: np.ndarray,
     ) -> SocState:
         valid = bool(np.all(f.std <= self.config.valid_uncertainty_percent))
         if not valid:
@@ -147,7 +145,7 @@ class SocEstimator:
             soc_min=float(cells.min()),
             soc_max=float(cells.max()),
             soc_mean=float(cells.mean()),
-            pack=pack_soc(cells, capacity_ah),
+            pack=pack_soc(cells, f.capacity_ah),
             valid=True,
         )
 
