@@ -117,8 +117,8 @@ def judge_counter(
     """
     if not 0 <= counter < modulo:
         return CounterVerdict.INVALID
-    reference = int(state.reference[message])
-    previous = int(state.received[message])
+    reference = state.reference.item(message)
+    previous = state.received.item(message)
     state.received[message] = counter
     step = (counter - reference) % modulo
     if (

@@ -8,7 +8,8 @@ wins). No step loops over frames, modules or signals.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+import weakref
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
 
@@ -141,6 +142,7 @@ class BatchDecoder:
         names = source_names(layouts, mapping)
         self.sources = tuple(dict.fromkeys(names))
         self._source = np.array([self.sources.index(n) for n in names], np.int64)
+        self._checked: Callable[[], Measurements | None] = lambda: None
         self._per_frame = PerFrame(
             layouts, self._slot_msg.tolist(), self._routes, self._e2e, self._source, _COUNTER_REASON
         )
@@ -225,8 +227,12 @@ class BatchDecoder:
         return self.decode_arrays(batch, state)
 
     def _check_layout(self, state: IngestState) -> None:
-        if state.measurements.layout != self.layout:
-            raise MappingError("measurements were not built for this decoder's targets")
+        """Measurements never change their layout, so each is checked once."""
+        meas = state.measurements
+        if self._checked() is not meas:
+            if meas.layout != self.layout:
+                raise MappingError("measurements were not built for this decoder's targets")
+            self._checked = weakref.ref(meas)
 
     def decode_frames(self, batch: FrameBatch, state: IngestState) -> IngestReport:
         """`decode` frame by frame with per-ID tables: no fixed cost of array calls."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -28,8 +29,7 @@ _TABLE = profile.TABLE.tolist()
 _MUX_END = 2.0**32
 
 
-@dataclass(frozen=True)
-class _Field:
+class _Field(NamedTuple):
     """One signal as a shift and mask of the payload read as one integer."""
 
     big: bool  # Motorola: contiguous in the big-endian reading of the payload
@@ -44,11 +44,9 @@ class _Field:
 
     def physical(self, little: int, big: int) -> float:
         raw = ((big if self.big else little) >> self.shift) & self.mask
-        if self.sign and raw & self.sign:
+        if raw & self.sign:
             raw -= self.sign << 1
-        if self.scale == 1.0 and self.offset == 0.0:
-            return float(raw)
-        return float(raw) * self.scale + self.offset
+        return raw * self.scale + self.offset  # as float(raw) * scale + offset
 
 
 def _field(sig: SignalLayout, length: int) -> _Field:
@@ -68,12 +66,11 @@ def _field(sig: SignalLayout, length: int) -> _Field:
     return _Field(not little, start, (1 << sig.length) - 1, sign, sig.scale, sig.offset)
 
 
-@dataclass(frozen=True)
-class _Column:
+class _Column(NamedTuple):
     """A mapped column of a slot: the element it feeds and how its value is judged."""
 
-    value: _Field
     element: int
+    value: _Field
     flag: _Field | None
     flag_invalid: float
     scale: float
@@ -111,6 +108,7 @@ class PerFrame:
     ) -> None:
         self._counter_reason = list(counter_reason)
         self._scaled = routes.scaled
+        self._exclusive = routes.slot_exclusive
         self._columns = [
             _slot_columns(routes, k, layouts[m].length) if routes.has_mapped[k] else None
             for k, m in enumerate(slot_message)
@@ -192,17 +190,15 @@ class PerFrame:
             known.append((i, message, slot, little, big))
         if any(frame[1].counter is not None for frame in known):
             known = self._judge(known, times, counters, rejected)
-        newest: dict[int, float] = {}  # per source, as np.maximum: NaN wins
+        newest: dict[int, tuple[int, float]] = {}  # per source: frames, newest time
         for i, message, _, _, _ in known:
             source, when = message.source, times[i]
-            accepted[source] += 1
-            held = newest.get(source)
-            if held is None:
-                held = float(last_seen[source])
-            if held == held and (when != when or when > held):
+            count, held = newest.get(source) or (0, last_seen.item(source))
+            if held == held and (when != when or when > held):  # as np.maximum: NaN wins
                 held = when
-            newest[source] = held
-        for source, when in newest.items():
+            newest[source] = (count + 1, held)
+        for source, (count, when) in newest.items():
+            accepted[source] = count
             last_seen[source] = when
         return unknown, self._scatter(known, times, meas)
 
@@ -234,31 +230,42 @@ class PerFrame:
     def _scatter(self, known: list[_Frame], times: list[float], meas: Measurements) -> int:
         """The newest frame of each element wins (ties: the later arrival), and only
         when it is not older than what the element holds."""
-        newest: dict[int, tuple[tuple[bool, float], float, bool]] = {}
+        if self._exclusive:  # each element has one slot: decode the newest frame per slot
+            newest_frame: dict[int, tuple[tuple[bool, float], _Frame]] = {}
+            for frame in known:
+                rank = _time_key(times[frame[0]])
+                held = newest_frame.get(frame[2])
+                if held is None or rank >= held[0]:
+                    newest_frame[frame[2]] = (rank, frame)
+            known = [frame for _, frame in newest_frame.values()]
+        newest: dict[int, tuple[tuple[bool, float], float, bool, float]] = {}
         scaled = self._scaled
+        isfinite = math.isfinite
         for i, _, slot, little, big in known:
             columns = self._columns[slot]
             if columns is None:
                 continue
             when = times[i]
-            rank = (True, 0.0) if when != when else (False, when)
-            for column in columns:
-                elem = column.element
-                if column.index is not None:
-                    step = column.index.physical(little, big) * column.stride
-                    whole = math.isfinite(step) and step == math.trunc(step)
-                    if whole:
-                        elem += int(step)
-                    if not (whole and column.low <= elem < column.high):
-                        continue
+            rank = _time_key(when)
+            for elem, field, flag, invalid, scale, index, stride, low, high in columns:
+                if index is not None:
+                    elem = _moved(elem, index.physical(little, big) * stride, low, high)
                 if elem < 0:
                     continue
-                value = column.value.physical(little, big)
+                value_big, shift, mask, sign, value_scale, offset = field
+                raw = ((big if value_big else little) >> shift) & mask
+                if raw & sign:
+                    raw -= sign << 1
+                value = raw * value_scale + offset
                 if scaled:
-                    value *= column.scale
-                good = math.isfinite(value)
-                if good and column.flag is not None:
-                    good = column.flag.physical(little, big) != column.flag_invalid
+                    value *= scale
+                good = isfinite(value)
+                if good and flag is not None:
+                    flag_big, shift, mask, sign, flag_scale, offset = flag
+                    raw = ((big if flag_big else little) >> shift) & mask
+                    if raw & sign:
+                        raw -= sign << 1
+                    good = raw * flag_scale + offset != invalid
                 held = newest.get(elem)
                 if held is None or rank >= held[0]:
                     newest[elem] = (rank, value, good, when)
@@ -274,6 +281,14 @@ class PerFrame:
         meas.reported_valid[elem] = good
         meas.updated_at[elem] = when
         return int(elem.size)
+
+
+def _moved(elem: int, step: float, low: int, high: int) -> int:
+    """The element an index signal moves a column to, or -1 outside its target."""
+    if not (math.isfinite(step) and step == math.trunc(step)):
+        return -1
+    elem += int(step)
+    return elem if low <= elem < high else -1
 
 
 _Frame = tuple  # (batch row, _Message, slot, payload little-endian, payload big-endian)
@@ -304,8 +319,8 @@ def _slot_columns(routes: Routes, k: int, length: int) -> tuple[_Column, ...]:
             continue
         out.append(
             _Column(
-                value=_field(row[routes.column[k, w]], length),
                 element=int(routes.target[k, w]),
+                value=_field(row[routes.column[k, w]], length),
                 flag=_field(row[routes.flag_column[k, w]], length)
                 if routes.has_flag[k, w]
                 else None,
