@@ -1,9 +1,11 @@
-"""``canbms bench``: measure decoder, controller cycle and simulator against baselines.
+"""``canbms bench``: measure decoder, controller cycle, simulator, live runtime and memory.
 
 Every number is set against a baseline measured or fixed in the same run: a cantools
 ``decode_message`` loop over the same frames, the 1 ms budget of a controller step, real
-time for the simulator. ``--quick`` runs each case briefly and leaves out the
-100,000-cell pack (whose in-memory DBC alone takes most of a minute to build).
+time for the simulator, the frames offered to the live runtime and the bound on its
+reaction, the process before the pack and after a minute for memory. ``--quick`` runs each
+case briefly and leaves out the 100,000-cell pack (whose in-memory DBC alone takes most of
+a minute to build).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-BENCHMARKS = ("decode", "core", "simulator", "soc")
+BENCHMARKS = ("decode", "core", "simulator", "soc", "live", "memory")
 
 
 def _run(args: argparse.Namespace) -> int:

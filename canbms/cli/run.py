@@ -27,6 +27,8 @@ from hil.recording import add_record_arguments, start_recording
 
 log = logging.getLogger("canbms.run")
 STATE_FILE = "canbms-state.sqlite"
+OPEN_RETRIES = 3  # attempts after the first to open a bus that refuses at start
+OPEN_RETRY_S = 0.25
 EXIT_FAULT = 3  # exit code: stopped in the safe state after a latched fault (--exit-on-fault)
 
 
@@ -51,11 +53,16 @@ def add_subparser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def open_buses(config: ControllerConfig) -> dict[str, can.BusABC]:
-    """Open every configured bus by name; one that fails closes the ones already open."""
+    """Open every configured bus by name; one that fails closes the ones already open.
+
+    A transport that refuses at first (an adapter still enumerating, a bus server too busy
+    to accept at once) is tried again ``OPEN_RETRIES`` times, waiting twice as long each
+    time from ``OPEN_RETRY_S``; a configuration error (unknown interface, bad argument) is
+    not."""
     buses: dict[str, can.BusABC] = {}
     for name, bus_config in config.buses.items():
         try:
-            buses[name] = can.Bus(**bus_config.bus_kwargs())
+            buses[name] = _open_bus(bus_config.bus_kwargs())
         except (can.CanError, OSError, ValueError, ImportError) as exc:
             for bus in buses.values():
                 bus.shutdown()
@@ -64,6 +71,16 @@ def open_buses(config: ControllerConfig) -> dict[str, can.BusABC]:
                 f"{bus_config.channel!r}): {exc}"
             ) from exc
     return buses
+
+
+def _open_bus(kwargs: dict) -> can.BusABC:
+    for attempt in range(OPEN_RETRIES):
+        try:
+            return can.Bus(**kwargs)
+        except (can.CanError, OSError) as exc:
+            log.warning("opening bus %s failed (%s), trying again", kwargs.get("channel"), exc)
+            time.sleep(OPEN_RETRY_S * 2**attempt)
+    return can.Bus(**kwargs)
 
 
 def banner(source: str | None, controller: Controller, health: HealthFrame | None) -> str:
