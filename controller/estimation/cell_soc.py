@@ -256,12 +256,14 @@ class CellSocFilter:
         idx = np.flatnonzero(fresh & np.isfinite(voltage))
         if idx.size == 0:
             return s
-        v = voltage[idx]
-        x, cov = s.x[:, idx], s.cov[:, :, idx]  # copies (fancy indexing)
-        first = np.isinf(s.measured_at[idx])
+        every = idx.size == self.cells  # then whole copies: cheaper than gathering
+        cells = slice(None) if every else idx
+        v = voltage[cells]
+        x, cov = s.x[:, cells].copy(), s.cov[:, :, cells].copy()
+        first = np.isinf(s.measured_at[cells])
         if first.any():  # V1 taken as settled at the present current, to within half of it
             settled = current * self._r1 * r_factor
-            x[RES] = np.where(first, r0[idx], x[RES])
+            x[RES] = np.where(first, r0[cells], x[RES])
             unknown = np.isnan(x[SOC])
             soc0 = self.soc_from_ocv(v - current * r_factor * x[RES] - settled)
             x[SOC] = np.where(unknown, soc0, x[SOC])
@@ -276,20 +278,29 @@ class CellSocFilter:
         ocv = self._y[segment] + self._slope[segment] * (soc - self._x[segment])
         spread = np.clip(np.sqrt(np.maximum(cov[SOC, SOC], 0.0)), 0.1, LINEARISED_OVER)
         slope = (self.ocv(soc + spread) - self.ocv(soc - spread)) / (2.0 * spread)
-        jacobian = np.zeros_like(x)
-        jacobian[SOC], jacobian[V1], jacobian[RES] = slope, 1.0, current * r_factor
+        jacobian = {SOC: slope, V1: 1.0, RES: current * r_factor}  # dV/dstate; 0 for q
         if self._states > HYS:
             half_gap = np.interp(at, self._hx, self._hy)
             ocv = ocv + x[HYS] * half_gap
             jacobian[HYS] = half_gap
         innovation = v - (ocv + current * r_factor * x[RES] + x[V1])
-        ph = np.einsum("ijn,jn->in", cov, jacobian)  # P H^T per cell
-        total = np.einsum("in,in->n", jacobian, ph) + self._sigma_v2
-        gain = ph / total
-        x = x + gain * innovation
-        cov = cov - gain[:, None, :] * ph[None, :, :]
+        # loops over the few states, each step a vector over the cells: broadcasting the
+        # (states, states, cells) products costs several times more
+        states = range(self._states)
+        ph = [sum(cov[i, j] * h for j, h in jacobian.items()) for i in states]  # P H^T
+        total = sum(ph[j] * h for j, h in jacobian.items()) + self._sigma_v2
+        gain = [p / total for p in ph]
+        for i in states:
+            x[i] += gain[i] * innovation
+            for j in range(i, self._states):
+                cov[i, j] -= gain[i] * ph[j]
+                cov[j, i] = cov[i, j]
         if self._states > HYS:
             x[HYS] = np.clip(x[HYS], -1.0, 1.0)
+        if every:
+            return replace(
+                s, x=_frozen(x), cov=_frozen(cov), measured_at=_frozen(updated_at.copy())
+            )
         return replace(
             s,
             x=_put(s.x, (slice(None), idx), x),

@@ -122,13 +122,21 @@ CASES: dict[str, Case] = {
     "sensor offset 0.25 A, 8 h": Case(
         NMC, _steps((1200, 0.25), (1200, -0.25)), 8 * H, 0.5, offset_a=0.25
     ),
-    "10 % capacity spread": Case(
+    "capacity spread 5 %": Case(
         NMC,
         _steps((2400, 0.0), (1.4 * H, -0.5), (H, 0.0), (H, 0.5), (2400, 0.0), (1.7 * H, -0.4)),
         8.9 * H,
         0.95,
         offset_a=0.1,
         spread=CellSpread(capacity=0.05),
+    ),
+    "capacity spread 10 %": Case(
+        NMC,
+        _steps((2400, 0.0), (1.4 * H, -0.5), (H, 0.0), (H, 0.5), (2400, 0.0), (1.7 * H, -0.4)),
+        8.9 * H,
+        0.95,
+        offset_a=0.1,
+        spread=CellSpread(capacity=0.10),
     ),
     "10 % fade": Case(
         NMC,
