@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from dbc.masks import every, positions
+
 POLY = 0x1D
 START = 0x00
 XOR_OUT = 0x00
@@ -92,14 +94,14 @@ def crc8_batch(data_ids: np.ndarray, data: np.ndarray, dlc: np.ndarray) -> np.nd
     rows = 256 * covered
     crc = _SPAN_FLAT.take(rows + (data_ids & 0xFF))
     crc ^= _SPAN_FLAT.take(rows - 256 + ((data_ids >> 8) & 0xFF))
-    if covered.size and (covered == covered[0]).all():
+    if covered.size and every(covered == covered[0]):
         length = int(covered[0])
         if length > 1:
             crc ^= _payload_crc(data[:, 1:length], length)
         return crc ^ np.uint8(XOR_OUT)
     for length in np.unique(covered).tolist():
         if length > 1:
-            sel = np.flatnonzero(covered == length)
+            sel = positions(covered == length)
             crc[sel] ^= _payload_crc(data[sel, 1:length], length)
     return crc ^ np.uint8(XOR_OUT)
 

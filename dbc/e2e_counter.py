@@ -29,6 +29,8 @@ from enum import IntEnum
 
 import numpy as np
 
+from dbc.masks import every, positions, some
+
 
 class CounterVerdict(IntEnum):
     """The verdict on one frame's counter."""
@@ -73,9 +75,9 @@ def check_counters(
     counter = np.asarray(counter, np.int64)
     invalid = (counter < 0) | (counter >= modulo[msg])
     rows = np.arange(n)
-    if invalid.any():
+    if some(invalid):
         verdict[invalid] = CounterVerdict.INVALID
-        rows = np.flatnonzero(~invalid)
+        rows = positions(~invalid)
         if rows.size == 0:
             return verdict
     order = _time_order(rows, msg[rows], timestamps[rows])
@@ -89,7 +91,7 @@ def check_counters(
     local = (prev >= 0) & _within(_wrap(c - prev, modulo_g), step_g)
     local[first & (state.reference[g] < 0)] = True  # the first frame ever heard
     resume = first & (state.reference[g] != state.received[g])  # last frame was dropped
-    if local.all() and not resume.any():
+    if every(local) and not some(resume):
         accepted = local
     else:
         dropped, reference = _resolve(g, c, first, prev, local, resume, state, modulo_g, step_g)
@@ -141,8 +143,8 @@ def judge_counter(
 
 def _time_order(rows: np.ndarray, msg: np.ndarray, timestamps: np.ndarray) -> np.ndarray:
     """``rows`` by message, then time, then arrival; a batch usually arrives in time order."""
-    if timestamps.size < 2 or (timestamps[1:] >= timestamps[:-1]).all():
-        if (msg[1:] >= msg[:-1]).all():
+    if timestamps.size < 2 or every(timestamps[1:] >= timestamps[:-1]):
+        if every(msg[1:] >= msg[:-1]):
             return rows
         return rows[np.argsort(msg, kind="stable")]
     return rows[np.lexsort((timestamps, msg))]
@@ -176,39 +178,39 @@ def _resolve(
     run marking, the work is per anchor, not per frame.
     """
     m = g.shape[0]
-    starts = np.flatnonzero(first)
-    seg_ends = np.append(starts[1:], m)
+    starts = positions(first)
+    seg_ends = np.concatenate((starts[1:], [m]))
     values = int(modulo_g.max())
     if values * m <= _TABLE_CELLS:
         return _resolve_by_table(g, c, local, starts, seg_ends, state, modulo_g, step_g, values)
-    breaks = np.flatnonzero(~local & ~resume)
-    opened = np.flatnonzero(resume)
+    breaks = positions(~local & ~resume)
+    opened = positions(resume)
     anchors = np.concatenate([breaks, opened])  # where each run of dropped frames starts
     reference = np.concatenate([prev[breaks], state.reference[g[opened]]])
     search_from = np.concatenate([breaks + 1, opened])
     ends = seg_ends[np.searchsorted(starts, anchors, "right") - 1]
     back = _reaccept(g, c, local, anchors, reference, search_from, ends, modulo_g, step_g)
     # the next break after a re-accepted frame, as an anchor number (len(anchors): none)
-    unsettled = np.append(np.flatnonzero(~local), m)  # breaks and opened starts
+    unsettled = np.concatenate((positions(~local), [m]))  # breaks and opened starts
     nxt = unsettled[np.searchsorted(unsettled, np.minimum(back + 1, m))]
     nxt = np.where((back < ends) & (nxt < ends), nxt, -1)
     successor = np.full(anchors.shape[0] + 1, anchors.shape[0], np.intp)
     at = np.searchsorted(breaks, nxt)
-    follows = np.flatnonzero(nxt >= 0)
+    follows = positions(nxt >= 0)
     successor[follows] = at[follows]
     # the chain of each message starts at its opened run or at its first break
     on_chain = np.zeros(anchors.shape[0] + 1, bool)
     on_chain[breaks.shape[0] : -1] = True
-    plain = np.flatnonzero(~resume[starts])
+    plain = positions(~resume[starts])
     first_break = np.searchsorted(breaks, starts[plain])
     has_break = first_break < breaks.shape[0]
     has_break[has_break] &= breaks[first_break[has_break]] < seg_ends[plain[has_break]]
     on_chain[first_break[has_break]] = True
     _mark_chains(on_chain, successor)
-    chosen = np.flatnonzero(on_chain[:-1])
+    chosen = positions(on_chain[:-1])
     run_starts, run_ends = anchors[chosen], back[chosen]
     delta = np.bincount(run_starts, minlength=m + 1) - np.bincount(run_ends, minlength=m + 1)
-    dropped = np.flatnonzero(np.cumsum(delta[:-1]) > 0)
+    dropped = positions(np.cumsum(delta[:-1]) > 0)
     by_start = np.argsort(run_starts)
     run = by_start[np.searchsorted(run_starts[by_start], dropped, "right") - 1]
     return dropped, reference[chosen][run]
@@ -241,7 +243,7 @@ def _reaccept(
     good = (step >= 1) & (step <= np.where(local[at], ahead[:, None], k_a[:, None])) & inside
     hit = good.any(axis=1)
     found = np.where(hit, at[np.arange(at.shape[0]), good.argmax(axis=1)], ends)
-    far = np.flatnonzero(~hit & (search_from + _WINDOW < ends))
+    far = positions(~hit & (search_from + _WINDOW < ends))
     if far.size:
         found[far] = _search(
             g,
@@ -283,15 +285,15 @@ def _resolve_by_table(
     m = g.shape[0]
     table = _next_accepted(c, local, modulo_g, step_g, values)
     end_of = np.repeat(seg_ends, seg_ends - starts)
-    following = np.append(table[c[:-1], np.arange(1, m)], m)
-    successor = np.append(np.where(following < end_of, following, m), m)
+    following = np.concatenate((table[c[:-1], np.arange(1, m)], [m]))
+    successor = np.concatenate((np.where(following < end_of, following, m), [m]))
     stored = state.reference[g[starts]]
     head = np.where(stored < 0, starts, table[np.maximum(stored, 0), starts])
     on_chain = np.zeros(m + 1, bool)
     on_chain[np.where(head < seg_ends, head, m)] = True
     _mark_chains(on_chain, successor)
     accepted = on_chain[:-1]
-    dropped = np.flatnonzero(~accepted)
+    dropped = positions(~accepted)
     last = np.maximum.accumulate(np.where(accepted, np.arange(m), -1))[dropped]
     opened = starts[np.searchsorted(starts, dropped, "right") - 1]
     before = last >= opened
@@ -348,7 +350,7 @@ def _search(
     start = np.broadcast_to(search_from[:, None], wanted.shape)
     for which, table in enumerate(tables):
         sel = asked & (chained == bool(which))
-        if table.size == 0 or not sel.any():
+        if table.size == 0 or not some(sel):
             continue
         at = np.searchsorted(table, wanted[sel] * m + start[sel])
         hit = at < table.size
@@ -370,7 +372,7 @@ def _mark_chains(on_chain: np.ndarray, successor: np.ndarray) -> None:
     jump = successor
     while True:
         on_chain[jump[on_chain]] = True
-        if (jump[:-1] == end).all():
+        if every(jump[:-1] == end):
             break
         jump = jump[jump]
     on_chain[end] = False
@@ -380,8 +382,8 @@ def _advance(
     state: CounterState, g: np.ndarray, c: np.ndarray, first: np.ndarray, accepted: np.ndarray
 ) -> None:
     """Each message's newest received counter, and its newest accepted one as reference."""
-    starts = np.flatnonzero(first)
-    last = np.append(starts[1:], g.shape[0]) - 1
+    starts = positions(first)
+    last = np.concatenate((starts[1:], [g.shape[0]])) - 1
     state.received[g[last]] = c[last]
     newest = np.maximum.reduceat(np.where(accepted, np.arange(g.shape[0]), -1), starts)
     some = newest >= starts

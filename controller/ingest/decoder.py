@@ -25,6 +25,7 @@ from controller.ingest.per_frame import PerFrame
 from controller.ingest.routing import route_slots, source_names
 from controller.ingest.selection import select_messages
 from controller.measurements import Measurements
+from dbc.masks import every, positions
 
 
 class RejectReason(IntEnum):
@@ -181,17 +182,17 @@ class BatchDecoder:
         pos = np.searchsorted(self._ids, keys)
         np.minimum(pos, self._ids.shape[0] - 1, out=pos)
         known = self._ids[pos] == keys
-        rows = np.flatnonzero(known)
+        rows = positions(known)
         msg = pos[rows]
         reason = np.where(batch.dlc[rows] != self._length[msg], _DLC, _OK)
         if check_crc:
-            check = np.flatnonzero((reason < 0) & self._e2e.has_crc[msg])
+            check = positions((reason < 0) & self._e2e.has_crc[msg])
             if check.size:
                 sub = rows[check]
                 good = e2e.crc_ok(self._e2e, msg[check], batch.data[sub], batch.dlc[sub])
                 reason[check[~good]] = RejectReason.CRC
         slot = self._base_slot[msg]
-        muxed = np.flatnonzero(self._is_mux[msg] & (reason < 0))
+        muxed = positions(self._is_mux[msg] & (reason < 0))
         if muxed.size:
             value = np.trunc(self._mux.physical(batch.data[rows[muxed]], msg[muxed])[:, 0])
             in_range = (value >= 0) & (value < 2**32)
@@ -206,14 +207,14 @@ class BatchDecoder:
     def _check_counters(self, batch: FrameBatch, r: _Routed, state: IngestState) -> None:
         """Mark counter failures in ``r.reason``; advance the accepted counters."""
         table = self._e2e
-        check = np.flatnonzero((r.reason < 0) & table.has_counter[r.msg])
+        check = positions((r.reason < 0) & table.has_counter[r.msg])
         if check.size:
             rows = r.rows[check]
             counter = table.counter.raw(batch.data[rows], r.msg[check])[:, 0]
             verdict = e2e.check_counters(
                 table, r.msg[check], counter, batch.timestamps[rows], state.counters
             )
-            dropped = np.flatnonzero(verdict)
+            dropped = positions(verdict)
             r.reason[check[dropped]] = _COUNTER_REASON[verdict[dropped]]
 
     def decode(self, batch: FrameBatch, state: IngestState) -> IngestReport:
@@ -265,7 +266,7 @@ class BatchDecoder:
         source = self._source[r.msg]
         ok = r.reason < 0
         rejected = np.zeros((n_src, _REASONS), np.int64)
-        if ok.all():  # the usual batch: nothing to count as rejected, no selection
+        if every(ok):  # the usual batch: nothing to count as rejected, no selection
             rows, slot = r.rows, r.slot
         else:
             bad = ~ok
@@ -280,7 +281,7 @@ class BatchDecoder:
         state.accepted += accepted
         state.unknown += unknown
         use = self._routes.has_mapped[slot]
-        if not use.all():
+        if not every(use):
             rows, slot = rows[use], slot[use]
         updated = self._scatter(batch, rows, slot, meas)
         return IngestReport(self.sources, len(batch), unknown, accepted, rejected, updated)
@@ -303,7 +304,7 @@ class BatchDecoder:
             ordered = slot[order]
             newest = np.ones(order.shape[0], bool)
             np.not_equal(ordered[1:], ordered[:-1], out=newest[:-1])
-            if not newest.all():
+            if not every(newest):
                 keep = np.sort(order[newest])
                 rows, slot, when = rows[keep], slot[keep], when[keep]
         values = routes.table.physical(batch.data[rows], slot)
@@ -317,12 +318,13 @@ class BatchDecoder:
         if routes.scaled:
             value *= routes.scale[slot]
         good = ~invalid & np.isfinite(value)
-        when = np.broadcast_to(when[:, None], elem.shape)
         if routes.padded or routes.indexed:
             real = elem >= 0
-            elem, value, good, when = elem[real], value[real], good[real], when[real]
+            when = when[real.nonzero()[0]]
+            elem, value, good = elem[real], value[real], good[real]
         else:
-            elem, value, good, when = elem.ravel(), value.ravel(), good.ravel(), when.ravel()
+            when = when.repeat(elem.shape[1])
+            elem, value, good = elem.ravel(), value.ravel(), good.ravel()
         if not routes.slot_exclusive:
             order = np.lexsort((when, elem))
             ordered = elem[order]
@@ -331,7 +333,7 @@ class BatchDecoder:
             last = order[newest]
             elem, value, good, when = elem[last], value[last], good[last], when[last]
         newer = when >= meas.updated_at[elem]
-        if not newer.all():
+        if not every(newer):
             elem, value, good, when = elem[newer], value[newer], good[newer], when[newer]
         meas.value[elem] = value
         meas.reported_valid[elem] = good
@@ -361,7 +363,7 @@ class BatchDecoder:
         values = self._all.physical(batch.data[rows], slot)
         out: dict[str, DecodedMessage] = {}
         for m in np.unique(msg):  # one pass per message present, to build its dict
-            sel = np.flatnonzero(msg == m)
+            sel = positions(msg == m)
             out[self._layouts[m].name] = self._message_values(
                 int(m), rows[sel], slot[sel], values[sel], batch.timestamps[rows[sel]]
             )
@@ -394,7 +396,7 @@ class BatchDecoder:
         m = self._by_name[message]
         sub = batch.select(batch.keys == self._ids[m])
         r = self._route(sub, check_crc=True)
-        ok = np.flatnonzero(r.reason < 0)
+        ok = positions(r.reason < 0)
         if ok.size == 0:
             return None
         newest = ok[np.lexsort((ok, sub.timestamps[r.rows[ok]]))[-1]]

@@ -18,6 +18,7 @@ from cantools.database.can import Message, Signal
 
 from controller.errors import MappingError
 from controller.frames import frame_key
+from dbc.masks import every, positions
 
 MAX_SEGMENTS = 9  # 64 bits spread over 9 bytes when not byte-aligned
 MAX_PAYLOAD = 64
@@ -209,12 +210,13 @@ class SlotTable:
             return []
         family = self._family[rows]
         first = family[0]
-        if family.size == 1 or not (family != first).any():
+        if family.size == 1 or every(family == first):
             return [(self._families[first], None)]
         order = np.argsort(family, kind="stable")
         sorted_family = family[order]
-        cuts = np.flatnonzero(sorted_family[1:] != sorted_family[:-1]) + 1
-        return [(self._families[family[part[0]]], part) for part in np.split(order, cuts)]
+        bounds = [0, *(positions(sorted_family[1:] != sorted_family[:-1]) + 1).tolist(), order.size]
+        parts = [order[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+        return [(self._families[family[part[0]]], part) for part in parts]
 
     def _decode(self, data: np.ndarray, rows: np.ndarray, dtype: type, physical: bool):
         split = self._split(rows)
