@@ -24,7 +24,6 @@ from ingest_support import slave_targets, with_mux
 
 from controller.frames import MAX_PAYLOAD, FrameBatch
 from controller.ingest import compile_decoder, load_mapping, parse_mapping
-from controller.ingest.decoder import SMALL_BATCH
 from controller.ingest.layout import compile_message
 from dbc import e2e
 from dbc.slave_protocol import build_database
@@ -83,7 +82,7 @@ def _batches(draw, db, decoder):
     running = {m.frame_id: draw(st.integers(0, 14)) for m in messages}
     batches = []
     for b in range(draw(st.integers(1, 3))):
-        n = draw(st.integers(0, 2 * SMALL_BATCH))
+        n = draw(st.integers(0, 2 * decoder.small_batch + 2))
         rows = []
         for _ in range(n):
             message = draw(st.sampled_from(messages))

@@ -41,7 +41,9 @@ class RejectReason(IntEnum):
 
 
 _REASONS = len(RejectReason)
-SMALL_BATCH = 24  # frames up to which the per-frame path is cheaper than the array path
+# Work (`PerFrame.work_per_frame` per frame) up to which the per-frame path is cheaper than
+# the array path's fixed cost: about 30 classic or 10 64-byte FD slave frames.
+SMALL_BATCH_WORK = 160
 _OK = np.int8(-1)  # reason of a frame that is still acceptable
 _DLC = np.int8(RejectReason.DLC)
 _COUNTER_REASON = np.zeros(len(e2e.CounterVerdict), np.int8)  # by e2e.CounterVerdict
@@ -147,6 +149,7 @@ class BatchDecoder:
         self._per_frame = PerFrame(
             layouts, self._slot_msg.tolist(), self._routes, self._e2e, self._source, _COUNTER_REASON
         )
+        self.small_batch = int(SMALL_BATCH_WORK / self._per_frame.work_per_frame)
 
     # -- state ------------------------------------------------------------------------
 
@@ -220,10 +223,10 @@ class BatchDecoder:
     def decode(self, batch: FrameBatch, state: IngestState) -> IngestReport:
         """Check and decode ``batch`` into ``state.measurements`` (in place).
 
-        Batches up to `SMALL_BATCH` frames go frame by frame, larger ones as arrays: the
+        Batches up to `small_batch` frames go frame by frame, larger ones as arrays: the
         same result either way (`decode_frames`, `decode_arrays`), at the lower cost.
         """
-        if len(batch) <= SMALL_BATCH:
+        if len(batch) <= self.small_batch:
             return self.decode_frames(batch, state)
         return self.decode_arrays(batch, state)
 

@@ -113,6 +113,12 @@ class PerFrame:
             _slot_columns(routes, k, layouts[m].length) if routes.has_mapped[k] else None
             for k, m in enumerate(slot_message)
         ]
+        widest = [0] * len(layouts)
+        for k, m in enumerate(slot_message):
+            widest[m] = max(widest[m], len(self._columns[k] or ()))
+        # What a frame costs here, in decoded columns (checks count as 2); the mean over
+        # messages stands for the traffic.
+        self.work_per_frame = 2 + sum(widest) / len(widest)
         self._messages: dict[int, _Message] = {}
         for m, layout in enumerate(layouts):
             mine = [k for k, mm in enumerate(slot_message) if mm == m]
