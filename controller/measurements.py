@@ -128,11 +128,5 @@ class ArrayStats:
             argmax = int(np.argmax(np.where(valid, values, -np.inf)))
             total = float(np.sum(values, where=valid))
         return cls(
-            count,
-            float(values[argmin]),
-            float(values[argmax]),
-            total / count,
-            total,
-            argmin,
-            argmax,
+            count, values.item(argmin), values.item(argmax), total / count, total, argmin, argmax
         )

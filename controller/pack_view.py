@@ -47,7 +47,7 @@ class PackView:
 
     @property
     def all_cells_valid(self) -> bool:
-        return bool(self.cell_voltage_valid.all())
+        return self.voltage_stats.count == self.cell_voltage_valid.size
 
 
 class ViewBuilder:
@@ -117,7 +117,7 @@ class ViewBuilder:
                 flagged &= np.isfinite(value[rows]) & (age[rows] <= self._status_timeout)
             errors = dict(zip(self._errors, flagged, strict=True))
         current, pack_voltage, link_voltage = (
-            Scalar(float(value[i]), bool(valid[i]), float(age[i])) for i in self._scalars.values()
+            Scalar(value.item(i), valid.item(i), age.item(i)) for i in self._scalars.values()
         )
         return PackView(
             cell_voltage=cell_voltage,
