@@ -193,20 +193,31 @@ class CellSocFilter:
         q = x[CAP]
         x[SOC] += m * q
         x[V1] = a * x[V1] + r1 * (1.0 - a) * current
-        cov[SOC] += m * cov[CAP]  # F P F^T: F is the identity but for these entries
-        cov[:, SOC] += m * cov[:, CAP]
-        cov[V1] *= a
-        cov[:, V1] *= a
-        if self._states > HYS and abs(current) > cfg.current_accuracy_a:
-            toward = np.exp(-self._rate * np.abs(m * q) / 100.0)
+        hysteresis = self._states > HYS and abs(current) > cfg.current_accuracy_a
+        # F P F^T entry by entry: F is the identity but for dSOC/dq = m, dV1/dV1 = a and
+        # dh/dh = b, so only the entries of these rows change
+        if m:
+            soc_q = cov[SOC, CAP] + m * cov[CAP, CAP]
+            cov[SOC, SOC] += m * (cov[SOC, CAP] + soc_q)
+            for j in range(V1, self._states):
+                if j != CAP:
+                    cov[SOC, j] += m * cov[CAP, j]
+            cov[SOC, CAP] = soc_q
+        cov[V1, V1:] *= a
+        cov[SOC : V1 + 1, V1] *= a  # with the entry just scaled: a squared on the diagonal
+        if hysteresis:
+            toward = math.exp(-self._rate * abs(m) / 100.0)  # at the nominal capacity
             x[HYS] = x[HYS] * toward + math.copysign(1.0, current) * (1.0 - toward)
-            cov[HYS] *= toward
             cov[:, HYS] *= toward
-        offset = self._per_a * q * cfg.current_accuracy_a
+            cov[HYS, HYS] *= toward
+        for j in range(1, self._states):  # the lower triangle mirrors the upper
+            cov[j, :j] = cov[:j, j]
+        # process noise, for the nominal cell: it need not be exact per cell
+        offset = self._per_a * cfg.current_accuracy_a
         cov[SOC, SOC] += offset * offset * BIAS_HORIZON_S * dt
         cov[V1, V1] += (1.0 - a * a) * (self._sigma_v2 + (self._sigma_r * r1 * current) ** 2)
-        cov[CAP, CAP] += (CAPACITY_DRIFT * q) ** 2 * dt / 3600.0
-        cov[RES, RES] += (self._sigma_r * x[RES]) ** 2 * dt / BIAS_HORIZON_S
+        cov[CAP, CAP] += CAPACITY_DRIFT**2 * dt / 3600.0
+        cov[RES, RES] += (self._sigma_r * self._r0) ** 2 * dt / BIAS_HORIZON_S
         if self._states > HYS:
             cov[HYS, HYS] += HYSTERESIS_DRIFT**2 * dt / 3600.0
         return replace(
