@@ -50,7 +50,7 @@ from controller.diagnosis import Event
 from controller.diagnosis.ingest import IngestDiagnosisState, diagnose
 from controller.errors import ConfigError
 from controller.estimation import SohEstimator, SohState
-from controller.fault_reset import EMS, ERROR_STATE, ResetState, answer
+from controller.fault_reset import EMS, ERROR_STATE, ResetState, admitted, answer
 from controller.frames import FrameBatch, OutFrame
 from controller.ingest import BatchDecoder, IngestState
 from controller.life import LifeCounters, LifeInputs, LifeState, step_life
@@ -282,7 +282,8 @@ class Controller:
         gated = self.gate.step(state.gate, ingest[VEHICLE], vehicle_frames, request, ems_reset, now)
         request, ems_reset = gated.request, gated.reset
         events.extend(gated.events)
-        requesting = frozenset((EMS,) if ems_reset else ()) | state.reset.pending
+        asking = frozenset((EMS,) if ems_reset else ()) | state.reset.pending
+        requesting = admitted(asking, self.config.security.reset_sources)
         reset = bool(requesting)
         feedback = self._feedback(internal, now)
         initialised = state.initialised or self._initialised(view, state.started_at, now)
@@ -412,6 +413,7 @@ class Controller:
             asked,
             now,
             self.catalogue,
+            asking - requesting,
         )
         events.extend(booked.events)
         life = step_life(
