@@ -228,18 +228,22 @@ class SlaveModules:
         p = self.plant
         return p.cells.voltage.reshape(p.modules, p.cells_per_module)
 
+    def bleed(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per-cell A drawn by the bleed resistors (flattened in pack order) and the per-module
+        W they dissipate (heating the module)."""
+        if self.balancer.idle:
+            return np.zeros(self.plant.cells.n), np.zeros(self.plant.modules)
+        v = self.cell_voltage()
+        current = self.balancer.bleed_current(v)
+        return current.ravel(), (current * v).sum(axis=1)
+
     def bleed_current(self) -> np.ndarray:
         """Per-cell A drawn by the bleed resistors (flattened in pack order)."""
-        if self.balancer.idle:
-            return np.zeros(self.plant.cells.n)
-        return self.balancer.bleed_current(self.cell_voltage()).ravel()
+        return self.bleed()[0]
 
     def balancing_heat(self) -> np.ndarray:
         """Per-module W dissipated by the bleed resistors (heats the module)."""
-        if self.balancer.idle:
-            return np.zeros(self.plant.modules)
-        v = self.cell_voltage()
-        return (self.balancer.bleed_current(v) * v).sum(axis=1)
+        return self.bleed()[1]
 
     def board_temperature(self) -> np.ndarray:
         if self.balancer.idle:

@@ -146,8 +146,7 @@ class PackSimulator:
             raise ValueError(f"dt: {dt} must be positive")
         plant = self.plant
         plant.pack_current = float(self.profile(self.t) if current is None else current)
-        self.bleed = self.modules.bleed_current()
-        balancing_heat = self.modules.balancing_heat()
+        self.bleed, balancing_heat = self.modules.bleed()
         per_cell_temp = np.repeat(plant.thermal.temperature, plant.cells_per_module)
         plant.cells.step(dt, plant.pack_current - self.bleed, per_cell_temp)
         cell_heat = plant.cells.heat_w.reshape(plant.modules, plant.cells_per_module).sum(axis=1)
