@@ -15,11 +15,13 @@ So a duplicate or a late copy costs itself and no genuine frame after it, and a 
 to A-1 frames costs one frame. The first frame of a message ever heard is accepted.
 
 Without a loop over frames: frames that step 1..K from their predecessor are accepted
-whenever their predecessor was; only the frames that break that chain (the "breaks") start
-a search for the frame that is accepted again, which is a first-occurrence query per
-possible counter value (a sorted-key search). The breaks then form a chain (each break's
-next break comes after its re-acceptance), whose members are marked by pointer doubling
-in log2(breaks) passes.
+whenever their predecessor was, which settles the usual batch at once. Otherwise, for small
+counters (Profile 11), a table holds per counter value and frame the next frame that value
+accepts as reference, so each accepted frame points at the next one and the accepted frames
+are the chain from each message's first, marked by pointer doubling; the table is linear in
+frames. For large counters only the frames that break the chain (the "breaks") start a
+search for the frame that is accepted again, a first-occurrence query per possible counter
+value (a sorted-key search), and the breaks are chained the same way.
 """
 
 from __future__ import annotations
