@@ -79,7 +79,7 @@ def test_corpus_frames_pack_as_cantools_does_at_every_field_limit(corpus_dir) ->
             assert _ours(packer, raw) == _cantools(message, raw), message.name
             continue
         compiled += 1
-        zero = {name: min(max(0, low), high) for name, (_, _, _, low, high) in packer.fields.items()}
+        zero = {name: min(max(0, f[3]), f[4]) for name, f in packer.fields.items()}
         for name, (_, _, mask, low, high) in packer.fields.items():
             for value in {low - 1, low, high, high + 1, mask, -1}:
                 raw = {**zero, name: value}
