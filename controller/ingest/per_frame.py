@@ -27,6 +27,7 @@ from dbc.e2e_counter import CounterState, judge_counter
 
 _TABLE = profile.TABLE.tolist()
 _MUX_END = 2.0**32
+_SCALAR_WRITES = 48  # elements up to which a batch's values are written one by one
 
 
 class _Field(NamedTuple):
@@ -91,6 +92,7 @@ class _Message:
     max_step: int
     mux: _Field | None
     slots: dict[int, int]  # mux value -> slot (a message without a mux: {0: its slot})
+    raw_mux: bool  # the multiplexer is unsigned with scale 1 and offset 0
     big: bool  # some signal needs the big-endian reading
 
 
@@ -142,6 +144,10 @@ class PerFrame:
                 slots={s.mux_value: k for k, s in zip(mine, layout.slots, strict=True)}
                 if layout.mux is not None
                 else {0: mine[0]},
+                raw_mux=layout.mux is not None
+                and not layout.mux.signed
+                and layout.mux.scale == 1
+                and layout.mux.offset == 0,
                 big=any(_field(sig, length).big for sig in signals),
             )
 
@@ -189,7 +195,12 @@ class PerFrame:
             if message.mux is None:
                 slot = message.slots[0]
             else:
-                slot = _slot(message, message.mux.physical(little, big))
+                mux = message.mux
+                if message.raw_mux:  # unsigned, unscaled: the raw value is the mux value
+                    raw = ((big if mux.big else little) >> mux.shift) & mux.mask
+                    slot = message.slots.get(raw, -1)
+                else:
+                    slot = _slot(message, mux.physical(little, big))
                 if slot < 0:
                     rejected[message.source, _UNKNOWN_MUX] += 1
                     continue
@@ -275,8 +286,16 @@ class PerFrame:
                 held = newest.get(elem)
                 if held is None or rank >= held[0]:
                     newest[elem] = (rank, value, good, when)
-        if not newest:
-            return 0
+        if len(newest) <= _SCALAR_WRITES:  # cheaper element by element than as arrays
+            written = 0
+            stored = meas.updated_at
+            for elem, (_, value, good, when) in newest.items():
+                if when >= stored.item(elem):
+                    meas.value[elem] = value
+                    meas.reported_valid[elem] = good
+                    stored[elem] = when
+                    written += 1
+            return written
         elem = np.fromiter(newest, np.int64, len(newest))
         held = np.array([h[1:] for h in newest.values()], np.float64)  # value, good, when
         value, good, when = held[:, 0], held[:, 1] != 0.0, held[:, 2]
