@@ -106,6 +106,7 @@ class CurrentSensor:
         self._last_raw = dict.fromkeys(IvtResult, 0)
         self._faults: dict[SensorFault, frozenset[IvtResult]] = {}
         self._commands: list[can.Message] = []
+        self._next_instant = -math.inf  # the earliest send instant of any result
         self.error_offset_a = 0.0
         self.error_gain = 1.0
 
@@ -245,6 +246,9 @@ class CurrentSensor:
             self._commands.append(msg)
 
     def step(self, t: float, dt: float) -> list[can.Message]:
+        if not self._commands and self._next_instant > t + Cyclic.EPS:
+            self._integrate(dt)  # nothing due and nothing asked: no frame this step
+            return []
         out = []
         triggered: set[IvtResult] = set()
         for msg in self._commands:
@@ -256,6 +260,7 @@ class CurrentSensor:
             cyclic = self.running and self._modes[result] is TriggerMode.CYCLIC
             wanted[result] = (instants if cyclic else []) + ([t] if result in triggered else [])
         out.extend(self._results(wanted))
+        self._next_instant = min(s.next_instant for s in self._schedules.values())
         self._integrate(dt)
         return out
 

@@ -59,7 +59,7 @@ class Cyclic:
     size, each stamped at its true instant.
     """
 
-    _EPS = 1e-9  # float slack so an instant equal to a step end is due in that step
+    EPS = 1e-9  # float slack so an instant equal to a step end is due in that step
 
     def __init__(self, period_s: float) -> None:
         if not math.isfinite(period_s) or period_s <= 0:
@@ -73,11 +73,16 @@ class Cyclic:
         self._start = start_s
         self._n = 0
 
+    @property
+    def next_instant(self) -> float:
+        """The next send instant; minus infinity before the schedule has started."""
+        return -math.inf if self._start is None else self._start + self._n * self.period_s
+
     def due(self, t: float) -> list[float]:
         if self._start is None:
             self.restart(t)
         out = []
-        while (instant := self._start + self._n * self.period_s) <= t + self._EPS:
+        while (instant := self._start + self._n * self.period_s) <= t + self.EPS:
             out.append(instant)
             self._n += 1
         return out
