@@ -246,13 +246,15 @@ class BatchDecoder:
         rejected = np.zeros((n_src, _REASONS), np.int64)
         if len(batch) == 0:
             return IngestReport(self.sources, 0, 0, accepted, rejected, 0)
-        unknown, updated = self._per_frame.decode(
+        unknown, taken, updated = self._per_frame.decode(
             batch, state.counters, accepted, rejected, state.last_seen, state.measurements
         )
+        n = len(batch)
         state.accepted += accepted
-        state.rejected += rejected
+        if unknown + taken < n:  # some frame was rejected
+            state.rejected += rejected
         state.unknown += unknown
-        return IngestReport(self.sources, len(batch), unknown, accepted, rejected, updated)
+        return IngestReport(self.sources, n, unknown, accepted, rejected, updated)
 
     def decode_arrays(self, batch: FrameBatch, state: IngestState) -> IngestReport:
         """`decode` with one array operation per step over the whole batch."""

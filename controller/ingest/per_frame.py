@@ -159,11 +159,12 @@ class PerFrame:
         rejected: np.ndarray,
         last_seen: np.ndarray,
         meas: Measurements,
-    ) -> tuple[int, int]:
+    ) -> tuple[int, int, int]:
         """Check every frame, count it into ``accepted`` or ``rejected`` (per source and
         reason), advance ``counters`` and ``last_seen``, write accepted values into ``meas``.
 
-        Returns the unknown frames and the number of measured elements written.
+        Returns the unknown and the accepted frames and the number of measured elements
+        written.
         """
         ids, dlc = batch.ids.tolist(), batch.dlc.tolist()
         extended, times = batch.extended.tolist(), batch.timestamps.tolist()
@@ -217,7 +218,7 @@ class PerFrame:
         for source, (count, when) in newest.items():
             accepted[source] = count
             last_seen[source] = when
-        return unknown, self._scatter(known, times, meas)
+        return unknown, len(known), self._scatter(known, times, meas)
 
     def _judge(
         self, known: list[_Frame], times: list[float], counters: CounterState, rejected
