@@ -14,6 +14,7 @@ buses are closed.
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 import threading
@@ -128,6 +129,10 @@ class Runtime:
         signal.signal(signal.SIGTERM, self.stop)
 
     def run(self, duration: float | None = None, shutdown_timeout: float = 3.0) -> RuntimeStats:
+        # Start-up objects (databases, compiled tables) are frozen out of the collector: a
+        # full collection over them paused a cycle by 40-110 ms on a loaded machine.
+        gc.collect()
+        gc.freeze()
         start = due = self.clock()
         try:
             while not self._stop.is_set():
