@@ -3,8 +3,8 @@
 Both drive the same simulated plant (`slaves.system.SimulatedSystem`) with the same script
 (`hil.rows`); they differ in who the controller is and where the time comes from.
 
-`LockStep`: the controller's core in this process, stepped with the plant on python-can
-``virtual`` buses (`hil.bench.VirtualBench`); deterministic, as fast as the machine allows.
+`LockStep`: the controller's core in this process, stepped with the plant, frames handed over
+in the process (`hil.bench.VirtualBench`); deterministic, as fast as the machine allows.
 
 `RealTime`: the controller is another process or a device, reached only through the buses.
 The plant steps on an absolute monotonic schedule; every time comes from bus timestamps: the
@@ -151,10 +151,12 @@ class RealTime(Driver):
         }
         self._own_ids: set[int] = set()
         self.late_steps = 0
+        self.lags: dict[int, float] = {}  # plant step -> s it started behind its schedule
 
     def advance(self) -> None:
         due = self._anchor + (self.steps + 1) * self.step
         lag = self.clock() - due
+        self.lags[self.steps + 1] = lag
         if lag < 0:
             time.sleep(-lag)
         elif lag > 0.5:  # a stalled process: re-anchor rather than burst
@@ -191,6 +193,10 @@ class RealTime(Driver):
             self.record.frame(msg, msg.timestamp)
             out.append(msg)
         return out
+
+    def worst_lag(self, since: float) -> float:
+        """The most a plant step started behind its schedule from bus time ``since`` on."""
+        return max((lag for k, lag in self.lags.items() if self._host[k] >= since), default=0.0)
 
     def step_time(self, step: int) -> float:
         echoed = self._echo.get(step)

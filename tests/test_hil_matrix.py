@@ -4,18 +4,22 @@ complete and docs/reaction-times.md is the one a run writes."""
 
 from __future__ import annotations
 
+import math
 import tomllib
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import can
 import pytest
 
 from canbms.cli import main
 from controller.errors import ConfigError
+from hil.drivers import RealTime
 from hil.matrix import load_matrix, parse_matrix
 from hil.rows import bounds
-from hil.run_matrix import load
+from hil.run_matrix import STALL_S, load, stalled
 from hil.timing import Timing, total
+from slaves.system import INTERNAL, VEHICLE, SimulatedSystem
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = load(None)
@@ -130,3 +134,31 @@ def test_the_published_reaction_times_are_those_of_a_run(tmp_path: Path) -> None
     for line in fresh.splitlines():
         if line.startswith("| ") and not line.startswith("| fault"):
             assert table[tuple(line.split(" | ")[:2])] == line
+
+
+def test_a_real_time_row_is_void_when_the_plant_or_its_own_controller_stalled() -> None:
+    """Past the contactor driver's command timeout a late plant step voids a row; a pause
+    of the controller's ContactorCommand frames does when the bench started it itself."""
+    now = [0.0]
+    buses = {
+        role: can.Bus(interface="virtual", channel=f"stall-{role}", receive_own_messages=True)
+        for role in (INTERNAL, VEHICLE)
+    }
+    driver = RealTime(SimulatedSystem(seed=0), buses, Timing.of(CONFIG), clock=lambda: now[0])
+    try:
+        for k in range(1, 11):
+            now[0] = k * driver.step + (STALL_S / 2 if k == 3 else 0.0)
+            driver.advance()
+        assert stalled(driver, 0, math.nan, own_controller=True)[0] == ""
+        now[0] = 11 * driver.step + STALL_S * 1.5
+        driver.advance()
+        why, _ = stalled(driver, 0, math.nan, own_controller=False)
+        assert why == f"a plant step {STALL_S * 1500:.0f} ms late"
+    finally:
+        for bus in buses.values():
+            bus.shutdown()
+    quiet = RealTime(SimulatedSystem(seed=0), {}, Timing.of(CONFIG), clock=lambda: 0.0)
+    gap = [0.0, 0.02, 0.04, 0.04 + STALL_S * 1.2, 0.06 + STALL_S * 1.2]
+    quiet.record.frames += [(t, "ContactorCommand", {}) for t in gap]
+    assert stalled(quiet, 0, math.nan, own_controller=False)[0] == ""
+    assert "controller process silent" in stalled(quiet, 0, math.nan, own_controller=True)[0]

@@ -19,10 +19,12 @@ from pathlib import Path
 import can
 import can.cli
 
+from controller.config.loader import ControllerConfig
 from hil import report
 from hil.matrix import load_matrix
 from hil.rows import Outcome
-from hil.run_matrix import load, run_lockstep, run_realtime
+from hil.run_matrix import load, raise_priority, run_lockstep, run_realtime
+from hil.soak import SoakResult, run_soak
 from slaves.system import INTERNAL, VEHICLE
 
 
@@ -85,6 +87,37 @@ def add_subparser(subparsers: argparse._SubParsersAction) -> None:
         help="--realtime: start the controller with COMMAND for each row and stop it after "
         "(for a controller process, so a latch no reset clears stays in its row)",
     )
+    parser.add_argument(
+        "--retries",
+        type=int,
+        default=2,
+        help="--realtime: run a row again this often while the bench could not keep real "
+        "time (a plant step, or a --restart controller's frames, late by more than the "
+        "contactor driver's command timeout)",
+    )
+    parser.add_argument(
+        "--rt-priority",
+        type=int,
+        default=10,
+        help="--realtime: the plant and the --restart controller run SCHED_RR at this "
+        "priority (default 10; 0: normal scheduling; without the privilege niceness -10)",
+    )
+    parser.add_argument(
+        "--soak",
+        type=float,
+        default=None,
+        metavar="HOURS",
+        help="instead of the matrix: drive and charge the healthy pack with rests for HOURS "
+        "simulated hours in lock-step and count every warning, alarm and fault (exit 1 on "
+        "any alarm or fault; docs/hil.md)",
+    )
+    parser.add_argument(
+        "--cycle-ms",
+        type=float,
+        default=None,
+        help="--soak: control cycle of the controller and plant step (default: the "
+        "configuration's; a longer one, up to 100 ms, runs a day in fewer steps)",
+    )
     can.cli.add_bus_arguments(parser, group_title="internal bus (--realtime)")
     can.cli.add_bus_arguments(parser, prefix="vehicle", group_title="vehicle bus (--realtime)")
     parser.set_defaults(func=run_hil)
@@ -100,10 +133,15 @@ def _select(args: argparse.Namespace, rows: list) -> list:
 
 
 def _line(o: Outcome) -> None:
-    print(f"  {o.verdict:<7} {o.row.name:<45} {'; '.join(o.failures) or o.error}", flush=True)
+    said = "; ".join(filter(None, (o.error, *o.failures)))
+    stalls = f"[{o.stalls}]" if o.stalls else ""
+    print(f"  {o.verdict:<7} {o.row.name:<45} {stalls} {said}".rstrip(), flush=True)
 
 
 def run_hil(args: argparse.Namespace) -> int:
+    if args.soak is not None:
+        cycle = {} if args.cycle_ms is None else {"cycle_ms": args.cycle_ms}
+        return _soak(load(args.config, **cycle), args.soak, args.seed)
     config = load(args.config)
     rows = _select(args, load_matrix(args.matrix, config.diagnosis))
     began = time.monotonic()
@@ -112,7 +150,10 @@ def run_hil(args: argparse.Namespace) -> int:
         source += f"; the controller under test runs {args.controller_config}"
     if args.realtime:
         mode = "black-box real time"
-        print(f"canbms hil: {len(rows)} rows, {mode}, plant seed {args.seed}", flush=True)
+        priority = raise_priority(args.rt_priority)
+        print(
+            f"canbms hil: {len(rows)} rows, {mode}, plant seed {args.seed}, {priority}", flush=True
+        )
         with contextlib.ExitStack() as stack:
             buses = {
                 role: stack.enter_context(
@@ -123,7 +164,9 @@ def run_hil(args: argparse.Namespace) -> int:
                 for role, prefix in ((INTERNAL, None), (VEHICLE, "vehicle"))
             }
             restart = shlex.split(args.restart) if args.restart else None
-            outcomes = run_realtime(rows, config, buses, args.seed, args.step, _line, restart)
+            outcomes = run_realtime(
+                rows, config, buses, args.seed, args.step, _line, restart, args.retries
+            )
     else:
         mode = "lock-step virtual time"
         print(
@@ -143,3 +186,15 @@ def run_hil(args: argparse.Namespace) -> int:
         print(f"canbms hil: {note}")
     print(f"canbms hil: {report.summary(outcomes)} in {elapsed:.1f} s; report in {args.output}")
     return 0 if all(o.passed for o in outcomes) else 1
+
+
+def _soak(config: ControllerConfig, hours: float, seed: int) -> int:
+    def progress(now: float, result: SoakResult) -> None:
+        raised = f"{len(result.false_alarms)} alarms/faults so far"
+        print(f"  t={now / 3600.0:6.2f} h  {raised}", flush=True)
+
+    print(f"canbms hil --soak: {hours:g} simulated hours, lock-step, plant seed {seed}", flush=True)
+    result = run_soak(config, hours, seed, progress)
+    for line in result.lines():
+        print(f"canbms hil --soak: {line}")
+    return 1 if result.false_alarms else 0
