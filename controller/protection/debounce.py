@@ -25,8 +25,8 @@ import numpy as np
 class Timing:
     """Per level (rows of the state arrays)."""
 
-    set_us: np.ndarray  # (L,) int64
-    clear_us: np.ndarray  # (L,) int64
+    set_us: np.ndarray  # (L,) or (L, k) int64
+    clear_us: np.ndarray  # (L,) or (L, k) int64
     latch: np.ndarray  # (L,) bool
 
 
@@ -107,9 +107,13 @@ def advance(
     dt_us: int,
     reset: bool,
 ) -> tuple[DebounceState, Transitions]:
-    """One step; ``state`` is already aligned to the columns of ``violated``/``clear_ok``."""
-    set_us = timing.set_us[:, None]
-    clear_us = timing.clear_us[:, None]
+    """One step; ``state`` is already aligned to the columns of ``violated``/``clear_ok``.
+
+    Delays are per level (L,) or per level and column (L, k) when the columns belong to
+    checks with different delays.
+    """
+    set_us = timing.set_us if timing.set_us.ndim == 2 else timing.set_us[:, None]
+    clear_us = timing.clear_us if timing.clear_us.ndim == 2 else timing.clear_us[:, None]
     # In-place arithmetic on fresh arrays: this runs over every tracked element each cycle.
     counter = np.where(state.prev_violated, dt_us, -dt_us)
     counter += state.counter

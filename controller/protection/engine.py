@@ -1,46 +1,67 @@
-"""The protection step: measures, debounced levels, transition events and the summary.
+"""The protection step: the whole fault table judged and debounced as a few array operations.
 
 `Protection.step` is a pure function of the previous state, this cycle's inputs, the time
 and the reset request. The core opens the contactors on `ProtectionState.fault_active`,
 derates on `alarm_active` and logs the returned `Event`s: one per check, level, kind and
 element kind that changed in the step, with the affected elements as one array.
+
+One step: each check screens its values against its least severe threshold (a max and a
+min per measured quantity while everything is valid), the elements found join the ones
+already tracked, and one debounce advances every tracked (level, check, element) at once
+with the thresholds, hysteresis and delays of the table gathered per entry. Python work
+follows the checks that have tracked elements and the events, never the element count.
+
+Elements that have set every level of their check and still violate its most severe one
+are at a fixed point of the debounce (counter full, no clear condition): they are kept as
+one mask per check and leave it, with exactly the state the debounce would have given
+them, when they stop violating. A pack that lost all data costs a few whole-array
+comparisons per step, not a debounce over every element.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from types import MappingProxyType
 
 import numpy as np
 
 from controller.adapters.base import Level
 from controller.diagnosis.events import Event, Kind
-from controller.protection.checks import SPECS, Check, Direction, Window
-from controller.protection.config import CheckConfig, ProtectionConfig
-from controller.protection.debounce import DebounceState, Timing, Transitions, advance, union
+from controller.protection.checks import PLAUSIBILITY, Check, Direction, Window
+from controller.protection.config import ProtectionConfig
+from controller.protection.debounce import DebounceState, Transitions, advance
 from controller.protection.inputs import ProtectionInputs
-from controller.protection.measures import Measure, directions, locate, measure, split
+from controller.protection.measures import Readings, directions, locate, split
 from controller.protection.plausibility import (
     PlausibilityState,
     pack_voltage_ratio,
     step_plausibility,
 )
+from controller.protection.table import ROWS, Layout, Table, build_layout, build_table
+
+SETTLE_MIN = 256  # tracked entries from which fully set ones are kept as masks
+_ALL_OK = MappingProxyType(dict.fromkeys(Check, Level.OK))
+_NONE: MappingProxyType[Check, tuple[str, int]] = MappingProxyType({})
+_EMPTY = np.zeros(0, np.intp)
+_QUIET = DebounceState.empty(len(ROWS))
 
 
 @dataclass(frozen=True)
 class ProtectionState:
     time_us: int | None
-    debounce: MappingProxyType[Check, DebounceState]
-    levels: MappingProxyType[Check, Level]  # active level of every check
-    worst: MappingProxyType[Check, tuple[str, int]] = field(
-        default_factory=lambda: MappingProxyType({})
-    )  # element at the highest active level with the most extreme value, per check
+    table: Table
+    layout: Layout | None = None  # None until the first step
+    tracked: DebounceState = _QUIET  # over flat entry indices
+    settled: tuple[np.ndarray | None, ...] = ()  # per check: elements at the fixed point
+    # the active level of every check; per check, the element at the highest active level
+    # with the most extreme value
+    levels: Mapping[Check, Level] = field(default_factory=lambda: _ALL_OK)
+    worst: Mapping[Check, tuple[str, int]] = field(default_factory=lambda: _NONE)
     charging: bool | None = None  # None: direction unknown (current not valid)
     plausibility: PlausibilityState = PlausibilityState()
-
-    @property
-    def highest(self) -> Level:
-        return max(self.levels.values(), default=Level.OK)
+    highest: Level = Level.OK
 
     @property
     def fault_active(self) -> bool:
@@ -68,125 +89,85 @@ class ProtectionState:
     def fault_bits(self) -> int:
         return self.bits(Level.FAULT)
 
-
-class _Rule:
-    """One enabled check with its thresholds laid out as per-level arrays."""
-
-    def __init__(self, cfg: CheckConfig) -> None:
-        self.check = cfg.check
-        self.spec = SPECS[cfg.check]
-        self.levels = tuple(cfg.levels)
-        rows = tuple(cfg.levels.values())
-        flag = self.spec.direction is Direction.FLAG
-        self.threshold = np.array([np.nan if flag else r.threshold for r in rows])
-        self.hysteresis = np.array([r.hysteresis for r in rows])
-        if self.spec.direction is Direction.HIGH:
-            self.loosest = float(self.threshold.min())
-            self.release = (self.threshold - self.hysteresis)[:, None]
-        else:
-            self.loosest = float(self.threshold.max()) if not flag else np.nan
-            self.release = (self.threshold + self.hysteresis)[:, None]
-        self.timing = Timing(
-            set_us=np.array([round(r.set_delay_ms * 1000) for r in rows], np.int64),
-            clear_us=np.array([round(r.clear_delay_ms * 1000) for r in rows], np.int64),
-            latch=np.array([lv is Level.FAULT for lv in self.levels]),
+    @cached_property
+    def debounce(self) -> MappingProxyType[Check, DebounceState]:
+        """Per enabled check, its debounce over its configured levels and own elements (for
+        reports and reset decisions; the step itself works on the whole table)."""
+        return MappingProxyType(
+            {check: self._debounce_of(slot) for slot, check in enumerate(self.table.checks)}
         )
 
-    def candidates(self, m: Measure) -> np.ndarray:
-        """Elements violating the loosest level now (the only ones that can start a count)."""
-        if not m.applies:
-            return np.zeros(0, np.intp)
-        match self.spec.direction:
-            case Direction.HIGH:
-                mask = ~(m.value <= self.loosest)
-            case Direction.LOW:
-                mask = ~(m.value >= self.loosest)
-            case Direction.FLAG:
-                mask = m.value
-        if m.valid is not None:
-            mask = mask & m.valid
-        return mask.nonzero()[0]
-
-    def judge(self, m: Measure, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(violated, clear_ok), each (levels, len(cols)), at ``cols``."""
-        v = m.value[cols][None, :]
-        shape = (len(self.levels), cols.size)
-        match self.spec.direction:
-            case Direction.HIGH:
-                violated = ~(v <= self.threshold[:, None])
-                clear_ok = v <= self.release
-            case Direction.LOW:
-                violated = ~(v >= self.threshold[:, None])
-                clear_ok = v >= self.release
-            case Direction.FLAG:
-                violated = np.broadcast_to(v, shape)
-                clear_ok = np.broadcast_to(~v, shape)
-        valid = np.ones(cols.size, bool) if m.valid is None else m.valid[cols]
-        if not m.applies:
-            return np.zeros(shape, bool), np.broadcast_to(valid, shape)
-        return violated & valid, clear_ok & valid
-
-    def level(self, state: DebounceState) -> tuple[Level, int | None]:
-        """Active level and the column of its worst element."""
-        rows = np.flatnonzero(state.active.any(axis=1))
-        if rows.size == 0:
-            return Level.OK, None
-        top = int(rows[-1])
-        return self.levels[top], top
-
-    def worst(self, m: Measure, state: DebounceState, top: int) -> int:
-        idx = state.cols[state.active[top]]
-        if self.spec.direction is Direction.FLAG:
-            return int(idx[0])
-        v = m.value[idx]
-        if self.spec.direction is Direction.HIGH:
-            return int(idx[np.argmax(np.where(np.isnan(v), np.inf, v))])
-        return int(idx[np.argmin(np.where(np.isnan(v), -np.inf, v))])
-
-    def events(
-        self, tr: Transitions, m: Measure, inputs: ProtectionInputs, time: float
-    ) -> list[Event]:
-        """One event per level and kind, its elements an array: cost follows transitions."""
-        out: list[Event] = []
-        for kind, mask in (("cleared", tr.cleared), ("set", tr.set_now)):
-            for row in np.flatnonzero(mask.any(axis=1)).tolist():
-                indices = tr.cols[mask[row]]
-                out.extend(self._event(time, kind, row, indices, m, inputs))
-        return out
-
-    def _event(
-        self,
-        time: float,
-        kind: Kind,
-        row: int,
-        indices: np.ndarray,
-        m: Measure,
-        inputs: ProtectionInputs,
-    ) -> list[Event]:
-        threshold = None if np.isnan(self.threshold[row]) else float(self.threshold[row])
-        level = self.levels[row]
-        if self.spec.element is None:
-            value = float(m.value[indices[0]])
-            return [Event(time, self.check.value, level, kind, value, threshold)]
-        groups = (
-            split(indices, inputs)
-            if self.check is Check.INVALID_MEASUREMENT
-            else ((self.spec.element, indices, indices),)
-        )
-        check = self.check.value
-        return [
-            Event(time, check, level, kind, self._extreme(m, flat), threshold, local, name)
-            for name, flat, local in groups
+    def _debounce_of(self, slot: int) -> DebounceState:
+        table = self.table
+        rows = np.flatnonzero(table.configured[:, slot])
+        if self.layout is None:
+            return DebounceState.empty(rows.size)
+        start, end = self.layout.offsets[slot : slot + 2]
+        a, b = np.searchsorted(self.tracked.cols, (start, end))
+        t = self.tracked
+        parts = [
+            t.cols[a:b] - start,
+            t.counter[rows, a:b],
+            t.clear_counter[rows, a:b],
+            t.active[rows, a:b],
+            t.prev_violated[rows, a:b],
+            t.prev_clear_ok[rows, a:b],
         ]
+        mask = self.settled[slot]
+        if mask is not None:
+            fixed = _fixed_point(table, np.full(int(mask.sum()), slot))
+            extra = [np.flatnonzero(mask), *(arr[rows] for arr in fixed)]
+            cols = np.concatenate((parts[0], extra[0]))
+            order = np.argsort(cols, kind="stable")
+            parts = [cols[order]] + [
+                np.concatenate((p, e), axis=1)[:, order]
+                for p, e in zip(parts[1:], extra[1:], strict=True)
+            ]
+        return DebounceState(*parts)
 
-    def _extreme(self, m: Measure, indices: np.ndarray) -> float:
-        """The worst value among ``indices`` (NaN counts as worst)."""
-        v = m.value[indices]
-        if self.spec.direction is Direction.FLAG:
-            return float(v.max())  # 1 on set, 0 on clear
-        if np.isnan(v).any():
-            return float("nan")
-        return float(v.max() if self.spec.direction is Direction.HIGH else v.min())
+
+def _fixed_point(table: Table, slots: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Debounce rows (counter, clear counter, active, violated, clear ok) of entries that set
+    every configured level of their check and violate its most severe one."""
+    configured = table.configured[:, slots]
+    return (
+        table.set_us[:, slots] * configured,
+        np.zeros(configured.shape, np.int64),
+        configured,
+        configured.copy(),
+        np.zeros(configured.shape, bool),
+    )
+
+
+def _merge(a: DebounceState, b: DebounceState) -> DebounceState:
+    """Two states over disjoint entries as one, sorted by entry."""
+    if b.quiet:
+        return a
+    if a.quiet:
+        return b
+    cols = np.concatenate((a.cols, b.cols))
+    order = np.argsort(cols, kind="stable")
+    arrays = (
+        np.concatenate((x, y), axis=1)[:, order]
+        for x, y in zip(
+            (a.counter, a.clear_counter, a.active, a.prev_violated, a.prev_clear_ok),
+            (b.counter, b.clear_counter, b.active, b.prev_violated, b.prev_clear_ok),
+            strict=True,
+        )
+    )
+    return DebounceState(cols[order], *arrays)
+
+
+def _union(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Sorted union of two sorted entry arrays (a merge of two runs, linear)."""
+    if b.size == 0 or np.array_equal(a, b):
+        return a
+    if a.size == 0:
+        return b
+    both = np.sort(np.concatenate((a, b)), kind="stable")
+    first = np.ones(both.size, bool)
+    np.not_equal(both[1:], both[:-1], out=first[1:])
+    return both[first]
 
 
 class Protection:
@@ -194,16 +175,46 @@ class Protection:
 
     def __init__(self, config: ProtectionConfig) -> None:
         self.config = config
-        self._rules = tuple(_Rule(c) for c in config.checks.values() if c.enabled)
+        self.table = build_table(config)
+        table = self.table
+        self._scalar_slots = np.array(
+            [s for s, spec in enumerate(table.specs) if spec.element is None], np.intp
+        )
+        self._scalar_checks = tuple(table.checks[s] for s in self._scalar_slots.tolist())
+        self._per_element = np.array([spec.element is not None for spec in table.specs], bool)
+        self._element_slots = tuple(np.flatnonzero(self._per_element).tolist())
+        self._scalar_index = {slot: i for i, slot in enumerate(self._scalar_slots.tolist())}
+        # a plausibility value that cannot be computed is not judged; any other violates
+        self._nan_violates = np.array(
+            [
+                check is Check.PACK_VOLTAGE_PLAUSIBILITY or check not in PLAUSIBILITY
+                for check in self._scalar_checks
+            ]
+        )
+        windows = [spec.window for spec in table.specs]
+        self._applies = {
+            (charge, discharge): np.array(
+                [
+                    w is Window.ALWAYS
+                    or (w is Window.CHARGE and charge)
+                    or (w is Window.DISCHARGE and discharge)
+                    for w in windows
+                ]
+            )
+            for charge in (False, True)
+            for discharge in (False, True)
+        }
+        self._layouts: dict[tuple[int, int, int], Layout] = {}
 
     def initial_state(self) -> ProtectionState:
-        return ProtectionState(
-            time_us=None,
-            debounce=MappingProxyType(
-                {r.check: DebounceState.empty(len(r.levels)) for r in self._rules}
-            ),
-            levels=MappingProxyType(dict.fromkeys(Check, Level.OK)),
-        )
+        return ProtectionState(time_us=None, table=self.table)
+
+    def _layout(self, inputs: ProtectionInputs) -> Layout:
+        key = (inputs.cell_voltage.size, inputs.cell_temperature.size, inputs.module_age.size)
+        layout = self._layouts.get(key)
+        if layout is None:
+            layout = self._layouts[key] = build_layout(self.table, *key)
+        return layout
 
     def step(
         self,
@@ -218,54 +229,350 @@ class Protection:
             now_us = max(now_us, state.time_us)  # a clock stepping back counts no time
         dt_us = 0 if state.time_us is None else now_us - state.time_us
         windows = directions(inputs, self.config.charge_detect_current)
-        applies = {Window.ALWAYS: True, Window.CHARGE: windows[0], Window.DISCHARGE: windows[1]}
-        debounce = dict(state.debounce)
-        levels = dict.fromkeys(Check, Level.OK)
-        worst: dict[Check, tuple[str, int]] = {}
-        events: list[Event] = []
+        applies = self._applies[windows]
         plausibility, found = step_plausibility(
             self.config.plausibility, state.plausibility, inputs, now
         )
-        derived = dict(found.values)
         known = inputs.pack_voltage_valid and inputs.all_cells_valid
         ratio = pack_voltage_ratio(self.config.plausibility, inputs) if known else np.nan
-        derived[Check.PACK_VOLTAGE_PLAUSIBILITY] = (np.array([ratio]), None)
-        for rule in self._rules:
-            old = state.debounce[rule.check]
-            if old.quiet and rule.check in found.values and rule.check not in found.fresh:
-                continue  # a held value that violated nothing still violates nothing
-            m = measure(rule.check, applies[rule.spec.window], inputs, derived)
-            cand = rule.candidates(m)
-            if cand.size == 0 and old.quiet:
-                continue
-            if old.quiet or np.array_equal(cand, old.cols):
-                cols = cand
-            elif cand.size == 0:
-                cols = old.cols
-            else:
-                cols = union(old.cols, cand, m.value.size)
-            violated, clear_ok = rule.judge(m, cols)
-            new, transitions = advance(
-                old.aligned(cols), violated, clear_ok, rule.timing, dt_us, reset_requested
+        pack = {**found.pack, Check.PACK_VOLTAGE_PLAUSIBILITY: ratio}
+        readings = Readings(inputs, found.elements, pack)
+        stale = () if found.fresh else found.elements.keys()  # held: as in the last step
+        scalars = self._scalars(readings)
+        layout = self._layout(inputs)
+        tracked, settled = state.tracked, state.settled
+        if state.layout is not layout:  # first step (or another pack): nothing tracked
+            tracked, settled = _QUIET, (None,) * self.table.size
+
+        settled, returning = self._unsettle(settled, readings, applies, stale, layout)
+        tracked = _merge(tracked, returning)
+        candidates = self._candidates(readings, scalars, applies, settled, stale, layout)
+        cols = _union(tracked.cols, candidates)
+        events: list[Event] = []
+        if cols.size:
+            tracked, events = self._advance(
+                tracked.aligned(cols),
+                readings,
+                scalars,
+                applies,
+                layout,
+                dt_us,
+                reset_requested,
+                now,
             )
-            debounce[rule.check] = new
-            if transitions.set_now.any() or transitions.cleared.any():
-                events.extend(rule.events(transitions, m, inputs, now))
-            level, top = rule.level(new)
-            levels[rule.check] = level
-            if top is not None and rule.spec.element is not None:
-                kind, element = locate(
-                    rule.check, rule.spec.element, rule.worst(m, new, top), inputs
-                )
-                assert kind is not None and element is not None
-                worst[rule.check] = (kind, element)
+            if tracked.cols.size >= SETTLE_MIN:
+                tracked, settled = self._settle(tracked, settled, layout)
+        else:
+            tracked = _QUIET
+        levels, worst = self._levels(tracked, settled, readings, layout)
+
         charging = None if windows[0] and windows[1] else windows[0]
         new_state = ProtectionState(
             time_us=now_us,
-            debounce=MappingProxyType(debounce),
-            levels=MappingProxyType(levels),
-            worst=MappingProxyType(worst),
+            table=self.table,
+            layout=layout,
+            tracked=tracked,
+            settled=settled,
+            levels=MappingProxyType({**_ALL_OK, **levels}) if levels else _ALL_OK,
+            worst=MappingProxyType(worst) if worst else _NONE,
             charging=charging,
             plausibility=plausibility,
+            highest=max(levels.values(), default=Level.OK),
         )
         return new_state, tuple(events)
+
+    # -- screening ------------------------------------------------------------------------
+
+    def _violating(
+        self, slot: int, readings: Readings, applies: np.ndarray, limit: float
+    ) -> np.ndarray | None:
+        """Mask of the elements of check ``slot`` above ``limit`` (common form) and judged
+        now; None when none is, found from the extremes alone where it can be."""
+        if not applies[slot]:
+            return None
+        check = self.table.checks[slot]
+        sign = self.table.sign[slot]
+        extremes = readings.extremes(check)
+        if extremes is not None:
+            highest = extremes[0] if sign > 0 else -extremes[1]
+            if highest <= limit:
+                return None
+        value, valid = readings.values(check)
+        mask = ~(value <= limit) if sign > 0 else ~(value >= -limit)
+        if valid is not None:
+            mask &= valid
+        return mask
+
+    def _candidates(
+        self,
+        readings: Readings,
+        scalars: tuple[np.ndarray, np.ndarray],
+        applies: np.ndarray,
+        settled: tuple[np.ndarray | None, ...],
+        stale: Collection[Check],
+        layout: Layout,
+    ) -> np.ndarray:
+        """Entries violating their check's least severe level now and not settled."""
+        table = self.table
+        found: list[tuple[int, np.ndarray]] = []
+        slots = self._scalar_slots
+        if slots.size:
+            value, judged = scalars
+            hit = ~(value <= table.loosest[slots]) & judged & applies[slots]
+            if hit.any():
+                hits = slots[hit].tolist()
+                found.extend((slot, layout.offsets[slot : slot + 1]) for slot in hits)
+        for slot in self._element_slots:
+            if table.checks[slot] in stale:
+                continue  # a held value: what it violates is tracked already
+            mask = self._violating(slot, readings, applies, float(table.loosest[slot]))
+            if mask is None:
+                continue
+            if settled[slot] is not None:
+                mask &= ~settled[slot]
+            hit = np.flatnonzero(mask)
+            if hit.size:
+                found.append((slot, hit + layout.offsets[slot]))
+        if not found:
+            return np.zeros(0, np.intp)
+        if len(found) == 1:
+            return found[0][1]
+        found.sort(key=lambda piece: piece[0])
+        return np.concatenate([entries for _, entries in found])
+
+    # -- the debounce of every tracked entry -------------------------------------------------
+
+    def _scalars(self, readings: Readings) -> tuple[np.ndarray, np.ndarray]:
+        """(value, judged) of every pack-level check, in table order."""
+        value = np.array(readings.pack_values(self._scalar_checks), np.float64)
+        return value, ~np.isnan(value) | self._nan_violates
+
+    def _gather(
+        self,
+        cols: np.ndarray,
+        readings: Readings,
+        scalars: tuple[np.ndarray, np.ndarray],
+        layout: Layout,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(value in common form, judged, check slot) of every entry in ``cols``."""
+        bounds = layout.bounds(cols)
+        sizes = np.diff(bounds)
+        touched = np.flatnonzero(sizes)
+        values, judged = [], []
+        for slot in touched.tolist():
+            local = cols[bounds[slot] : bounds[slot + 1]] - layout.offsets[slot]
+            check = self.table.checks[slot]
+            if not self._per_element[slot]:
+                at = self._scalar_index[slot]
+                values.append(scalars[0][at : at + 1])
+                judged.append(scalars[1][at : at + 1])
+                continue
+            value, valid = readings.values(check)
+            values.append(value[local] * self.table.sign[slot])
+            judged.append(np.ones(local.size, bool) if valid is None else valid[local])
+        if touched.size == 1:
+            return values[0], judged[0], np.full(cols.size, touched[0])
+        return np.concatenate(values), np.concatenate(judged), np.repeat(touched, sizes[touched])
+
+    def _advance(
+        self,
+        state: DebounceState,
+        readings: Readings,
+        scalars: tuple[np.ndarray, np.ndarray],
+        applies: np.ndarray,
+        layout: Layout,
+        dt_us: int,
+        reset: bool,
+        now: float,
+    ) -> tuple[DebounceState, list[Event]]:
+        table = self.table
+        x, judged, slots = self._gather(state.cols, readings, scalars, layout)
+        applying = applies[slots]
+        violated = ~(x <= table.threshold[:, slots])
+        violated &= table.configured[:, slots]
+        violated &= judged & applying
+        clear_ok = x <= table.release[:, slots]
+        clear_ok |= ~applying
+        clear_ok &= judged
+        new, transitions = advance(state, violated, clear_ok, table.timing(slots), dt_us, reset)
+        events: list[Event] = []
+        if transitions.set_now.any() or transitions.cleared.any():
+            events = self._events(transitions, x, slots, readings, layout, now)
+        return new, events
+
+    def _settle(
+        self, state: DebounceState, settled: tuple[np.ndarray | None, ...], layout: Layout
+    ) -> tuple[DebounceState, tuple[np.ndarray | None, ...]]:
+        """Move per-element entries at the debounce's fixed point into the settled masks."""
+        table = self.table
+        slots = layout.slots_of(state.cols)
+        configured = table.configured[:, slots]
+        at_rest = state.active & state.prev_violated
+        at_rest &= state.counter >= table.set_us[:, slots]
+        at_rest |= ~configured
+        fixed = np.logical_and.reduce(at_rest, axis=0)
+        fixed &= self._per_element[slots]
+        if not fixed.any():
+            return state, settled
+        masks = list(settled)
+        entries = state.cols[fixed]
+        for slot in np.unique(slots[fixed]).tolist():
+            start, end = layout.offsets[slot : slot + 2]
+            mine = entries[(entries >= start) & (entries < end)] - start
+            mask = np.zeros(end - start, bool) if masks[slot] is None else masks[slot].copy()
+            mask[mine] = True
+            masks[slot] = mask
+        keep = ~fixed
+        kept = DebounceState(
+            state.cols[keep],
+            state.counter[:, keep],
+            state.clear_counter[:, keep],
+            state.active[:, keep],
+            state.prev_violated[:, keep],
+            state.prev_clear_ok[:, keep],
+        )
+        return kept, tuple(masks)
+
+    def _unsettle(
+        self,
+        settled: tuple[np.ndarray | None, ...],
+        readings: Readings,
+        applies: np.ndarray,
+        stale: Collection[Check],
+        layout: Layout,
+    ) -> tuple[tuple[np.ndarray | None, ...], DebounceState]:
+        """Settled elements that no longer violate their most severe level, returned to the
+        debounce with the state it would have given them."""
+        table = self.table
+        masks = list(settled)
+        leaving = []
+        for slot, mask in enumerate(settled):
+            if mask is None or table.checks[slot] in stale:
+                continue
+            top = int(table.top[slot])
+            holding = self._violating(slot, readings, applies, float(table.threshold[top, slot]))
+            still = mask & holding if holding is not None else np.zeros_like(mask)
+            if np.array_equal(still, mask):
+                continue
+            leaving.append(np.flatnonzero(mask & ~still) + layout.offsets[slot])
+            masks[slot] = still if still.any() else None
+        if not leaving:
+            return settled, _QUIET
+        entries = np.concatenate(leaving)
+        return tuple(masks), DebounceState(entries, *_fixed_point(table, layout.slots_of(entries)))
+
+    # -- events, levels and the worst element ------------------------------------------------
+
+    def _events(
+        self,
+        tr: Transitions,
+        x: np.ndarray,
+        slots: np.ndarray,
+        readings: Readings,
+        layout: Layout,
+        now: float,
+    ) -> list[Event]:
+        """One event per check, level and kind, its elements an array: cost follows
+        transitions."""
+        changed = np.logical_or.reduce(tr.set_now | tr.cleared, axis=0)
+        bounds = layout.bounds(tr.cols)
+        out: list[Event] = []
+        for slot in np.unique(slots[changed]).tolist():
+            a, b = int(bounds[slot]), int(bounds[slot + 1])
+            for kind, mask in (("cleared", tr.cleared), ("set", tr.set_now)):
+                part = mask[:, a:b]
+                for row in np.flatnonzero(part.any(axis=1)).tolist():
+                    at = np.flatnonzero(part[row])
+                    local = tr.cols[a:b][at] - layout.offsets[slot]
+                    out.extend(self._event(now, kind, slot, row, local, x[a:b][at], readings))
+        return out
+
+    def _event(
+        self,
+        time: float,
+        kind: Kind,
+        slot: int,
+        row: int,
+        local: np.ndarray,
+        x: np.ndarray,
+        readings: Readings,
+    ) -> list[Event]:
+        table = self.table
+        check, spec = table.checks[slot], table.specs[slot]
+        shown = table.shown[row, slot]
+        threshold = None if np.isnan(shown) else float(shown)
+        level = ROWS[row]
+        sign = table.sign[slot]
+        if spec.element is None:
+            return [Event(time, check.value, level, kind, float(x[0] * sign), threshold)]
+        if check is Check.INVALID_MEASUREMENT:
+            return [
+                Event(time, check.value, level, kind, float(x[at].max()), None, idx, name)
+                for name, at, idx in split(local, readings.inputs)
+            ]
+        value = float("nan") if np.isnan(x).any() else float(x.max() * sign)
+        return [Event(time, check.value, level, kind, value, threshold, local, spec.element)]
+
+    def _levels(
+        self,
+        state: DebounceState,
+        settled: tuple[np.ndarray | None, ...],
+        readings: Readings,
+        layout: Layout,
+    ) -> tuple[dict[Check, Level], dict[Check, tuple[str, int]]]:
+        """The active level of every check that has one, and its worst element there."""
+        table = self.table
+        tops: dict[int, tuple[int, np.ndarray]] = {}  # slot: (top row, its elements there)
+        if state.active.any():
+            bounds = layout.bounds(state.cols)
+            for slot in np.flatnonzero(np.diff(bounds)).tolist():
+                a, b = int(bounds[slot]), int(bounds[slot + 1])
+                rows = np.flatnonzero(state.active[:, a:b].any(axis=1))
+                if rows.size:
+                    top = int(rows[-1])
+                    at = state.cols[a:b][state.active[top, a:b]] - layout.offsets[slot]
+                    tops[slot] = (top, at)
+        for slot, mask in enumerate(settled):
+            if mask is not None:  # settled elements are at the most severe level
+                top = int(table.top[slot])
+                tracked = tops.get(slot)
+                at = tracked[1] if tracked is not None and tracked[0] == top else _EMPTY
+                tops[slot] = (top, at)
+        levels: dict[Check, Level] = {}
+        worst: dict[Check, tuple[str, int]] = {}
+        for slot in sorted(tops):
+            top, at = tops[slot]
+            check = table.checks[slot]
+            levels[check] = ROWS[top]
+            if self._per_element[slot]:
+                index = self._worst(slot, at, settled[slot], readings)
+                kind, element = locate(check, table.specs[slot].element, index, readings.inputs)
+                assert kind is not None and element is not None
+                worst[check] = (kind, element)
+        return levels, worst
+
+    def _worst(
+        self, slot: int, local: np.ndarray, mask: np.ndarray | None, readings: Readings
+    ) -> int:
+        """The most extreme element among ``local`` and ``mask`` (NaN first, then the lowest
+        index among equals; a flag check's first element)."""
+        table = self.table
+        if table.specs[slot].direction is Direction.FLAG:
+            first = [int(local.min())] if local.size else []
+            if mask is not None:
+                first.append(int(np.argmax(mask)))
+            return min(first)
+        value, _ = readings.values(table.checks[slot])
+        best: tuple[float, int] | None = None
+        if local.size:
+            key = value[local] * table.sign[slot]
+            at = int(np.argmax(np.where(np.isnan(key), np.inf, key)))
+            best = (float(np.where(np.isnan(key[at]), np.inf, key[at])), int(local[at]))
+        if mask is not None:
+            key = value * table.sign[slot]
+            key = np.where(np.isnan(key), np.inf, key)
+            at = int(np.argmax(np.where(mask, key, -np.inf)))
+            if best is None or key[at] > best[0] or (key[at] == best[0] and at < best[1]):
+                best = (float(key[at]), at)
+        assert best is not None
+        return best[1]

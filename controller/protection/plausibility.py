@@ -10,7 +10,9 @@ now (no current step in the window, not at rest) neither sets nor clears.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
 
 import numpy as np
 
@@ -22,21 +24,6 @@ from controller.protection.plausibility_config import PlausibilityConfig
 from controller.protection.temperature_plausibility import TemperatureState, step_temperatures
 
 Values = tuple[np.ndarray, np.ndarray | None]
-
-PER_ELEMENT = (
-    Check.TEMPERATURE_STUCK,
-    Check.TEMPERATURE_MODULE_SPREAD,
-    Check.TEMPERATURE_RATE,
-    Check.CELL_VOLTAGE_DEVIATION,
-    Check.CELL_RESISTANCE_OUTLIER,
-    Check.CELL_VOLTAGE_STUCK,
-)
-PER_CYCLE = (
-    Check.CURRENT_SENSOR_STUCK,
-    Check.CURRENT_VOLTAGE_CONSISTENCY,
-    Check.CURRENT_AT_OPEN_CONTACTORS,
-    Check.SOC_OCV_DISAGREEMENT,
-)
 
 
 @dataclass(frozen=True)
@@ -55,21 +42,17 @@ class PlausibilityState:
     cells: CellState = CellState()
     temperatures: TemperatureState = TemperatureState()
     soc: SocMemory = SocMemory()
-    held: tuple[tuple[Check, Values], ...] = ()  # per-element values of the last evaluation
+    held: Mapping[Check, Values] = field(default_factory=dict)  # of the last evaluation
 
 
 @dataclass(frozen=True)
 class Plausibility:
-    """Values of this cycle: ``values`` per check, ``fresh`` the checks evaluated now."""
+    """This cycle's values: one per pack-level check (NaN: not judged now) and an array per
+    element for the others, held between evaluations; ``fresh``: evaluated in this step."""
 
-    values: dict[Check, Values]
-    fresh: frozenset[Check]
-
-
-def _scalar(value: float) -> Values:
-    if math.isnan(value):
-        return np.zeros(1), np.zeros(1, bool)
-    return np.array([value]), None
+    pack: dict[Check, float]
+    elements: Mapping[Check, Values]
+    fresh: bool
 
 
 def step_plausibility(
@@ -79,17 +62,16 @@ def step_plausibility(
         config, state.current, inputs, state.mean_temperature, now
     )
     soc = _soc(state.soc, inputs)
-    values: dict[Check, Values] = {
-        Check.CURRENT_SENSOR_STUCK: _scalar(current.stuck),
-        Check.CURRENT_VOLTAGE_CONSISTENCY: _scalar(current.consistency),
-        Check.CURRENT_AT_OPEN_CONTACTORS: _scalar(current.at_open),
-        Check.SOC_OCV_DISAGREEMENT: _scalar(soc.disagreement),
+    pack = {
+        Check.CURRENT_SENSOR_STUCK: current.stuck,
+        Check.CURRENT_VOLTAGE_CONSISTENCY: current.consistency,
+        Check.CURRENT_AT_OPEN_CONTACTORS: current.at_open,
+        Check.SOC_OCV_DISAGREEMENT: soc.disagreement,
     }
     resting = inputs.pack_current_valid and abs(inputs.pack_current) <= config.rest_current_a
     rest_since = (state.rest_since if state.rest_since is not None else now) if resting else None
     due = state.evaluated_at is None or now - state.evaluated_at >= config.evaluation_period_s
     if not due:
-        values.update(state.held)
         new = PlausibilityState(
             state.evaluated_at,
             rest_since,
@@ -100,7 +82,7 @@ def step_plausibility(
             soc,
             state.held,
         )
-        return new, Plausibility(values, frozenset(PER_CYCLE))
+        return new, Plausibility(pack, state.held, False)
     temps = inputs.cell_temperature[inputs.cell_temperature_valid]
     mean_temperature = float(temps.mean()) if temps.size else math.nan
     r0 = resistances(config, inputs, mean_temperature)[0]
@@ -117,7 +99,6 @@ def step_plausibility(
         Check.CELL_RESISTANCE_OUTLIER: (cells.outlier, cells.outlier_valid),
         Check.CELL_VOLTAGE_STUCK: (cells.stuck, cells.stuck_valid),
     }
-    values.update(held)
     new = PlausibilityState(
         now,
         rest_since,
@@ -126,9 +107,9 @@ def step_plausibility(
         cells_state,
         temp_state,
         soc,
-        tuple(held.items()),
+        MappingProxyType(held),
     )
-    return new, Plausibility(values, frozenset(values))
+    return new, Plausibility(pack, new.held, True)
 
 
 def _soc(memory: SocMemory, inputs: ProtectionInputs) -> SocMemory:
