@@ -71,7 +71,7 @@ class Store:
 
     @property
     def version(self) -> int:
-        return int(self._db.execute("PRAGMA user_version").fetchone()[0])
+        return _version(self._db)
 
     def load(self) -> Persisted | None:
         """What the last run saved; None for a new store."""
@@ -175,10 +175,28 @@ class StoreWriter(threading.Thread):
 
 
 def _migrate(db: sqlite3.Connection) -> None:
-    version = int(db.execute("PRAGMA user_version").fetchone()[0])
-    if version > len(MIGRATIONS):
-        raise sqlite3.DatabaseError(
-            f"schema version {version} is newer than this canbms ({len(MIGRATIONS)})"
-        )
-    for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-        db.executescript(f"BEGIN; {script} PRAGMA user_version = {number}; COMMIT;")
+    """Bring the schema up to date. Each migration takes the write lock first and reads the
+    version again under it: two processes opening a new store at once (a restarted
+    controller and a tool reading it) apply each migration once, the second one waits."""
+    if _version(db) == len(MIGRATIONS):
+        return
+    for number, script in enumerate(MIGRATIONS, start=1):
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            version = _version(db)
+            if version > len(MIGRATIONS):
+                raise sqlite3.DatabaseError(
+                    f"schema version {version} is newer than this canbms ({len(MIGRATIONS)})"
+                )
+            if version < number:
+                for statement in filter(str.strip, script.split(";")):
+                    db.execute(statement)
+                db.execute(f"PRAGMA user_version = {number}")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+
+def _version(db: sqlite3.Connection) -> int:
+    return int(db.execute("PRAGMA user_version").fetchone()[0])
