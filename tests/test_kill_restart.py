@@ -33,7 +33,7 @@ STATUS, PACK, COMMAND = (
 )
 CANBMS = "from canbms.cli import main; raise SystemExit(main())"
 HEALTHY_KILLS, FAULTED_KILLS = 70, 30
-CONTROLLER_NICENESS = 10
+CONTROLLER_NICENESS = 3
 STARTUP_KILLS = 0.2  # the share of kills while the process is still starting
 SOC_TOLERANCE = 0.5  # percentage points between the last SOC before a kill and the first after
 
@@ -69,16 +69,22 @@ def _config(tmp_path: Path, internal: str, vehicle: str) -> Path:
         f'[buses.internal]\ninterface = "remote"\nchannel = "{internal}"\n\n'
         f'[buses.vehicle]\ninterface = "remote"\nchannel = "{vehicle}"\n\n'
         # the aux contacts answer through two python-can-remote hops and a plant process
-        # that shares the CPU with the test: more lag than a contactor on a real bus
-        "[contactors]\nfeedback_timeout_s = 0.3\n",
+        # that shares a loaded CPU with the test: far more lag than a contactor on a real
+        # bus, and a controller process kept waiting for the CPU misses its command period
+        # now and then, which the plant's driver answers by dropping the coils until the
+        # commands return; this test judges kills and restarts, not the feedback time
+        "[contactors]\nfeedback_timeout_s = 1.0\n",
         encoding="utf-8",
     )
     return path
 
 
 def _spawn(args: list[str], log: Path, niceness: int = 0) -> subprocess.Popen:
-    """A canbms process; the controllers run at a lower priority than the plant, which stands
-    for hardware and must not stall while a restarted controller imports on a 2-core machine."""
+    """A canbms process; the controllers run at a slightly lower priority than the plant,
+    which stands for hardware and must not stall while a restarted controller imports on a
+    2-core machine. Only slightly: a controller starved by other busy processes leaves gaps
+    in its contactor commands, the plant's driver watchdog opens the contacts and a
+    controller that did nothing wrong sees them fail to stay closed."""
     with log.open("ab") as out:
         return subprocess.Popen(
             [sys.executable, "-c", CANBMS, *args],
