@@ -183,6 +183,8 @@ class Protection:
         self._scalar_checks = tuple(table.checks[s] for s in self._scalar_slots.tolist())
         self._per_element = np.array([spec.element is not None for spec in table.specs], bool)
         self._element_slots = tuple(np.flatnonzero(self._per_element).tolist())
+        self._unknown = np.full(table.size, np.nan)
+        self._everywhere = np.ones(table.size, bool)
         self._scalar_index = {slot: i for i, slot in enumerate(self._scalar_slots.tolist())}
         # a plausibility value that cannot be computed is not judged; any other violates
         self._nan_violates = np.array(
@@ -312,33 +314,40 @@ class Protection:
         stale: Collection[Check],
         layout: Layout,
     ) -> np.ndarray:
-        """Entries violating their check's least severe level now and not settled."""
+        """Entries violating their check's least severe level now and not settled: one
+        comparison of every check's most extreme value, then the elements of those over."""
         table = self.table
-        found: list[tuple[int, np.ndarray]] = []
-        slots = self._scalar_slots
-        if slots.size:
-            value, judged = scalars
-            hit = ~(value <= table.loosest[slots]) & judged & applies[slots]
-            if hit.any():
-                hits = slots[hit].tolist()
-                found.extend((slot, layout.offsets[slot : slot + 1]) for slot in hits)
+        highest = self._unknown.copy()  # NaN: look at every element
+        judged = self._everywhere.copy()
+        highest[self._scalar_slots], judged[self._scalar_slots] = scalars
         for slot in self._element_slots:
-            if table.checks[slot] in stale:
-                continue  # a held value: what it violates is tracked already
+            check = table.checks[slot]
+            if check in stale:
+                highest[slot] = -np.inf  # a held value: what it violates is tracked already
+                continue
+            extremes = readings.extremes(check)
+            if extremes is not None:
+                highest[slot] = extremes[0] if table.sign[slot] > 0 else -extremes[1]
+        over = ~(highest <= table.loosest)
+        over &= judged
+        over &= applies
+        found: list[np.ndarray] = []
+        for slot in over.nonzero()[0].tolist():
+            start = layout.offsets[slot]
+            if not self._per_element[slot]:
+                found.append(layout.offsets[slot : slot + 1])
+                continue
             mask = self._violating(slot, readings, applies, float(table.loosest[slot]))
             if mask is None:
                 continue
             if settled[slot] is not None:
                 mask &= ~settled[slot]
-            hit = np.flatnonzero(mask)
+            hit = mask.nonzero()[0]
             if hit.size:
-                found.append((slot, hit + layout.offsets[slot]))
+                found.append(hit + start)
         if not found:
-            return np.zeros(0, np.intp)
-        if len(found) == 1:
-            return found[0][1]
-        found.sort(key=lambda piece: piece[0])
-        return np.concatenate([entries for _, entries in found])
+            return _EMPTY
+        return found[0] if len(found) == 1 else np.concatenate(found)
 
     # -- the debounce of every tracked entry -------------------------------------------------
 
@@ -357,7 +366,7 @@ class Protection:
         """(value in common form, judged, check slot) of every entry in ``cols``."""
         bounds = layout.bounds(cols)
         sizes = np.diff(bounds)
-        touched = np.flatnonzero(sizes)
+        touched = sizes.nonzero()[0]
         values, judged = [], []
         for slot in touched.tolist():
             local = cols[bounds[slot] : bounds[slot + 1]] - layout.offsets[slot]
