@@ -220,9 +220,13 @@ class NoRecording:
 
 
 class RecordingBus(can.BusABC):
-    """The bus it wraps, recording what is received (on the thread that reads it, with the
-    interface's timestamp) and what is sent (stamped when sent); closing it closes the
-    wrapped bus."""
+    """The bus it wraps, recording what is received and what is sent, each stamped with this
+    process's clock when it was received or sent; closing it closes the wrapped bus.
+
+    A received frame is stamped when the reader thread gets it, not with the interface's
+    timestamp: that is the instant the live controller judges staleness from, so a transport
+    delay or a starved reader thread is in the log as the controller saw it, and a replay
+    reaches the same timeouts."""
 
     def __init__(self, bus: can.BusABC, recording: Recording, index: int) -> None:
         self.wrapped = bus
@@ -241,7 +245,7 @@ class RecordingBus(can.BusABC):
     def _recv_internal(self, timeout: float | None) -> tuple[can.Message | None, bool]:
         msg = self.wrapped.recv(timeout)
         if msg is not None:
-            self.recording.put(self.index, msg, True, msg.timestamp)
+            self.recording.put(self.index, msg, True, time.time())
         return msg, True
 
     def send(self, msg: can.Message, timeout: float | None = None) -> None:

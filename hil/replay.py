@@ -163,7 +163,7 @@ def replay(
     first = 0
     for k, last in enumerate(bounds.tolist()):
         now = k * cycle * RESOLUTION_S
-        result = controller.step(state, log.received.select(slice(first, last)), now)
+        result = controller.step(state, log.received.select(np.arange(first, last)), now)
         state, first = result.state, last
         events.extend(result.events)
         frames.extend(Sent(now, frame) for frame in result.frames)
