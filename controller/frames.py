@@ -109,9 +109,13 @@ class FrameBatch:
             bus_names=names,
         )
 
-    def select(self, mask: np.ndarray) -> FrameBatch:
-        """The frames where ``mask`` is true (or at the given indices)."""
-        index = np.flatnonzero(mask) if mask.dtype == bool else mask
+    def select(self, mask: np.ndarray | slice) -> FrameBatch:
+        """The frames where ``mask`` is true (or at the given indices, or in a slice)."""
+        if isinstance(mask, slice):
+            mask = np.arange(len(self))[mask]
+        index = np.asarray(mask)
+        if index.dtype == bool:
+            index = np.flatnonzero(index)
         return FrameBatch(
             ids=self.ids.take(index),
             dlc=self.dlc.take(index),
