@@ -96,8 +96,10 @@ class _Counting:
     def __init__(self, core: Controller) -> None:
         self._core = core
         self.frames = 0
+        self.running = threading.Event()  # set by the first step: the loop is on its schedule
 
     def step(self, state: Any, batch: FrameBatch, now: float) -> Any:
+        self.running.set()
         self.frames += len(batch)
         return self._core.step(state, batch, now)
 
@@ -174,6 +176,7 @@ def throughput(seconds: float, share: float = LOAD_SHARE) -> Throughput:
     offered = [0]
 
     def offer() -> None:
+        core.running.wait()  # what piles up while the runtime starts is not a rate
         start = time.monotonic()
         steps = round(seconds / STEP_S)
         for k in range(steps):
