@@ -31,7 +31,7 @@ from controller.adapters.base import Level
 from controller.diagnosis.events import Event, Kind
 from controller.protection.checks import PLAUSIBILITY, Check, Direction, Window
 from controller.protection.config import ProtectionConfig
-from controller.protection.debounce import DebounceState, Transitions, advance
+from controller.protection.debounce import DebounceState, Timing, Transitions, advance
 from controller.protection.inputs import ProtectionInputs
 from controller.protection.measures import Readings, directions, locate, split
 from controller.protection.plausibility import (
@@ -137,6 +137,30 @@ def _fixed_point(table: Table, slots: np.ndarray) -> tuple[np.ndarray, ...]:
         configured.copy(),
         np.zeros(configured.shape, bool),
     )
+
+
+@dataclass(frozen=True)
+class _Segments:
+    """Sorted entries cut by check: each check's entries are one contiguous run."""
+
+    bounds: np.ndarray  # (C + 1,) where each check's run begins
+    slots: np.ndarray  # checks with entries, in order
+    sizes: np.ndarray  # their number of entries
+
+    @classmethod
+    def of(cls, entries: np.ndarray, layout: Layout) -> _Segments:
+        bounds = layout.bounds(entries)
+        sizes = np.diff(bounds)
+        slots = sizes.nonzero()[0]
+        return cls(bounds, slots, sizes[slots])
+
+    def per_entry(self, table: np.ndarray) -> np.ndarray:
+        """A per-check table (last axis: checks) laid out per entry: one copy per run."""
+        return np.repeat(table[..., self.slots], self.sizes, axis=-1)
+
+    def any(self, mask: np.ndarray) -> np.ndarray:
+        """Per check with entries: any of its entries in ``mask``."""
+        return np.logical_or.reduceat(mask, self.bounds[self.slots])
 
 
 def _merge(a: DebounceState, b: DebounceState) -> DebounceState:
@@ -252,8 +276,9 @@ class Protection:
         cols = _union(tracked.cols, candidates)
         events: list[Event] = []
         if cols.size:
-            tracked, events = self._advance(
+            (tracked, settled), events = self._advance(
                 tracked.aligned(cols),
+                settled,
                 readings,
                 scalars,
                 applies,
@@ -262,8 +287,6 @@ class Protection:
                 reset_requested,
                 now,
             )
-            if tracked.cols.size >= SETTLE_MIN:
-                tracked, settled = self._settle(tracked, settled, layout)
         else:
             tracked = _QUIET
         levels, worst = self._levels(tracked, settled, readings, layout)
@@ -362,14 +385,13 @@ class Protection:
         readings: Readings,
         scalars: tuple[np.ndarray, np.ndarray],
         layout: Layout,
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(value in common form, judged, check slot) of every entry in ``cols``."""
-        bounds = layout.bounds(cols)
-        sizes = np.diff(bounds)
-        touched = sizes.nonzero()[0]
+    ) -> tuple[np.ndarray, np.ndarray, _Segments]:
+        """(value in common form, judged) of every entry in ``cols``, and its checks."""
+        segments = _Segments.of(cols, layout)
+        touched = segments.slots
         values, judged = [], []
         for slot in touched.tolist():
-            local = cols[bounds[slot] : bounds[slot + 1]] - layout.offsets[slot]
+            local = cols[segments.bounds[slot] : segments.bounds[slot + 1]] - layout.offsets[slot]
             check = self.table.checks[slot]
             if not self._per_element[slot]:
                 at = self._scalar_index[slot]
@@ -380,12 +402,13 @@ class Protection:
             values.append(value[local] * self.table.sign[slot])
             judged.append(np.ones(local.size, bool) if valid is None else valid[local])
         if touched.size == 1:
-            return values[0], judged[0], np.full(cols.size, touched[0])
-        return np.concatenate(values), np.concatenate(judged), np.repeat(touched, sizes[touched])
+            return values[0], judged[0], segments
+        return np.concatenate(values), np.concatenate(judged), segments
 
     def _advance(
         self,
         state: DebounceState,
+        settled: tuple[np.ndarray | None, ...],
         readings: Readings,
         scalars: tuple[np.ndarray, np.ndarray],
         applies: np.ndarray,
@@ -393,39 +416,45 @@ class Protection:
         dt_us: int,
         reset: bool,
         now: float,
-    ) -> tuple[DebounceState, list[Event]]:
+    ) -> tuple[tuple[DebounceState, tuple[np.ndarray | None, ...]], list[Event]]:
+        """One debounce step of every tracked entry; entries that reached the fixed point
+        in a step that set a level move to the settled masks."""
         table = self.table
-        x, judged, slots = self._gather(state.cols, readings, scalars, layout)
-        applying = applies[slots]
-        violated = ~(x <= table.threshold[:, slots])
-        violated &= table.configured[:, slots]
+        x, judged, segments = self._gather(state.cols, readings, scalars, layout)
+        per = segments.per_entry
+        applying = per(applies)
+        violated = ~(x <= per(table.threshold))
+        violated &= per(table.configured)
         violated &= judged & applying
-        clear_ok = x <= table.release[:, slots]
+        clear_ok = x <= per(table.release)
         clear_ok |= ~applying
         clear_ok &= judged
-        new, transitions = advance(state, violated, clear_ok, table.timing(slots), dt_us, reset)
+        timing = Timing(per(table.set_us), per(table.clear_us), table.latch)
+        new, transitions = advance(state, violated, clear_ok, timing, dt_us, reset)
         events: list[Event] = []
         if transitions.set_now.any() or transitions.cleared.any():
-            events = self._events(transitions, x, slots, readings, layout, now)
-        return new, events
+            events = self._events(transitions, x, segments, readings, layout, now)
+        if transitions.set_now.any() and new.cols.size >= SETTLE_MIN:
+            return self._settle(new, settled, layout), events
+        return (new, settled), events
 
     def _settle(
         self, state: DebounceState, settled: tuple[np.ndarray | None, ...], layout: Layout
     ) -> tuple[DebounceState, tuple[np.ndarray | None, ...]]:
         """Move per-element entries at the debounce's fixed point into the settled masks."""
         table = self.table
-        slots = layout.slots_of(state.cols)
-        configured = table.configured[:, slots]
+        segments = _Segments.of(state.cols, layout)
+        per = segments.per_entry
         at_rest = state.active & state.prev_violated
-        at_rest &= state.counter >= table.set_us[:, slots]
-        at_rest |= ~configured
+        at_rest &= state.counter >= per(table.set_us)
+        at_rest |= ~per(table.configured)
         fixed = np.logical_and.reduce(at_rest, axis=0)
-        fixed &= self._per_element[slots]
+        fixed &= per(self._per_element)
         if not fixed.any():
             return state, settled
         masks = list(settled)
         entries = state.cols[fixed]
-        for slot in np.unique(slots[fixed]).tolist():
+        for slot in segments.slots[segments.any(fixed)].tolist():
             start, end = layout.offsets[slot : slot + 2]
             mine = entries[(entries >= start) & (entries < end)] - start
             mask = np.zeros(end - start, bool) if masks[slot] is None else masks[slot].copy()
@@ -476,7 +505,7 @@ class Protection:
         self,
         tr: Transitions,
         x: np.ndarray,
-        slots: np.ndarray,
+        segments: _Segments,
         readings: Readings,
         layout: Layout,
         now: float,
@@ -484,9 +513,9 @@ class Protection:
         """One event per check, level and kind, its elements an array: cost follows
         transitions."""
         changed = np.logical_or.reduce(tr.set_now | tr.cleared, axis=0)
-        bounds = layout.bounds(tr.cols)
+        bounds = segments.bounds
         out: list[Event] = []
-        for slot in np.unique(slots[changed]).tolist():
+        for slot in segments.slots[segments.any(changed)].tolist():
             a, b = int(bounds[slot]), int(bounds[slot + 1])
             for kind, mask in (("cleared", tr.cleared), ("set", tr.set_now)):
                 part = mask[:, a:b]

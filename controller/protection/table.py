@@ -20,7 +20,6 @@ from controller.adapters.base import Level
 from controller.protection.cell_plausibility import groups
 from controller.protection.checks import SPECS, Check, CheckSpec, Direction
 from controller.protection.config import ProtectionConfig
-from controller.protection.debounce import Timing
 
 ROWS = (Level.WARNING, Level.ALARM, Level.FAULT)
 _FLAG_THRESHOLD = 0.5  # flags are compared as 1.0 (set) or 0.0
@@ -46,10 +45,6 @@ class Table:
     @property
     def size(self) -> int:
         return len(self.checks)
-
-    def timing(self, slots: np.ndarray) -> Timing:
-        """Delays of the checks at ``slots``, one column each."""
-        return Timing(self.set_us[:, slots], self.clear_us[:, slots], self.latch)
 
 
 def build_table(config: ProtectionConfig) -> Table:
