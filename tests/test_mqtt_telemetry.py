@@ -129,21 +129,19 @@ def test_telemetry_publishes_the_pack_with_discovery_and_credentials(
                 bench.step()
                 telemetry.offer(bench.state, bench.now)
             config = bench.controller.config.mqtt
-            state = sub.wait_for(
-                lambda s: (
-                    (p := _payload(s, "canbms/state")) and p["state"] == "closed_discharge" and p
-                )
+            sub.wait_for(
+                lambda s: (p := _payload(s, "canbms/state")) and p["state"] == "closed_discharge"
             )
-            modules = sub.wait_for(
-                lambda s: (
-                    all(s.last(f"canbms/module/{m}") for m in range(8))
-                    and [_payload(s, f"canbms/module/{m}") for m in range(8)]
-                )
-            )
+            sub.wait_for(lambda s: all(s.last(f"canbms/module/{m}") for m in range(8)))
         finally:
             telemetry.stop()
         assert sub.wait_for(lambda s: s.last("canbms/availability") == "offline")
         sub.close()
+    # One sample publishes the pack and every module: the last of each, sent before
+    # "offline", are one snapshot (the first closed_discharge state may be an earlier one).
+    state = _payload(sub, "canbms/state")
+    modules = [_payload(sub, f"canbms/module/{m}") for m in range(8)]
+    assert state is not None and state["state"] == "closed_discharge"
     assert telemetry.dropped + telemetry.offered == 7, "one per 0.45 s of the loop's clock"
     assert telemetry.unsent == 0 and telemetry.errors == 0
     assert state["fault_level"] == 0
