@@ -291,6 +291,11 @@ class Controller:
             charge_mode = state.contactors.state is ContactorState.CLOSED_CHARGE
             opened = state.contactors.state is ContactorState.STANDBY
             inputs = protection_inputs(view, ems_age, charge_mode, state.soc, opened)
+            inputs = replace(
+                inputs,
+                cell_resistance=state.soh.health.resistance_ohm,
+                cell_resistance_25c=state.soc.filter.resistance_ohm,
+            )
             protection, found = self.protection.step(state.protection, inputs, now, reset)
             events.extend(found)
         else:

@@ -8,6 +8,8 @@ one control cycle; the rest time or the temperature window where the check waits
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -15,6 +17,7 @@ from controller.adapters.base import Level
 from controller.protection.checks import PLAUSIBILITY
 from hil.scenarios.plausibility import PlausibilityRun, demand, request
 from hil.scenarios.session import Action, demo_config
+from slaves.ageing import Ageing
 from slaves.current_sensor import IvtResult, SensorFault
 from slaves.ems import EmsRequest
 from slaves.faults import CellVoltageOffset, CellVoltageStuck, SensorStuck
@@ -196,3 +199,46 @@ def test_healthy_charge_discharge_rest_and_warming_raise_no_plausibility_diagnos
     }
     assert raised == set()
     assert run.milestones.closed_charge is not None and run.milestones.closed_discharge is not None
+
+
+def _aged(run: PlausibilityRun, growth: float) -> None:
+    """Every cell of the plant aged to ``growth`` times its new R0 and R1."""
+    cells = run.system.pack.plant.cells
+    efc = 1000.0
+    cells.chemistry = replace(
+        cells.chemistry, ageing=Ageing(resistance_growth_per_efc=(growth - 1.0) / efc)
+    )
+    cells.ageing_rate = np.ones(cells.n)
+    cells.age(efc=efc)
+
+
+@pytest.mark.parametrize("gain", [1.0, 1.5], ids=["healthy", "gain-1.5"])
+def test_a_pack_aged_to_1_8_times_its_resistance_is_judged_by_its_learnt_resistance(gain) -> None:
+    """Steps up to the DCL while the pack warms raise nothing; a gain error is still found."""
+    injected, step = 27.0, 30.0
+    actions = [
+        Action(8.0, "200 A (DCL)", demand(300.0)),
+        Action(14.0, "40 A", demand(40.0)),
+        Action(20.0, "200 A", demand(250.0)),
+        Action(26.0, "50 A", demand(50.0)),
+        Action(step, "120 A", demand(120.0)),
+    ]
+    if gain != 1.0:
+        actions.append(Action(injected, "gain", lambda s, _: s.sensor.miscalibrate(gain=gain)))
+    with PlausibilityRun(_start() + actions, 34.0) as run:
+        _aged(run, 1.8)
+        run.run()
+    grown = run.system.pack.plant.cells.r0_25 / run.system.pack.plant.cells.new_r0_25
+    np.testing.assert_allclose(grown, 1.8, rtol=1e-3)
+    assert -min(run.plant_current) > 190.0
+    temp = np.asarray(run.module_temperature)
+    assert temp.max() - temp[0].max() > 4.0  # the resistance fell as the pack warmed
+    for check in ("current_voltage_consistency", "current_sensor_stuck"):
+        found = run.set_at(check, Level.WARNING)
+        assert found is None or found > injected, check
+    detected = run.set_at("current_voltage_consistency", Level.ALARM)
+    if gain == 1.0:
+        assert detected is None
+    else:
+        bound = step + RESPONSE + _delay("current_voltage_consistency", Level.ALARM) + 2 * CYCLE
+        assert detected is not None and step < detected <= bound

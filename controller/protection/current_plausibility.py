@@ -20,8 +20,7 @@ import numpy as np
 from controller.protection.inputs import ProtectionInputs
 from controller.protection.lag import Lag
 from controller.protection.plausibility_config import PlausibilityConfig
-
-_T_REF_K = 298.15
+from controller.protection.resistance import temperature_factor
 
 
 @dataclass(frozen=True)
@@ -39,22 +38,31 @@ class CurrentMeasures:
 
 
 def resistances(
-    config: PlausibilityConfig, inputs: ProtectionInputs, temperature_c: float
-) -> tuple[float, float]:
-    """(R0, R1) of one average cell now: the estimate where given, else nominal at T."""
-    factor = 1.0
-    if math.isfinite(temperature_c):
-        factor = math.exp(config.activation_k * (1.0 / (temperature_c + 273.15) - 1 / _T_REF_K))
-    r0 = config.cell_r0_ohm * factor
-    if inputs.cell_resistance is not None:
-        r0 = float(np.mean(inputs.cell_resistance))
-    return r0, config.cell_r1_ohm * factor
+    config: PlausibilityConfig, learnt: np.ndarray | None, temperature_c: float
+) -> tuple[np.ndarray | float, float, float]:
+    """(R0 per cell, R0 and R1 of one average cell) at the mean temperature now.
+
+    A cell's R0 is its learnt resistance at 25 degC where there is one
+    (`controller.protection.resistance`), else the nominal one, either brought to the mean
+    temperature. An aged cell's polarisation grows with its R0 (both come from the same loss
+    of active surface), so R1 is the nominal one scaled by the average cell's R0 over the
+    nominal R0: the step bounds keep their shape as the pack ages.
+    """
+    factor = temperature_factor(config, temperature_c)
+    nominal = config.cell_r0_ohm * factor
+    r1 = config.cell_r1_ohm * factor
+    if learnt is None:
+        return nominal, nominal, r1
+    cell_r0 = np.where(np.isnan(learnt), config.cell_r0_ohm, learnt) * factor
+    r0 = float(cell_r0.mean())
+    return cell_r0, r0, r1 * r0 / nominal
 
 
 def step_current(
     config: PlausibilityConfig,
     state: CurrentState,
     inputs: ProtectionInputs,
+    learnt: np.ndarray | None,
     temperature_c: float,
     now: float,
 ) -> tuple[CurrentState, CurrentMeasures]:
@@ -63,7 +71,7 @@ def step_current(
     usable = inputs.pack_current_valid and inputs.all_cells_valid and n > 0
     if not (usable and math.isfinite(inputs.pack_current)):
         return CurrentState(), CurrentMeasures(math.nan, math.nan, at_open)
-    r0, r1 = resistances(config, inputs, temperature_c)
+    _, r0, r1 = resistances(config, learnt, temperature_c)
     now_iv = (inputs.pack_current, inputs.cell_voltage_sum / n)
     changed_at = state.changed_at
     if state.previous is not None:

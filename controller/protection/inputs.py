@@ -11,8 +11,10 @@ valid the direction is unknown and both windows apply, so the stricter one decid
 
 For the plausibility checks: ``soc`` is the SOC estimate of the previous cycle (mean cell,
 %) and ``soc_rested`` says it was just read from the OCV table at rest; ``current_must_be_zero``
-is set while the contactors are confirmed open; ``cell_resistance`` is a per-cell R0 (ohm,
-at the present temperature) from an estimator, None to use the configured nominal one.
+is set while the contactors are confirmed open; ``cell_resistance`` is each cell's R0 (ohm)
+as the state-of-health estimator measured it, NaN where not measured yet, and
+``cell_resistance_25c`` the SOC filter's R0 of each cell at 25 degC; None for either: the
+configured nominal R0 (see `controller.protection.resistance`).
 """
 
 from __future__ import annotations
@@ -45,7 +47,8 @@ class ProtectionInputs:
     soc: float = math.nan  # %, mean cell, as estimated in the previous cycle
     soc_rested: bool = False  # that SOC was read from the OCV table at rest
     current_must_be_zero: bool = False  # contactors confirmed open
-    cell_resistance: np.ndarray | None = None  # (n,) ohm; None: the configured nominal R0
+    cell_resistance: np.ndarray | None = None  # (n,) ohm, NaN: not measured
+    cell_resistance_25c: np.ndarray | None = None  # (n,) ohm at 25 degC, SOC filter
 
     def __post_init__(self) -> None:
         if self.cell_voltage.shape != self.cell_voltage_valid.shape:
@@ -55,9 +58,9 @@ class ProtectionInputs:
         for bits in (self.module_open_wire, self.module_adc_fault, self.module_self_test_failed):
             if bits is not None and bits.shape != self.module_age.shape:
                 raise ValueError("module error bits and module_age differ in shape")
-        r = self.cell_resistance
-        if r is not None and r.shape != self.cell_voltage.shape:
-            raise ValueError("cell_resistance and cell_voltage differ in shape")
+        for r in (self.cell_resistance, self.cell_resistance_25c):
+            if r is not None and r.shape != self.cell_voltage.shape:
+                raise ValueError("cell resistances and cell_voltage differ in shape")
 
     def module_error(self) -> np.ndarray:
         """Per module: any error bit reported (open wire, ADC fault, failed self test)."""

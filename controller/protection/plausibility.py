@@ -21,6 +21,7 @@ from controller.protection.checks import Check
 from controller.protection.current_plausibility import CurrentState, resistances, step_current
 from controller.protection.inputs import ProtectionInputs
 from controller.protection.plausibility_config import PlausibilityConfig
+from controller.protection.resistance import follow
 from controller.protection.temperature_plausibility import TemperatureState, step_temperatures
 
 Values = tuple[np.ndarray, np.ndarray | None]
@@ -38,6 +39,8 @@ class PlausibilityState:
     evaluated_at: float | None = None
     rest_since: float | None = None
     mean_temperature: float = math.nan
+    time: float | None = None  # of the last step
+    resistance: np.ndarray | None = None  # (n,) learnt R0 at 25 degC, NaN: not measured
     current: CurrentState = CurrentState()
     cells: CellState = CellState()
     temperatures: TemperatureState = TemperatureState()
@@ -58,8 +61,17 @@ class Plausibility:
 def step_plausibility(
     config: PlausibilityConfig, state: PlausibilityState, inputs: ProtectionInputs, now: float
 ) -> tuple[PlausibilityState, Plausibility]:
+    dt = 0.0 if state.time is None else now - state.time
+    resistance = follow(
+        config,
+        state.resistance,
+        inputs.cell_resistance,
+        inputs.cell_resistance_25c,
+        state.mean_temperature,
+        dt,
+    )
     current_state, current = step_current(
-        config, state.current, inputs, state.mean_temperature, now
+        config, state.current, inputs, resistance, state.mean_temperature, now
     )
     soc = _soc(state.soc, inputs)
     pack = {
@@ -76,6 +88,8 @@ def step_plausibility(
             state.evaluated_at,
             rest_since,
             state.mean_temperature,
+            now,
+            resistance,
             current_state,
             state.cells,
             state.temperatures,
@@ -85,8 +99,7 @@ def step_plausibility(
         return new, Plausibility(pack, state.held, False)
     temps = inputs.cell_temperature[inputs.cell_temperature_valid]
     mean_temperature = float(temps.mean()) if temps.size else math.nan
-    r0 = resistances(config, inputs, mean_temperature)[0]
-    cell_r0 = inputs.cell_resistance if inputs.cell_resistance is not None else r0
+    cell_r0 = resistances(config, resistance, mean_temperature)[0]
     at_rest = rest_since is not None and now - rest_since >= config.rest_settle_s
     steady = now - current_state.changed_at >= config.settle_s
     cells_state, cells = step_cells(config, state.cells, inputs, cell_r0, at_rest, steady, now)
@@ -103,6 +116,8 @@ def step_plausibility(
         now,
         rest_since,
         mean_temperature,
+        now,
+        resistance,
         current_state,
         cells_state,
         temp_state,

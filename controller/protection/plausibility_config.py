@@ -38,6 +38,10 @@ class PlausibilityConfig:
         ge=0.0, lt=1.0, doc="accuracy of the pack voltage (U1): share of the reading"
     )
 
+    resistance_follow_per_hour: float = setting(
+        0.1, gt=0.0, le=10.0, unit="1/h",
+        doc="the learnt cell resistance the checks use moves by at most this share per hour",
+    )  # fmt: skip
     evaluation_period_s: float = setting(
         0.1, gt=0.0, le=10.0, unit="s",
         doc="per-cell and per-sensor plausibility is evaluated at this period (held between)",
