@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from controller.adapters.base import Level
-from controller.protection.checks import PLAUSIBILITY
+from controller.protection.checks import PLAUSIBILITY, Check
 from hil.scenarios.plausibility import PlausibilityRun, demand, request
 from hil.scenarios.session import Action, demo_config
 from slaves.ageing import Ageing
@@ -34,6 +34,7 @@ RESPONSE = CYCLE + CURRENT_PERIOD + CELL_PERIOD
 INJECT, STEP = 10.0, 12.0  # s: the fault, then the load step that reveals it
 MODULE, CELL, SENSOR = 3, 5, 1
 NAMES = {c.value for c in PLAUSIBILITY}
+PLAUSIBILITY_OUTLIER = Check.CELL_RESISTANCE_OUTLIER
 
 
 def _start() -> list[Action]:
@@ -46,6 +47,10 @@ def _start() -> list[Action]:
 
 def _fault(apply) -> Action:
     return Action(INJECT, "fault", apply, True)
+
+
+def _delay_clear(check: str) -> float:
+    return PROTECTION.checks[check].levels[Level.FAULT].clear_delay_ms / 1000.0
 
 
 def _delay(check: str, level: Level) -> float:
@@ -242,3 +247,69 @@ def test_a_pack_aged_to_1_8_times_its_resistance_is_judged_by_its_learnt_resista
     else:
         bound = step + RESPONSE + _delay("current_voltage_consistency", Level.ALARM) + 2 * CYCLE
         assert detected is not None and step < detected <= bound
+
+
+class _Contactors(PlausibilityRun):
+    """The run, with the contactor state and the outlier's fault level at every step."""
+
+    def __init__(self, actions: list[Action], duration: float) -> None:
+        super().__init__(actions, duration)
+        self.closed: list[bool] = []
+        self.outlier_fault: list[bool] = []
+
+    def observe(self, now: float, result) -> None:
+        super().observe(now, result)
+        self.closed.append(result.state.contactors.state.name.startswith("CLOSED_"))
+        level = result.state.protection.levels[PLAUSIBILITY_OUTLIER]
+        self.outlier_fault.append(level >= Level.FAULT)
+
+
+def _connection(factor: float):
+    """One cell's resistance times ``factor`` (a poor connection; 1: repaired)."""
+
+    def apply(system, _) -> None:
+        cells = system.pack.plant.cells
+        cells.r0_25[MODULE * 12 + CELL] = cells.new_r0_25[MODULE * 12 + CELL] * factor
+
+    return apply
+
+
+@pytest.mark.parametrize("repaired", [True, False], ids=["repaired", "not-repaired"])
+def test_a_resistance_outlier_fault_is_reset_at_rest_and_judged_again_at_the_next_step(
+    repaired,
+) -> None:
+    poor, step = 6.0, 8.0
+    rest = step + 4.0  # the fault opened the contactors well before
+    reset = rest + MODEL.rest_settle_s + _delay_clear("cell_resistance_outlier") + 1.0
+    again = reset + 5.0
+    actions = [
+        Action(poor, "poor connection", _connection(4.0), True),
+        Action(step, "100 A", demand(100.0)),
+        Action(rest, "load off", demand(0.0)),
+        Action(reset, "standby with reset, at rest", request(EmsRequest.STANDBY, True)),
+        Action(reset + 2.0, "discharge", request(EmsRequest.DISCHARGE)),
+        Action(again, "100 A", demand(100.0)),
+    ]
+    if repaired:
+        actions.append(Action(rest, "repaired", _connection(1.0)))
+    with _Contactors(_start() + actions, again + 4.0) as run:
+        run.run()
+    t = np.asarray(run.times)
+    fault = np.asarray(run.outlier_fault)
+    closed = np.asarray(run.closed)
+    slack = RESPONSE + MODEL.evaluation_period_s + 2 * CYCLE
+    delay = _delay("cell_resistance_outlier", Level.FAULT)
+    first = run.set_at("cell_resistance_outlier", Level.FAULT)
+    assert first is not None and step < first <= step + delay + slack
+    assert run.elements["cell_resistance_outlier"] == {MODULE * 12 + CELL}
+    resting = (t > first + 1.0) & (t < reset)
+    assert fault[resting].all() and not closed[resting].any()  # latched at rest
+    assert not fault[(t > reset + 1.0) & (t < again)].any()  # the reset was accepted
+    assert closed[(t > reset + 3.0) & (t < again)].all()
+    late = fault[t > again + delay + slack]
+    if repaired:
+        assert not late.any()
+    else:
+        tripped = t[(t > again) & fault]
+        assert tripped.size and tripped[0] <= again + delay + slack
+        assert late.all()

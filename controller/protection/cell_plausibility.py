@@ -7,6 +7,13 @@ cell moves by its own R0 dI, so a cell moving differently from the median by mor
 share of R0 dI is a resistance outlier or a reading that does not follow; and a reading
 whose raw value stood still while the median moved is held (a healthy reading scatters by
 its noise and never stands still while its neighbours move).
+
+A resistance verdict needs a current step, so between steps each cell keeps its last one: a
+cell found an outlier stays one while the load pauses, a cell found sound clears as usual.
+Once the pack has rested for ``rest_settle_s`` the verdicts expire (count as sound): with
+the contactors opened by the fault no step can ever come, and a repaired connection must be
+resettable at rest. The fault stays latched until that reset; the first load step after it
+judges every cell afresh.
 """
 
 from __future__ import annotations
@@ -25,13 +32,14 @@ class CellState:
     last: np.ndarray | None = None  # (n,) raw values at the last evaluation
     median_at_change: np.ndarray | None = None  # (n,) module median when each last changed
     lag: Lag = Lag()  # cell voltages and the current, for the resistance comparison
+    outlier: np.ndarray | None = None  # (n,) last resistance verdict; NaN: never judged
 
 
 @dataclass(frozen=True)
 class CellMeasures:
     deviation: np.ndarray  # (n,) V from the module median; judged at rest only
     deviation_valid: np.ndarray  # (n,) bool
-    outlier: np.ndarray  # (n,) share of R0 dI off the median's step
+    outlier: np.ndarray  # (n,) share of R0 dI off the median's step, the last judged
     outlier_valid: np.ndarray  # (n,) bool
     stuck: np.ndarray  # (n,) V the median moved while the reading stood
     stuck_valid: np.ndarray  # (n,) bool
@@ -84,13 +92,22 @@ def step_cells(
     signal = np.append(np.where(valid, v, np.nan), current)  # invalid: never a reference
     lag = state.lag.advance(signal, now, config.step_window_s / 2.0, steady)
     change = lag.change(signal)
-    outlier_valid = np.zeros(v.size, bool)
+    judged = np.zeros(v.size, bool)
     outlier = np.zeros(v.size)
     if change is not None and abs(change[-1]) >= config.min_step_a:
         d_cell = change[:-1]
         judged = known & ~np.isnan(d_cell)  # valid now and at the reference
         d_median = module_median(d_cell, judged, modules)
         outlier = np.abs(d_cell - d_median) / (abs(change[-1]) * r0)
-        outlier_valid = judged & ~np.isnan(d_median)
-    new_state = CellState(last, at_change, lag)
-    return new_state, CellMeasures(deviation, known & at_rest, outlier, outlier_valid, stuck, known)
+        judged &= ~np.isnan(d_median)
+    held = state.outlier
+    if held is None or held.shape != v.shape:
+        held = np.full(v.size, np.nan)
+    if at_rest:
+        held = np.where(np.isnan(held), held, 0.0)
+    verdict = np.where(judged, outlier, held)
+    new_state = CellState(last, at_change, lag, verdict)
+    measures = CellMeasures(
+        deviation, known & at_rest, verdict, known & ~np.isnan(verdict), stuck, known
+    )
+    return new_state, measures

@@ -59,7 +59,10 @@ class Plausibility:
 
 
 def step_plausibility(
-    config: PlausibilityConfig, state: PlausibilityState, inputs: ProtectionInputs, now: float
+    config: PlausibilityConfig,
+    state: PlausibilityState,
+    inputs: ProtectionInputs,
+    now: float,
 ) -> tuple[PlausibilityState, Plausibility]:
     dt = 0.0 if state.time is None else now - state.time
     resistance = follow(
