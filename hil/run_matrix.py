@@ -116,7 +116,9 @@ def run_lockstep(
             if progress:
                 progress(outcomes[-1])
         return outcomes
-    with multiprocessing.get_context("fork").Pool(jobs) as pool:
+    # spawn, not fork: forking a process whose other threads hold locks (a bus's reader, a
+    # logging handler) can leave a worker waiting forever on a lock copied while held.
+    with multiprocessing.get_context("spawn").Pool(jobs) as pool:
         outcomes = []
         for outcome in pool.imap(_lockstep_row, work):
             outcomes.append(outcome)
