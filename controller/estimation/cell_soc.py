@@ -12,9 +12,13 @@ curve is linearised over +- the SOC's standard deviation (up to ``LINEARISED_OVE
 one point: near a knee of the curve a point slope would claim more than a reading tells.
 
 The state of a cell is (SOC, V1, q, R0) and, for a cell type with hysteresis, h; its
-covariance is a (states x states) matrix per cell. Held as arrays: ``x`` is
-(states, cells) and ``cov`` (states, states, cells), so every step is a few NumPy
-expressions over all cells, whatever their number.
+covariance is a symmetric (states x states) matrix per cell, of which only the upper
+triangle is kept. Held as arrays: ``x`` is (states, cells) and ``cov_packed`` (entries,
+cells), the entries row by row (`Layout`), so a step is a fixed number of NumPy expressions
+over all cells, whatever their number and whatever the number of states: the model's
+Jacobian is the same for every cell (the identity but for dSOC/dq = m, dV1/dV1 = a and
+dh/dh = b), so the prediction scales the entries by constants and adds the q row times m to
+the SOC row; the correction is one gain per cell from the stacked matrices.
 
 Why each state: a cell's capacity (q) and ohmic resistance (R0) differ from what is assumed
 and stay so; an error that persists is a bias, and a filter that counted it as white noise
@@ -36,19 +40,21 @@ may drift slowly. The measurement noise is ``voltage_accuracy_mv``.
 Start: a cell never measured has no estimate (NaN); its first reading sets SOC from the OCV
 table after the resistive drop (V1 taken as settled at the present current, give or take
 half of that) with the covariance the caller starts from; a stored SOC keeps its value and
-uncertainty. R0 starts from the caller's value (measured or assumed) with
+uncertainty. R0 starts from the resistance ``[soh]`` measured (else ``r0_mohm``) with
 ``resistance_accuracy_percent``; q from the first capacity the caller passes, give or take
 ``CAPACITY_ERROR``; a later change of that capacity (``[soh]`` measured the cell) replaces q
 with ``CAPACITY_MEASURED`` as its uncertainty.
 
 Prediction runs over all cells, correction over the cells with a fresh reading; a reading is
-used once (``measured_at`` keeps the arrival time of the last one used).
+used once (``measured_at`` keeps the arrival time of the last one used). A step does both on
+one new copy of the arrays.
 """
 
 from __future__ import annotations
 
+import functools
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -66,11 +72,32 @@ SOC, V1, CAP, RES, HYS = range(5)  # rows of the state
 
 
 @dataclass(frozen=True, eq=False)
+class Layout:
+    """Where each covariance entry (i, j), i <= j, sits in ``cov_packed``: row by row, so
+    the SOC row is the first ``states`` entries and (SOC, SOC) entry 0."""
+
+    states: int
+    rows: np.ndarray  # (entries,) i of each entry
+    cols: np.ndarray  # (entries,) j of each entry
+    full: np.ndarray  # (states, states) the entry of (i, j) and of (j, i)
+    diagonal: np.ndarray  # (states,) the entries (i, i)
+    off_diagonal: np.ndarray  # the entries i < j
+
+    @classmethod
+    @functools.cache
+    def of(cls, states: int) -> Layout:
+        rows, cols = np.triu_indices(states)
+        full = np.zeros((states, states), np.intp)
+        full[rows, cols] = full[cols, rows] = np.arange(rows.size)
+        return cls(states, rows, cols, full, full.diagonal().copy(), np.flatnonzero(rows != cols))
+
+
+@dataclass(frozen=True, eq=False)
 class FilterState:
     """Per-cell estimate and covariance; arrays are replaced, never changed."""
 
     x: np.ndarray  # (states, cells): SOC %, V1 V, q, R0 at 25 degC Ohm[, h]
-    cov: np.ndarray  # (states, states, cells)
+    cov_packed: np.ndarray  # (entries, cells): the covariance's upper triangle (`Layout`)
     measured_at: np.ndarray  # s, arrival time of the last reading used; -inf: none
     capacity_in: np.ndarray | None  # Ah, the capacity q was last taken from; None: none yet
     nominal_ah: float  # C_nom
@@ -102,9 +129,15 @@ class FilterState:
         return self.x[HYS] if self.x.shape[0] > HYS else np.zeros(self.x.shape[1])
 
     @property
+    def cov(self) -> np.ndarray:
+        """The full covariance, (states, states, cells)."""
+        return self.cov_packed[Layout.of(self.x.shape[0]).full]
+
+    @property
     def std(self) -> np.ndarray:
         """SOC standard deviation per cell (%); inf where never measured."""
-        return np.where(np.isnan(self.soc), np.inf, np.sqrt(np.maximum(self.cov[SOC, SOC], 0.0)))
+        variance = self.cov_packed[0]
+        return np.where(np.isnan(self.soc), np.inf, np.sqrt(np.maximum(variance, 0.0)))
 
 
 class CellSocFilter:
@@ -119,12 +152,17 @@ class CellSocFilter:
         self._hx = np.asarray(config.hysteresis.x, np.float64)
         self._hy = np.asarray(config.hysteresis.y, np.float64)
         self._states = HYS + 1 if self._hy.any() else HYS
+        self._layout = Layout.of(self._states)
         self._rate = float(config.hysteresis_rate)
         self._r1 = config.r1_mohm / 1000.0
         self._r0 = config.r0_mohm / 1000.0
         self._sigma_v2 = (config.voltage_accuracy_mv / 1000.0) ** 2
         self._sigma_r = config.resistance_accuracy_percent / 100.0
         self._per_a = 100.0 / (3600.0 * config.capacity_ah)  # % per As at q = 1
+        # d(measured voltage)/d(state) per cell, copied per step: rows V1 (1) and q (0) stay
+        self._jacobian = np.zeros((self._states, cells))
+        self._jacobian[V1] = 1.0
+        _frozen(self._jacobian)
 
     def initial_state(self, soc: np.ndarray | None = None, std: float | None = None) -> FilterState:
         """Nothing known (``soc`` None), or a per-cell SOC a previous run stored, trusted to
@@ -139,16 +177,17 @@ class CellSocFilter:
         restored_std = cfg.restored_uncertainty_percent if std is None else std
         x = np.zeros((k, n))
         x[SOC], x[CAP], x[RES] = values, 1.0, self._r0
-        cov = np.zeros((k, k, n))
-        cov[SOC, SOC] = np.where(known, restored_std**2, start**2)
-        cov[V1, V1] = self._sigma_v2  # set again at the first reading
-        cov[CAP, CAP] = CAPACITY_ERROR**2
-        cov[RES, RES] = (self._sigma_r * self._r0) ** 2
+        cov = np.zeros((self._layout.rows.size, n))
+        diagonal = self._layout.diagonal
+        cov[diagonal[SOC]] = np.where(known, restored_std**2, start**2)
+        cov[diagonal[V1]] = self._sigma_v2  # set again at the first reading
+        cov[diagonal[CAP]] = CAPACITY_ERROR**2
+        cov[diagonal[RES]] = (self._sigma_r * self._r0) ** 2
         if k > HYS:
-            cov[HYS, HYS] = 1.0
+            cov[diagonal[HYS]] = 1.0
         return FilterState(
             x=_frozen(x),
-            cov=_frozen(cov),
+            cov_packed=_frozen(cov),
             measured_at=_frozen(np.full(n, -np.inf)),
             capacity_in=None,
             nominal_ah=cfg.capacity_ah,
@@ -171,58 +210,112 @@ class CellSocFilter:
             return 1.0
         return math.exp(self.config.activation_k * (1.0 / (temperature_c + KELVIN) - 1.0 / T_REF_K))
 
-    # -- the two halves of a step --------------------------------------------------------
+    # -- a step and its two halves -------------------------------------------------------
+
+    def step(
+        self,
+        s: FilterState,
+        current: float,
+        dt: float,
+        capacity_ah: np.ndarray,
+        r_factor: float,
+        voltage: np.ndarray,
+        fresh: np.ndarray,
+        updated_at: np.ndarray,
+        resistance_ohm: np.ndarray,
+    ) -> FilterState:
+        """`predict`, then `update` with the readings, on one copy of the arrays."""
+        x, cov = self._predicted(s, current, dt, capacity_ah, r_factor)
+        measured_at = self._correct(
+            s, x, cov, voltage, fresh, updated_at, current, resistance_ohm, r_factor
+        )
+        return self._with(s, x, cov, measured_at, capacity_ah, current)
 
     def predict(
         self, s: FilterState, current: float, dt: float, capacity_ah: np.ndarray, r_factor: float
     ) -> FilterState:
         """Move every cell by ``current`` (A, + = charging) held for ``dt`` seconds;
         ``capacity_ah`` is each cell's capacity as ``[soh]`` knows it."""
-        x, cov = s.x, s.cov
-        if s.capacity_in is None or (
+        x, cov = self._predicted(s, current, dt, capacity_ah, r_factor)
+        return self._with(s, x, cov, s.measured_at, capacity_ah, current)
+
+    def update(
+        self,
+        s: FilterState,
+        voltage: np.ndarray,
+        fresh: np.ndarray,
+        updated_at: np.ndarray,
+        current: float,
+        resistance_ohm: np.ndarray,
+        r_factor: float,
+    ) -> FilterState:
+        """Correct the cells with a ``fresh`` reading; a cell's first reading initialises it.
+
+        ``resistance_ohm`` is each cell's ohmic resistance as ``[soh]`` measured it at the
+        present temperature (NaN: not measured, ``r0_mohm`` then), where the filter's own
+        estimate starts."""
+        x, cov = s.x.copy(), s.cov_packed.copy()
+        measured_at = self._correct(
+            s, x, cov, voltage, fresh, updated_at, current, resistance_ohm, r_factor
+        )
+        return self._with(s, x, cov, measured_at, s.capacity_in, s.last_current)
+
+    def lost_current(self, s: FilterState, dt: float) -> FilterState:
+        """No valid current for ``dt``: the charge moved is unknown, up to the last current."""
+        if dt <= 0.0:
+            return s
+        unknown = abs(s.last_current) * dt * self._per_a * s.x[CAP]
+        cov = s.cov_packed.copy()
+        cov[0] += unknown**2
+        return self._with(s, s.x, cov, s.measured_at, s.capacity_in, s.last_current)
+
+    # -- the work ------------------------------------------------------------------------
+
+    def _predicted(
+        self, s: FilterState, current: float, dt: float, capacity_ah: np.ndarray, r_factor: float
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """New (writable) state and covariance arrays after ``dt`` at ``current``."""
+        x, cov = s.x, s.cov_packed
+        renewed = s.capacity_in is None or (
             capacity_ah is not s.capacity_in and not np.array_equal(capacity_ah, s.capacity_in)
-        ):
+        )
+        if renewed:
             x, cov = self._new_capacity(s, capacity_ah)
         if dt <= 0.0:
-            return replace(s, x=x, cov=cov, capacity_in=capacity_ah, last_current=current)
+            return (x, cov) if renewed else (x.copy(), cov.copy())
         cfg = self.config
         m = current * dt * self._per_a  # % moved at q = 1
         a = math.exp(-dt / (cfg.tau_s * r_factor))  # tau = R1 C1, and R1 follows f(T)
         r1 = self._r1 * r_factor
-        x, cov = x.copy(), cov.copy()
-        q = x[CAP]
-        x[SOC] += m * q
-        x[V1] = a * x[V1] + r1 * (1.0 - a) * current
-        hysteresis = self._states > HYS and abs(current) > cfg.current_accuracy_a
-        # F P F^T entry by entry: F is the identity but for dSOC/dq = m, dV1/dV1 = a and
-        # dh/dh = b, so only the entries of these rows change
-        if m:
-            soc_q = cov[SOC, CAP] + m * cov[CAP, CAP]
-            cov[SOC, SOC] += m * (cov[SOC, CAP] + soc_q)
-            for j in range(V1, self._states):
-                if j != CAP:
-                    cov[SOC, j] += m * cov[CAP, j]
-            cov[SOC, CAP] = soc_q
-        cov[V1, V1:] *= a
-        cov[SOC : V1 + 1, V1] *= a  # with the entry just scaled: a squared on the diagonal
-        if hysteresis:
-            toward = math.exp(-self._rate * abs(m) / 100.0)  # at the nominal capacity
-            x[HYS] = x[HYS] * toward + math.copysign(1.0, current) * (1.0 - toward)
-            cov[:, HYS] *= toward
-            cov[HYS, HYS] *= toward
-        for j in range(1, self._states):  # the lower triangle mirrors the upper
-            cov[j, :j] = cov[:j, j]
-        # process noise, for the nominal cell: it need not be exact per cell
+        scale = [1.0, a, 1.0, 1.0]  # F's diagonal
+        shift = [0.0, r1 * (1.0 - a) * current, 0.0, 0.0]
         offset = self._per_a * cfg.current_accuracy_a
-        cov[SOC, SOC] += offset * offset * BIAS_HORIZON_S * dt
-        cov[V1, V1] += (1.0 - a * a) * (self._sigma_v2 + (self._sigma_r * r1 * current) ** 2)
-        cov[CAP, CAP] += CAPACITY_DRIFT**2 * dt / 3600.0
-        cov[RES, RES] += (self._sigma_r * self._r0) ** 2 * dt / BIAS_HORIZON_S
+        noise = [  # process noise, for the nominal cell: it need not be exact per cell
+            offset * offset * BIAS_HORIZON_S * dt,
+            (1.0 - a * a) * (self._sigma_v2 + (self._sigma_r * r1 * current) ** 2),
+            CAPACITY_DRIFT**2 * dt / 3600.0,
+            (self._sigma_r * self._r0) ** 2 * dt / BIAS_HORIZON_S,
+        ]
         if self._states > HYS:
-            cov[HYS, HYS] += HYSTERESIS_DRIFT**2 * dt / 3600.0
-        return replace(
-            s, x=_frozen(x), cov=_frozen(cov), capacity_in=capacity_ah, last_current=current
-        )
+            moving = abs(current) > cfg.current_accuracy_a
+            toward = math.exp(-self._rate * abs(m) / 100.0) if moving else 1.0  # nominal q
+            scale.append(toward)
+            shift.append(math.copysign(1.0, current) * (1.0 - toward))
+            noise.append(HYSTERESIS_DRIFT**2 * dt / 3600.0)
+        layout = self._layout
+        diagonal = np.array(scale)
+        x = x * diagonal[:, None]
+        x += np.array(shift)[:, None]
+        x[SOC] += m * x[CAP]
+        # F P F^T with F = D + m e_SOC e_q^T, D = diag(scale): D P D, then m times the q row
+        # (of D P D) added to the SOC row, the (SOC, SOC) entry twice and m^2 P_qq
+        cov = cov * (diagonal[layout.rows] * diagonal[layout.cols])[:, None]
+        if m:
+            q_row = cov[layout.full[CAP]]
+            cov[0] += m * (q_row[SOC] + (q_row[SOC] + m * q_row[CAP]))
+            cov[1 : self._states] += m * q_row[1:]
+        cov[layout.diagonal] += np.array(noise)[:, None]
+        return x, cov
 
     def _new_capacity(
         self, s: FilterState, capacity_ah: np.ndarray
@@ -232,105 +325,115 @@ class CellSocFilter:
             np.ones(self.cells, bool) if s.capacity_in is None else capacity_ah != s.capacity_in
         )
         std = CAPACITY_ERROR if s.capacity_in is None else CAPACITY_MEASURED
-        x, cov = s.x.copy(), s.cov.copy()
-        q = s.nominal_ah / capacity_ah[changed]
-        x[CAP, changed] = q
-        cov[CAP, :, changed] = 0.0
-        cov[:, CAP, changed] = 0.0
-        cov[CAP, CAP, changed] = (std * q) ** 2
-        return _frozen(x), _frozen(cov)
+        x, cov = s.x.copy(), s.cov_packed.copy()
+        cells = np.flatnonzero(changed)
+        q = s.nominal_ah / capacity_ah[cells]
+        x[CAP, cells] = q
+        cov[self._layout.full[CAP][:, None], cells] = 0.0
+        cov[self._layout.diagonal[CAP], cells] = (std * q) ** 2
+        return x, cov
 
-    def lost_current(self, s: FilterState, dt: float) -> FilterState:
-        """No valid current for ``dt``: the charge moved is unknown, up to the last current."""
-        if dt <= 0.0:
-            return s
-        unknown = abs(s.last_current) * dt * self._per_a * s.x[CAP]
-        cov = s.cov.copy()
-        cov[SOC, SOC] += unknown**2
-        return replace(s, cov=_frozen(cov))
-
-    def update(
+    def _correct(
         self,
         s: FilterState,
+        x: np.ndarray,
+        cov: np.ndarray,
         voltage: np.ndarray,
         fresh: np.ndarray,
         updated_at: np.ndarray,
         current: float,
-        r0: np.ndarray,
+        resistance_ohm: np.ndarray,
         r_factor: float,
-    ) -> FilterState:
-        """Correct the cells with a ``fresh`` reading; a cell's first reading initialises it.
-
-        ``r0`` is each cell's ohmic resistance at 25 degC (measured or assumed), where the
-        filter's own estimate starts. The work is done on the fresh cells only: readings
-        arrive spread over the cycles."""
+    ) -> np.ndarray:
+        """Correct ``x`` and ``cov`` in place where a reading is fresh; the new
+        ``measured_at``. The work is done on the fresh cells only: readings arrive spread
+        over the cycles."""
         idx = np.flatnonzero(fresh & np.isfinite(voltage))
         if idx.size == 0:
-            return s
-        every = idx.size == self.cells  # then whole copies: cheaper than gathering
+            return s.measured_at
+        every = idx.size == self.cells  # then views of the whole arrays: no gathering
         cells = slice(None) if every else idx
         v = voltage[cells]
-        x, cov = s.x[:, cells].copy(), s.cov[:, :, cells].copy()
+        xs, ps = x[:, cells], cov[:, cells]
         first = np.isinf(s.measured_at[cells])
-        if first.any():  # V1 taken as settled at the present current, to within half of it
-            settled = current * self._r1 * r_factor
-            x[RES] = np.where(first, r0[cells], x[RES])
-            unknown = np.isnan(x[SOC])
-            soc0 = self.soc_from_ocv(v - current * r_factor * x[RES] - settled)
-            x[SOC] = np.where(unknown, soc0, x[SOC])
-            x[V1] = np.where(first, settled, x[V1])
-            cov[:, :, first] = _diagonal(cov[:, :, first])
-            cov[SOC, SOC] = np.where(unknown, s.start_std**2, cov[SOC, SOC])
-            cov[V1, V1] = np.where(first, settled**2 / 4.0 + self._sigma_v2, cov[V1, V1])
-            cov[RES, RES] = np.where(first, (self._sigma_r * x[RES]) ** 2, cov[RES, RES])
-        soc = x[SOC]
-        at = np.clip(soc, self._x[0], self._x[-1])
-        segment = np.minimum(np.searchsorted(self._x, at, side="right") - 1, self._slope.size - 1)
-        ocv = self._y[segment] + self._slope[segment] * (soc - self._x[segment])
-        spread = np.clip(np.sqrt(np.maximum(cov[SOC, SOC], 0.0)), 0.1, LINEARISED_OVER)
-        slope = (self.ocv(soc + spread) - self.ocv(soc - spread)) / (2.0 * spread)
-        jacobian = {SOC: slope, V1: 1.0, RES: current * r_factor}  # dV/dstate; 0 for q
+        if first.any():
+            self._first_reading(s, xs, ps, first, v, current, resistance_ohm[cells], r_factor)
+        layout, jacobian = self._layout, self._jacobian[:, : idx.size].copy()
+        soc = xs[SOC]
+        ocv = np.interp(soc, self._x, self._y)
+        if soc.min() < self._x[0] or soc.max() > self._x[-1]:  # the end segments continue
+            ocv += self._slope[0] * np.minimum(soc - self._x[0], 0.0)
+            ocv += self._slope[-1] * np.maximum(soc - self._x[-1], 0.0)
+        spread = np.maximum(ps[0], 0.0)
+        np.sqrt(spread, out=spread)
+        np.maximum(spread, 0.1, out=spread)
+        np.minimum(spread, LINEARISED_OVER, out=spread)
+        slope = jacobian[SOC]
+        slope += np.interp(soc + spread, self._x, self._y)
+        slope -= np.interp(soc - spread, self._x, self._y)
+        slope /= 2.0 * spread
+        jacobian[RES] = current * r_factor
         if self._states > HYS:
-            half_gap = np.interp(at, self._hx, self._hy)
-            ocv = ocv + x[HYS] * half_gap
-            jacobian[HYS] = half_gap
-        innovation = v - (ocv + current * r_factor * x[RES] + x[V1])
-        # loops over the few states, each step a vector over the cells: broadcasting the
-        # (states, states, cells) products costs several times more
-        states = range(self._states)
-        ph = [sum(cov[i, j] * h for j, h in jacobian.items()) for i in states]  # P H^T
-        total = sum(ph[j] * h for j, h in jacobian.items()) + self._sigma_v2
-        gain = [p / total for p in ph]
-        for i in states:
-            x[i] += gain[i] * innovation
-            for j in range(i, self._states):
-                cov[i, j] -= gain[i] * ph[j]
-                cov[j, i] = cov[i, j]
+            jacobian[HYS] = np.interp(soc, self._hx, self._hy)  # half the branches' gap
+            ocv += xs[HYS] * jacobian[HYS]
+        innovation = v - (ocv + current * r_factor * xs[RES] + xs[V1])
+        ph = np.einsum("ijc,jc->ic", ps[layout.full], jacobian)  # P H^T
+        total = np.einsum("ic,ic->c", ph, jacobian)
+        total += self._sigma_v2
+        gain = ph / total
+        xs += gain * innovation
+        ps -= gain[layout.rows] * ph[layout.cols]
         if self._states > HYS:
-            x[HYS] = np.clip(x[HYS], -1.0, 1.0)
+            np.minimum(np.maximum(xs[HYS], -1.0, out=xs[HYS]), 1.0, out=xs[HYS])
         if every:
-            return replace(
-                s, x=_frozen(x), cov=_frozen(cov), measured_at=_frozen(updated_at.copy())
-            )
-        return replace(
-            s,
-            x=_put(s.x, (slice(None), idx), x),
-            cov=_put(s.cov, (slice(None), slice(None), idx), cov),
-            measured_at=_put(s.measured_at, idx, updated_at[idx]),
+            return _frozen(updated_at.copy())
+        x[:, idx], cov[:, idx] = xs, ps
+        measured_at = s.measured_at.copy()
+        measured_at[idx] = updated_at[idx]
+        return _frozen(measured_at)
+
+    def _first_reading(
+        self,
+        s: FilterState,
+        x: np.ndarray,
+        cov: np.ndarray,
+        first: np.ndarray,
+        v: np.ndarray,
+        current: float,
+        resistance_ohm: np.ndarray,
+        r_factor: float,
+    ) -> None:
+        """Cells read for the first time, in place: R0 from the measured resistance (else
+        ``r0_mohm``), V1 taken as settled at the present current to within half of it, SOC
+        from the OCV after both drops where unknown; the covariance reduced to variances."""
+        diagonal = self._layout.diagonal
+        settled = current * self._r1 * r_factor
+        r0 = np.where(np.isnan(resistance_ohm), self._r0, resistance_ohm / r_factor)
+        x[RES] = np.where(first, r0, x[RES])
+        unknown = np.isnan(x[SOC])
+        soc0 = self.soc_from_ocv(v - current * r_factor * x[RES] - settled)
+        x[SOC] = np.where(unknown, soc0, x[SOC])
+        x[V1] = np.where(first, settled, x[V1])
+        off = self._layout.off_diagonal
+        cov[off] = np.where(first, 0.0, cov[off])
+        cov[diagonal[SOC]] = np.where(unknown, s.start_std**2, cov[diagonal[SOC]])
+        v1 = settled**2 / 4.0 + self._sigma_v2
+        cov[diagonal[V1]] = np.where(first, v1, cov[diagonal[V1]])
+        res = (self._sigma_r * x[RES]) ** 2
+        cov[diagonal[RES]] = np.where(first, res, cov[diagonal[RES]])
+
+    @staticmethod
+    def _with(
+        s: FilterState,
+        x: np.ndarray,
+        cov: np.ndarray,
+        measured_at: np.ndarray,
+        capacity_in: np.ndarray | None,
+        current: float,
+    ) -> FilterState:
+        return FilterState(
+            _frozen(x), _frozen(cov), measured_at, capacity_in, s.nominal_ah, s.start_std, current
         )
-
-
-def _diagonal(cov: np.ndarray) -> np.ndarray:
-    """Only the variances of a (states, states, cells) covariance."""
-    k = cov.shape[0]
-    return cov * np.eye(k)[:, :, None]
-
-
-def _put(array: np.ndarray, idx: object, values: np.ndarray) -> np.ndarray:
-    """A read-only copy of ``array`` with ``values`` at ``idx``."""
-    out = array.copy()
-    out[idx] = values
-    return _frozen(out)
 
 
 def _frozen(array: np.ndarray) -> np.ndarray:

@@ -78,28 +78,23 @@ class CountingSoc:
         known = current_valid and math.isfinite(current)
         if not known:
             return replace(state, time=now, rest_since=None)
-        s = state
-        if s.valid and current != 0.0 and dt > 0.0:
+        low, high, mean, source = state.soc_min, state.soc_max, state.soc_mean, state.source
+        if state.valid and current != 0.0 and dt > 0.0:
             delta = current * dt * self._percent_per_as
-            s = replace(
-                s,
-                soc_min=_clip(s.soc_min + delta),
-                soc_max=_clip(s.soc_max + delta),
-                soc_mean=_clip(s.soc_mean + delta),
-                source=SocSource.COUNTED,
-            )
+            low, high, mean = _clip(low + delta), _clip(high + delta), _clip(mean + delta)
+            source = SocSource.COUNTED
         if abs(current) >= cfg.rest_current_a:
-            return replace(s, time=now, rest_since=None)
-        rest_since = now if s.rest_since is None else s.rest_since
+            return CountingState(now, low, high, mean, None, source)
+        rest_since = now if state.rest_since is None else state.rest_since
         rested = now - rest_since >= cfg.rest_time_s
-        if cells.valid and (rested or not s.valid):
+        if cells.valid and (rested or source is SocSource.UNKNOWN):
             low, high, mean = self.soc_from_ocv(
                 np.array([cells.minimum, cells.maximum, cells.mean])
             )
             return CountingState(
                 now, float(low), float(high), float(mean), rest_since, SocSource.OCV
             )
-        return replace(s, time=now, rest_since=rest_since)
+        return CountingState(now, low, high, mean, rest_since, source)
 
 
 def _clip(soc: float) -> float:

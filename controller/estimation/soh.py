@@ -26,7 +26,11 @@ the lowest of them, clipped to 0..100 %: the weakest cell ends every discharge a
 charge, so it is the capacity the pack delivers. It is always a finite number.
 
 Every per-cell operation is one NumPy expression over the pack; a step without a rest point
-and without fresh readings under a steady current costs a few scalar comparisons.
+and without fresh readings under a steady current costs a few scalar comparisons. Readings
+kept under the present steady current are within two fifths of ``min_current_step_a`` of it,
+so only those kept before it can pair; while the present current is within
+``min_current_step_a`` of every one of them (their lowest and highest current, taken when
+the current settled), no cell is looked at for a pair.
 """
 
 from __future__ import annotations
@@ -118,6 +122,9 @@ class SohState:
     sample_time: np.ndarray  # s, when it arrived; -inf: none kept
     steady_current: float  # A, where the current settled; NaN: unknown
     steady_since: float  # s
+    # A, lowest and highest current of the readings kept when the current settled (NaN: none)
+    earlier_low: float = math.nan
+    earlier_high: float = math.nan
 
 
 class SohEstimator:
@@ -192,38 +199,39 @@ class SohEstimator:
         anchor_ok = state.anchor_ok
         if bleeding.any():
             anchor_ok = anchor_ok & ~bleeding
-        s = replace(
-            state,
-            time=now,
-            anchor_ok=anchor_ok,
-            counted_ah=state.counted_ah + current * dt / SECONDS_PER_HOUR,
+        counted_ah = state.counted_ah + current * dt / SECONDS_PER_HOUR
+        health, anchor_soc = state.health, state.anchor_soc
+        rest_since, rest_taken = state.rest_since, state.rest_taken
+        if abs(current) >= self.soc.rest_current_a:
+            rest_since, rest_taken = None, False
+        else:
+            rest_since = now if rest_since is None else rest_since
+            rested = now - rest_since >= self.soc.rest_time_s
+            if not rest_taken and rested and voltage_valid.any():  # the rest point
+                soc = np.interp(voltage, self._ocv_v, self._ocv_soc)
+                usable = voltage_valid & (soc > self._ocv_soc[0]) & (soc < self._ocv_soc[-1])
+                health = self._capacity(health, soc - anchor_soc, anchor_ok & usable, counted_ah)
+                anchor_soc, anchor_ok, counted_ah = _frozen(soc), _frozen(usable), 0.0
+                rest_taken = True
+        s = SohState(
+            health,
+            now,
+            rest_since,
+            rest_taken,
+            anchor_soc,
+            anchor_ok,
+            counted_ah,
+            state.sample_voltage,
+            state.sample_current,
+            state.sample_time,
+            state.steady_current,
+            state.steady_since,
+            state.earlier_low,
+            state.earlier_high,
         )
-        s = self._rest(s, voltage, voltage_valid, current, now)
         return self._resistance(s, voltage, voltage_valid, updated_at, current, now)
 
     # -- capacity -----------------------------------------------------------------------
-
-    def _rest(
-        self, s: SohState, voltage: np.ndarray, valid: np.ndarray, current: float, now: float
-    ) -> SohState:
-        """Track the rest; at its rest point measure what the last pair allows."""
-        if abs(current) >= self.soc.rest_current_a:
-            return replace(s, rest_since=None, rest_taken=False)
-        rest_since = now if s.rest_since is None else s.rest_since
-        if s.rest_taken or now - rest_since < self.soc.rest_time_s or not valid.any():
-            return replace(s, rest_since=rest_since)
-        soc = np.interp(voltage, self._ocv_v, self._ocv_soc)
-        usable = valid & (soc > self._ocv_soc[0]) & (soc < self._ocv_soc[-1])
-        health = self._capacity(s.health, soc - s.anchor_soc, s.anchor_ok & usable, s.counted_ah)
-        return replace(
-            s,
-            health=health,
-            rest_since=rest_since,
-            rest_taken=True,
-            anchor_soc=_frozen(soc),
-            anchor_ok=_frozen(usable),
-            counted_ah=0.0,
-        )
 
     def _capacity(
         self, health: CellHealth, swing: np.ndarray, intact: np.ndarray, counted_ah: float
@@ -255,38 +263,69 @@ class SohEstimator:
         """Keep readings taken under a steady current; pair them across current steps."""
         cfg = self.config
         if math.isnan(s.steady_current) or abs(current - s.steady_current) > cfg.steady_band_a:
-            return replace(s, steady_current=current, steady_since=now)
+            kept = s.sample_current[s.sample_time > -np.inf]
+            low, high = (kept.min(), kept.max()) if kept.size else (math.nan, math.nan)
+            return replace(
+                s, steady_current=current, steady_since=now, earlier_low=low, earlier_high=high
+            )
         if now - s.steady_since < cfg.settle_s:
             return s
-        fresh = valid & (updated_at > s.sample_time)
+        fresh = updated_at > s.sample_time
+        fresh &= valid
         if not fresh.any():
             return s
         health = s.health
+        if (
+            current - s.earlier_low >= cfg.min_current_step_a
+            or s.earlier_high - current >= cfg.min_current_step_a
+        ):
+            health = self._paired(health, s, voltage, fresh, updated_at, current)
+        return SohState(
+            health,
+            s.time,
+            s.rest_since,
+            s.rest_taken,
+            s.anchor_soc,
+            s.anchor_ok,
+            s.counted_ah,
+            _frozen(np.where(fresh, voltage, s.sample_voltage)),
+            _frozen(np.where(fresh, current, s.sample_current)),
+            _frozen(np.where(fresh, updated_at, s.sample_time)),
+            s.steady_current,
+            s.steady_since,
+            s.earlier_low,
+            s.earlier_high,
+        )
+
+    def _paired(
+        self,
+        health: CellHealth,
+        s: SohState,
+        voltage: np.ndarray,
+        fresh: np.ndarray,
+        updated_at: np.ndarray,
+        current: float,
+    ) -> CellHealth:
+        """``health`` with the resistances of the fresh cells a current step away from the
+        reading kept before."""
+        cfg = self.config
         step = current - s.sample_current
         pair = (
             fresh
             & (np.abs(step) >= cfg.min_current_step_a)
             & (updated_at <= s.sample_time + cfg.max_sample_interval_s)  # -inf - -inf is NaN
         )
-        if pair.any():
-            cells = np.flatnonzero(pair)
-            measured = (voltage[cells] - s.sample_voltage[cells]) / step[cells]
-            positive = measured > 0.0
-            if positive.any():
-                resistance = _blend(
-                    health.resistance_ohm,
-                    cells[positive],
-                    measured[positive],
-                    cfg.resistance_weight,
-                )
-                health = replace(health, resistance_ohm=resistance)
-        return replace(
-            s,
-            health=health,
-            sample_voltage=_frozen(np.where(fresh, voltage, s.sample_voltage)),
-            sample_current=_frozen(np.where(fresh, current, s.sample_current)),
-            sample_time=_frozen(np.where(fresh, updated_at, s.sample_time)),
+        if not pair.any():
+            return health
+        cells = np.flatnonzero(pair)
+        measured = (voltage[cells] - s.sample_voltage[cells]) / step[cells]
+        positive = measured > 0.0
+        if not positive.any():
+            return health
+        resistance = _blend(
+            health.resistance_ohm, cells[positive], measured[positive], cfg.resistance_weight
         )
+        return replace(health, resistance_ohm=resistance)
 
     def _restored(self, values: Sequence[float]) -> np.ndarray:
         array = np.array(values, np.float64).reshape(-1)

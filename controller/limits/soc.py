@@ -79,7 +79,6 @@ class SocEstimator:
         self.cells = cells
         self.filter = CellSocFilter(config, cells)
         self.counting = CountingSoc(config)
-        self._r0 = config.r0_mohm / 1000.0
         self._settle_s = config.settle_ms / 1000.0
 
     def initial_state(
@@ -111,17 +110,22 @@ class SocEstimator:
             f = self.filter.lost_current(f, dt)
             steady, since = math.nan, now
         else:
-            f = self.filter.predict(f, i.current, dt, i.capacity_ah, r_factor)
             if math.isnan(steady) or abs(i.current - steady) > self.config.steady_band_a:
                 steady, since = i.current, now
-            fresh = (
-                i.voltage_valid
-                & (i.updated_at > f.measured_at)
-                & (i.updated_at >= since + self._settle_s)
+            fresh = i.updated_at > f.measured_at
+            fresh &= i.voltage_valid
+            fresh &= i.updated_at >= since + self._settle_s
+            f = self.filter.step(
+                f,
+                i.current,
+                dt,
+                i.capacity_ah,
+                r_factor,
+                i.voltage,
+                fresh,
+                i.updated_at,
+                i.resistance_ohm,
             )
-            if fresh.any():
-                r0 = np.where(np.isnan(i.resistance_ohm), self._r0, i.resistance_ohm / r_factor)
-                f = self.filter.update(f, i.voltage, fresh, i.updated_at, i.current, r0, r_factor)
         return self._published(now, f, counting, steady, since)
 
     def _published(
@@ -132,19 +136,22 @@ class SocEstimator:
         steady: float,
         since: float,
     ) -> SocState:
-        valid = bool(np.all(f.std <= self.config.valid_uncertainty_percent))
-        if not valid:
+        soc = f.soc
+        lowest = soc.min()  # NaN when a cell was never measured
+        worst = math.sqrt(max(float(f.cov_packed[0].max()), 0.0))  # the largest SOC std
+        if math.isnan(lowest) or not worst <= self.config.valid_uncertainty_percent:
             return SocState(now, f, counting, steady, since)
-        cells = np.clip(f.soc, 0.0, 100.0)
+        cells = np.maximum(soc, 0.0)
+        np.minimum(cells, 100.0, out=cells)
         return SocState(
             now,
             f,
             counting,
             steady,
             since,
-            soc_min=float(cells.min()),
-            soc_max=float(cells.max()),
-            soc_mean=float(cells.mean()),
+            soc_min=min(100.0, max(0.0, float(lowest))),
+            soc_max=min(100.0, max(0.0, float(soc.max()))),
+            soc_mean=float(cells.sum() / cells.size),
             pack=pack_soc(cells, f.capacity_ah),
             valid=True,
         )
@@ -153,6 +160,6 @@ class SocEstimator:
 def pack_soc(cells: np.ndarray, capacity_ah: np.ndarray) -> float:
     """Usable SOC (%) of a series string: charge until the first cell is empty over that
     plus the charge until the first cell is full."""
-    down = float(np.min(cells * capacity_ah))
-    up = float(np.min((100.0 - cells) * capacity_ah))
+    down = float((cells * capacity_ah).min())
+    up = float(((100.0 - cells) * capacity_ah).min())
     return 100.0 * down / (down + up) if down + up > 0.0 else 0.0
