@@ -5,8 +5,10 @@ counts from the first step). It clears once frames are accepted again for the cl
 ``e2e_reject_rate``: the share of a source's frames rejected between two steps (CRC, alive
 counter, DLC, unknown multiplexer) above the threshold, held for the set delay; it clears
 after the share stayed at or below it for the clear delay. A step without frames from a
-source keeps that source's last verdict. Both are debounced like protection levels, over
-every source at once.
+source keeps that source's last verdict. Both are debounced like protection levels
+(`controller.protection.debounce`: integer microseconds, the same set and clear rules), one
+level over every source at once; while no source violates and nothing is pending, a step
+costs a few comparisons.
 """
 
 from __future__ import annotations
@@ -19,11 +21,30 @@ import numpy as np
 from controller.diagnosis.catalogue import Catalogue, Diagnosis
 from controller.diagnosis.events import Event, Kind
 from controller.ingest.mapping import DEFAULT_SOURCE
-from controller.protection.debounce import DebounceState, Timing, advance
 
 SILENT = "source_silent"
 REJECTS = "e2e_reject_rate"
 NAMES_SHOWN = 3  # sources named in an event's detail, then the count
+
+
+@dataclass(frozen=True)
+class SourceDebounce:
+    """One debounced verdict per source; arrays are replaced, never changed."""
+
+    counter: np.ndarray  # (sources,) int64 us, set counter
+    clear_counter: np.ndarray  # (sources,) int64 us, time the clear condition has held
+    active: np.ndarray  # (sources,) bool, set
+    prev_violated: np.ndarray  # (sources,) bool
+    prev_clear_ok: np.ndarray  # (sources,) bool
+    quiet: bool  # nothing set, counted or violated: a step without a violation keeps it
+
+    @classmethod
+    @functools.cache
+    def initial(cls, sources: int) -> SourceDebounce:
+        zeros, false = np.zeros(sources, np.int64), np.zeros(sources, bool)
+        for array in (zeros, false):
+            array.flags.writeable = False
+        return cls(zeros, zeros, false, false, false, quiet=True)
 
 
 @dataclass(frozen=True)
@@ -35,8 +56,8 @@ class IngestDiagnosisState:
     accepted: np.ndarray  # (sources,) int64, cumulative at the last step
     rejected: np.ndarray  # (sources,) int64, cumulative over every reason
     over_rate: np.ndarray  # (sources,) bool, last judged verdict of the reject rate
-    silent: DebounceState
-    rejects: DebounceState
+    silent: SourceDebounce
+    rejects: SourceDebounce
 
     @classmethod
     def initial(cls, sources: int) -> IngestDiagnosisState:
@@ -46,8 +67,8 @@ class IngestDiagnosisState:
             accepted=np.zeros(sources, np.int64),
             rejected=np.zeros(sources, np.int64),
             over_rate=np.zeros(sources, bool),
-            silent=_dense(sources),
-            rejects=_dense(sources),
+            silent=SourceDebounce.initial(sources),
+            rejects=SourceDebounce.initial(sources),
         )
 
 
@@ -85,29 +106,18 @@ def diagnose(
         age = now - np.maximum(last_seen, started)
         quiet = age * 1000.0 >= silent_d.set_delay_ms - 1e-6  # the age is the set delay
         quiet &= _expected(sources)
-        silent, found = _judge(silent_d, 0.0, state.silent, quiet, ~quiet, dt_us, now, age, sources)
-        events += found
+        silent = _judge(silent_d, 0.0, silent, quiet, dt_us, now, age, sources, events)
 
     rate_d = catalogue[REJECTS]
     if rate_d.enabled:
         new_rejects = total_rejected - state.rejected
         frames = accepted - state.accepted + new_rejects
-        seen = frames > 0
         rate = new_rejects / np.maximum(frames, 1)
         threshold = rate_d.threshold if rate_d.threshold is not None else 0.0
-        over_rate = np.where(seen, rate > threshold, state.over_rate)
-        rejects, found = _judge(
-            rate_d,
-            rate_d.set_delay_ms,
-            state.rejects,
-            over_rate,
-            ~over_rate,
-            dt_us,
-            now,
-            rate,
-            sources,
+        over_rate = np.where(frames > 0, rate > threshold, state.over_rate)
+        rejects = _judge(
+            rate_d, rate_d.set_delay_ms, rejects, over_rate, dt_us, now, rate, sources, events
         )
-        events += found
 
     new = IngestDiagnosisState(
         time_us=now_us,
@@ -121,38 +131,42 @@ def diagnose(
     return new, tuple(events)
 
 
-def _dense(sources: int) -> DebounceState:
-    """One level over every source (a few hundred at most, so no sparse layout)."""
-    empty = DebounceState.empty(1)
-    return empty.aligned(np.arange(sources))
-
-
 def _judge(
     d: Diagnosis,
     set_ms: float | None,
-    old: DebounceState,
+    old: SourceDebounce,
     violated: np.ndarray,
-    clear_ok: np.ndarray,
     dt_us: int,
     now: float,
     value: np.ndarray,
     sources: tuple[str, ...],
-) -> tuple[DebounceState, list[Event]]:
-    """Debounce one verdict per source; ``set_ms`` 0 where the verdict already holds the delay."""
+    events: list[Event],
+) -> SourceDebounce:
+    """Debounce one verdict per source (clear condition: not violated), appending its events;
+    ``set_ms`` 0 where the verdict already holds the delay."""
+    if old.quiet and not violated.any():
+        return old
     assert set_ms is not None and d.clear_delay_ms is not None
-    timing = Timing(
-        set_us=np.array([round(set_ms * 1000)], np.int64),
-        clear_us=np.array([round(d.clear_delay_ms * 1000)], np.int64),
-        latch=np.array([d.latching]),
-    )
-    new, tr = advance(old, violated[None, :], clear_ok[None, :], timing, dt_us, reset=False)
-    new = new.aligned(old.cols)  # keep every source in place: the layout stays dense
-    events = [
-        _event(d, kind, tr.cols[mask[0]], now, value, sources)
-        for kind, mask in (("cleared", tr.cleared), ("set", tr.set_now))
-        if mask.any()
-    ]
-    return new, events
+    set_us, clear_us = round(set_ms * 1000), round(d.clear_delay_ms * 1000)
+    clear_ok = ~violated
+    counter = np.where(old.prev_violated, dt_us, -dt_us)
+    counter += old.counter
+    np.clip(counter, 0, set_us, out=counter)
+    set_now = (counter >= set_us) & violated & ~old.active
+    clear_counter = old.clear_counter + dt_us
+    clear_counter *= old.prev_clear_ok & clear_ok
+    np.minimum(clear_counter, clear_us, out=clear_counter)
+    cleared = (clear_counter >= clear_us) & old.active & clear_ok
+    if d.latching:  # never reset here: a latched verdict stays
+        cleared[:] = False
+    active = (old.active | set_now) ^ cleared
+    counter *= ~cleared
+    clear_counter *= active
+    for kind, mask in (("cleared", cleared), ("set", set_now)):
+        if mask.any():
+            events.append(_event(d, kind, np.flatnonzero(mask), now, value, sources))
+    quiet = not (active.any() or violated.any() or counter.any())
+    return SourceDebounce(counter, clear_counter, active, violated, clear_ok & active, quiet)
 
 
 def _event(
