@@ -19,8 +19,10 @@ import numpy as np
 
 from controller.frames import EXTENDED_FLAG, MAX_PAYLOAD, FrameBatch
 from controller.ingest.e2e import E2ETable
-from controller.ingest.layout import MessageLayout, SignalLayout
+from controller.ingest.fields import Field, field_of
+from controller.ingest.layout import MessageLayout
 from controller.ingest.routing import Routes
+from controller.ingest.slot_code import compile_slot
 from controller.measurements import Measurements
 from dbc import e2e as profile
 from dbc.e2e_counter import CounterState, judge_counter
@@ -30,68 +32,32 @@ _MUX_END = 2.0**32
 _SCALAR_WRITES = 48  # elements up to which a batch's values are written one by one
 
 
-class _Field(NamedTuple):
-    """One signal as a shift and mask of the payload read as one integer."""
-
-    big: bool  # Motorola: contiguous in the big-endian reading of the payload
-    shift: int
-    mask: int
-    sign: int  # the sign bit of a signed signal, else 0
-    scale: float
-    offset: float
-
-    def raw(self, little: int, big: int) -> int:
-        return ((big if self.big else little) >> self.shift) & self.mask
-
-    def physical(self, little: int, big: int) -> float:
-        raw = ((big if self.big else little) >> self.shift) & self.mask
-        if raw & self.sign:
-            raw -= self.sign << 1
-        return raw * self.scale + self.offset  # as float(raw) * scale + offset
-
-
-def _field(sig: SignalLayout, length: int) -> _Field:
-    """Little-endian signals are contiguous in the payload read little-endian, Motorola
-    signals in the payload read big-endian; the segments say which and where."""
-    bits = [
-        (byte, rshift + k, lshift + k)
-        for byte, rshift, mask, lshift in sig.segments
-        for k in range(mask.bit_length())
-    ]
-    low = min(bits, key=lambda b: b[2])
-    little = all(8 * byte + bit - lsb == 8 * low[0] + low[1] for byte, bit, lsb in bits)
-    start = 8 * low[0] + low[1] if little else 8 * (length - 1 - low[0]) + low[1]
-    if not little:
-        assert all(8 * (length - 1 - byte) + bit - lsb == start for byte, bit, lsb in bits)
-    sign = 1 << (sig.length - 1) if sig.signed else 0
-    return _Field(not little, start, (1 << sig.length) - 1, sign, sig.scale, sig.offset)
-
-
 class _Column(NamedTuple):
     """A mapped column of a slot: the element it feeds and how its value is judged."""
 
     element: int
-    value: _Field
-    flag: _Field | None
+    value: Field
+    flag: Field | None
     flag_invalid: float
     scale: float
-    index: _Field | None
+    index: Field | None
     stride: int
     low: int
     high: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Message:
     index: int
     length: int
     source: int
     crc_start: int | None  # the CRC register after the data ID, None without a CRC
-    counter: _Field | None
+    counter: Field | None
     modulo: int
     max_step: int
-    mux: _Field | None
+    mux: Field | None
     slots: dict[int, int]  # mux value -> slot (a message without a mux: {0: its slot})
+    slot: int  # the slot of a message without a mux
     raw_mux: bool  # the multiplexer is unsigned with scale 1 and offset 0
     big: bool  # some signal needs the big-endian reading
 
@@ -115,6 +81,12 @@ class PerFrame:
             _slot_columns(routes, k, layouts[m].length) if routes.has_mapped[k] else None
             for k, m in enumerate(slot_message)
         ]
+        self._slot_code = [
+            None
+            if columns is None or any(c.index is not None for c in columns)
+            else compile_slot(columns, [c.element for c in columns], routes.scaled)
+            for columns in self._columns
+        ]
         widest = [0] * len(layouts)
         for k, m in enumerate(slot_message):
             widest[m] = max(widest[m], len(self._columns[k] or ()))
@@ -137,18 +109,19 @@ class PerFrame:
                 crc_start=_TABLE[_TABLE[data_id & 0xFF] ^ (data_id >> 8 & 0xFF)]
                 if e2e.has_crc[m]
                 else None,
-                counter=_field(counter, length) if counter is not None else None,
+                counter=field_of(counter, length) if counter is not None else None,
                 modulo=int(e2e.modulo[m]),
                 max_step=int(e2e.max_jump[m]),
-                mux=_field(layout.mux, length) if layout.mux is not None else None,
+                mux=field_of(layout.mux, length) if layout.mux is not None else None,
                 slots={s.mux_value: k for k, s in zip(mine, layout.slots, strict=True)}
                 if layout.mux is not None
                 else {0: mine[0]},
+                slot=mine[0],
                 raw_mux=layout.mux is not None
                 and not layout.mux.signed
                 and layout.mux.scale == 1
                 and layout.mux.offset == 0,
-                big=any(_field(sig, length).big for sig in signals),
+                big=any(field_of(sig, length).big for sig in signals),
             )
 
     def decode(
@@ -171,10 +144,13 @@ class PerFrame:
         payload = batch.data.tobytes()
         messages = self._messages
         table = _TABLE
+        # In time order (the usual batch) counters are judged as frames come; otherwise
+        # after sorting the frames that pass the other checks.
+        in_order = all(a <= b for a, b in zip(times, times[1:], strict=False))  # not with NaN
         known: list[_Frame] = []  # frames still acceptable, arrival order
         unknown = 0
-        for i in range(len(ids)):
-            message = messages.get(ids[i] | EXTENDED_FLAG if extended[i] else ids[i])
+        for i, frame_id in enumerate(ids):
+            message = messages.get(frame_id | EXTENDED_FLAG if extended[i] else frame_id)
             if message is None:
                 unknown += 1
                 continue
@@ -193,10 +169,10 @@ class PerFrame:
                     continue
             little = int.from_bytes(row, "little")
             big = int.from_bytes(row, "big") if message.big else 0
-            if message.mux is None:
-                slot = message.slots[0]
+            mux = message.mux
+            if mux is None:
+                slot = message.slot
             else:
-                mux = message.mux
                 if message.raw_mux:  # unsigned, unscaled: the raw value is the mux value
                     raw = ((big if mux.big else little) >> mux.shift) & mux.mask
                     slot = message.slots.get(raw, -1)
@@ -205,19 +181,32 @@ class PerFrame:
                 if slot < 0:
                     rejected[message.source, _UNKNOWN_MUX] += 1
                     continue
+            counter = message.counter
+            if counter is not None and in_order:
+                value = ((big if counter.big else little) >> counter.shift) & counter.mask
+                verdict = judge_counter(
+                    counters, message.index, value, message.modulo, message.max_step
+                )
+                if verdict:
+                    rejected[message.source, self._counter_reason[verdict]] += 1
+                    continue
             known.append((i, message, slot, little, big))
-        if any(frame[1].counter is not None for frame in known):
+        if not in_order and any(frame[1].counter is not None for frame in known):
             known = self._judge(known, times, counters, rejected)
-        newest: dict[int, tuple[int, float]] = {}  # per source: frames, newest time
+        newest: dict[int, list] = {}  # per source: [frames, newest time]
         for i, message, _, _, _ in known:
-            source, when = message.source, times[i]
-            count, held = newest.get(source) or (0, last_seen.item(source))
-            if held == held and (when != when or when > held):  # as np.maximum: NaN wins
-                held = when
-            newest[source] = (count + 1, held)
+            held = newest.get(message.source)
+            if held is None:
+                held = newest[message.source] = [0, last_seen.item(message.source)]
+            held[0] += 1
+            when = times[i]
+            if held[1] == held[1] and (when != when or when > held[1]):  # NaN wins
+                held[1] = when
         for source, (count, when) in newest.items():
             accepted[source] = count
             last_seen[source] = when
+        if self._exclusive:
+            return unknown, len(known), self._scatter_slots(known, times, in_order, meas)
         return unknown, len(known), self._scatter(known, times, meas)
 
     def _judge(
@@ -225,9 +214,7 @@ class PerFrame:
     ) -> list[_Frame]:
         """Alive counters, each message's frames in (time, arrival) order; the accepted
         frames are returned in arrival order."""
-        order = known
-        if not all(times[a[0]] <= times[b[0]] for a, b in zip(known, known[1:], strict=False)):
-            order = sorted(known, key=lambda f: (_time_key(times[f[0]]), f[0]))
+        order = sorted(known, key=lambda f: (_time_key(times[f[0]]), f[0]))
         dropped = set()
         for frame in order:
             i, message, _, little, big = frame
@@ -245,17 +232,40 @@ class PerFrame:
                 dropped.add(i)
         return [f for f in known if f[0] not in dropped] if dropped else known
 
+    def _scatter_slots(
+        self, known: list[_Frame], times: list[float], in_order: bool, meas: Measurements
+    ) -> int:
+        """`_scatter` when each element has one slot: only the newest frame of each slot
+        (ties: the later arrival) is decoded, and no two of them share an element."""
+        newest: dict[int, _Frame] = {}
+        if in_order:
+            for frame in known:
+                newest[frame[2]] = frame
+        else:
+            ranks: dict[int, tuple[bool, float]] = {}
+            for frame in known:
+                rank = _time_key(times[frame[0]])
+                if frame[2] not in ranks or rank >= ranks[frame[2]]:
+                    ranks[frame[2]] = rank
+                    newest[frame[2]] = frame
+        elems: list[int] = []
+        values: list[float] = []
+        goods: list[bool] = []
+        whens: list[float] = []
+        for i, _, slot, little, big in newest.values():
+            code = self._slot_code[slot]
+            if code is None:  # unmapped (a slot with an index signal is never exclusive)
+                continue
+            value, good = code.decode(little, big)
+            elems += code.elements
+            values += value
+            goods += good
+            whens += [times[i]] * len(value)
+        return _write(meas, elems, values, goods, whens)
+
     def _scatter(self, known: list[_Frame], times: list[float], meas: Measurements) -> int:
         """The newest frame of each element wins (ties: the later arrival), and only
         when it is not older than what the element holds."""
-        if self._exclusive:  # each element has one slot: decode the newest frame per slot
-            newest_frame: dict[int, tuple[tuple[bool, float], _Frame]] = {}
-            for frame in known:
-                rank = _time_key(times[frame[0]])
-                held = newest_frame.get(frame[2])
-                if held is None or rank >= held[0]:
-                    newest_frame[frame[2]] = (rank, frame)
-            known = [frame for _, frame in newest_frame.values()]
         newest: dict[int, tuple[tuple[bool, float], float, bool, float]] = {}
         scaled = self._scaled
         isfinite = math.isfinite
@@ -287,26 +297,45 @@ class PerFrame:
                 held = newest.get(elem)
                 if held is None or rank >= held[0]:
                     newest[elem] = (rank, value, good, when)
-        if len(newest) <= _SCALAR_WRITES:  # cheaper element by element than as arrays
-            written = 0
-            stored = meas.updated_at
-            for elem, (_, value, good, when) in newest.items():
-                if when >= stored.item(elem):
-                    meas.value[elem] = value
-                    meas.reported_valid[elem] = good
-                    stored[elem] = when
-                    written += 1
-            return written
-        elem = np.fromiter(newest, np.int64, len(newest))
-        held = np.array([h[1:] for h in newest.values()], np.float64)  # value, good, when
-        value, good, when = held[:, 0], held[:, 1] != 0.0, held[:, 2]
-        newer = when >= meas.updated_at[elem]
-        if not newer.all():
-            elem, value, good, when = elem[newer], value[newer], good[newer], when[newer]
-        meas.value[elem] = value
-        meas.reported_valid[elem] = good
-        meas.updated_at[elem] = when
-        return int(elem.size)
+        held = list(newest.values())
+        return _write(
+            meas,
+            list(newest),
+            [h[1] for h in held],
+            [h[2] for h in held],
+            [h[3] for h in held],
+        )
+
+
+def _write(
+    meas: Measurements,
+    elems: list[int],
+    values: list[float],
+    goods: list[bool],
+    whens: list[float],
+) -> int:
+    """Store each value where its time is not older than the element's; returns how many."""
+    if len(elems) <= _SCALAR_WRITES:  # cheaper element by element than as arrays
+        written = 0
+        value_of, valid_of, stored = meas.value, meas.reported_valid, meas.updated_at
+        for elem, value, good, when in zip(elems, values, goods, whens, strict=True):
+            if when >= stored.item(elem):
+                value_of[elem] = value
+                valid_of[elem] = good
+                stored[elem] = when
+                written += 1
+        return written
+    elem = np.array(elems, np.int64)
+    value = np.array(values, np.float64)
+    good = np.array(goods, bool)
+    when = np.array(whens, np.float64)
+    newer = when >= meas.updated_at[elem]
+    if not newer.all():
+        elem, value, good, when = elem[newer], value[newer], good[newer], when[newer]
+    meas.value[elem] = value
+    meas.reported_valid[elem] = good
+    meas.updated_at[elem] = when
+    return int(elem.size)
 
 
 def _moved(elem: int, step: float, low: int, high: int) -> int:
@@ -346,13 +375,13 @@ def _slot_columns(routes: Routes, k: int, length: int) -> tuple[_Column, ...]:
         out.append(
             _Column(
                 element=int(routes.target[k, w]),
-                value=_field(row[routes.column[k, w]], length),
-                flag=_field(row[routes.flag_column[k, w]], length)
+                value=field_of(row[routes.column[k, w]], length),
+                flag=field_of(row[routes.flag_column[k, w]], length)
                 if routes.has_flag[k, w]
                 else None,
                 flag_invalid=float(routes.flag_invalid[k, w]),
                 scale=float(routes.scale[k, w]),
-                index=_field(row[routes.index_column[k, w]], length)
+                index=field_of(row[routes.index_column[k, w]], length)
                 if routes.has_index[k, w]
                 else None,
                 stride=int(routes.index_stride[k, w]),
