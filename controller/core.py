@@ -59,6 +59,7 @@ from controller.limits.soc import SocInputs
 from controller.pack_view import PackView, ViewBuilder, protection_inputs
 from controller.persisted import RESTORED, Persisted
 from controller.protection import Check, Protection, ProtectionState
+from controller.protection.counter_plausibility import COUNTER, counter_inputs
 from controller.security import CommandGate, GateState
 from controller.stage import Stage, StageInputs, StageOutput
 from controller.status_frames import StatusFrames
@@ -295,6 +296,7 @@ class Controller:
                 inputs,
                 cell_resistance=state.soh.health.resistance_ohm,
                 cell_resistance_25c=state.soc.filter.resistance_ohm,
+                **counter_inputs(internal, now, self.config.ingest.timeout(COUNTER)),
             )
             protection, found = self.protection.step(state.protection, inputs, now, reset)
             events.extend(found)

@@ -34,6 +34,7 @@ DEFAULT_TIMEOUTS_MS = {
     "pack_current": 100.0,
     "pack_voltage": 350.0,
     "link_voltage": 350.0,
+    "charge_counter": 350.0,
     "contactor_feedback": 100.0,
     "ems_request": 300.0,
     "ems_reset": 300.0,
@@ -166,15 +167,17 @@ def bus_targets(pack: PackConfig) -> dict[str, dict[str, int]]:
             "pack_current": 1,
             "pack_voltage": 1,
             "link_voltage": 1,
+            "charge_counter": 1,  # the current sensor's own charge counter, As
             "contactor_feedback": 3,  # minus, precharge, plus
         },
         "vehicle": {"ems_request": 1, "ems_reset": 1},
     }
 
 
-# What the controller can run without: per-module status values. Cell voltages and
-# temperatures, the current and the pack and link voltages (precharge) are mandatory.
-OPTIONAL_TARGETS = MODULE_ARRAYS
+# What the controller can run without: per-module status values and the current sensor's
+# charge counter. Cell voltages and temperatures, the current and the pack and link voltages
+# (precharge) are mandatory.
+OPTIONAL_TARGETS = (*MODULE_ARRAYS, "charge_counter")
 
 
 def bus_mappings(config: IngestConfig, params: Mapping[str, int]) -> dict[str, MappingConfig]:

@@ -245,6 +245,7 @@ def stale_bounds_ms(config: ControllerConfig) -> dict[str, float]:
         "pack_current": fault_delay(Check.OVERCURRENT_CHARGE, Check.OVERCURRENT_DISCHARGE),
         "pack_voltage": fault_delay(Check.PACK_VOLTAGE_PLAUSIBILITY),
         "link_voltage": config.contactors.precharge_timeout_s * 1e3,
+        "charge_counter": fault_delay(Check.CURRENT_COUNTER_DISAGREEMENT),
         "contactor_feedback": config.contactors.feedback_timeout_s * 1e3,
         "ems_request": ems_ms,
         "ems_reset": ems_ms,

@@ -36,6 +36,7 @@ valid but wrong; they share bit 14 so that the contactor faults keep bits 16 and
 | cell_resistance_outlier | cell | ratio (voltage step off the module's median, per R0) |
 | cell_voltage_stuck | cell | V (move of its module's median while it stood) |
 | soc_ocv_disagreement | pack | % (counted SOC against the rested OCV) |
+| current_counter_disagreement | pack | ratio (integrated readings against the sensor's counter) |
 """
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ class Check(StrEnum):
     CELL_RESISTANCE_OUTLIER = "cell_resistance_outlier"
     CELL_VOLTAGE_STUCK = "cell_voltage_stuck"
     SOC_OCV_DISAGREEMENT = "soc_ocv_disagreement"
+    CURRENT_COUNTER_DISAGREEMENT = "current_counter_disagreement"
 
     @property
     def bit(self) -> int:
@@ -141,6 +143,7 @@ SPECS: dict[Check, CheckSpec] = {
     Check.CELL_RESISTANCE_OUTLIER: CheckSpec(Direction.HIGH, "cell", "ratio", 0.0),
     Check.CELL_VOLTAGE_STUCK: CheckSpec(Direction.HIGH, "cell", "V", 0.0),
     Check.SOC_OCV_DISAGREEMENT: CheckSpec(Direction.HIGH, None, "%", 0.0),
+    Check.CURRENT_COUNTER_DISAGREEMENT: CheckSpec(Direction.HIGH, None, "ratio", 0.0),
 }
 
 # Pairs (low check, high check) whose loosest thresholds must leave an operating window.

@@ -14,7 +14,9 @@ For the plausibility checks: ``soc`` is the SOC estimate of the previous cycle (
 is set while the contactors are confirmed open; ``cell_resistance`` is each cell's R0 (ohm)
 as the state-of-health estimator measured it, NaN where not measured yet, and
 ``cell_resistance_25c`` the SOC filter's R0 of each cell at 25 degC; None for either: the
-configured nominal R0 (see `controller.protection.resistance`).
+configured nominal R0 (see `controller.protection.resistance`). ``charge_counter`` is the
+current sensor's own charge counter where its mapping has one
+(`controller.protection.counter_plausibility`).
 """
 
 from __future__ import annotations
@@ -49,6 +51,8 @@ class ProtectionInputs:
     current_must_be_zero: bool = False  # contactors confirmed open
     cell_resistance: np.ndarray | None = None  # (n,) ohm, NaN: not measured
     cell_resistance_25c: np.ndarray | None = None  # (n,) ohm at 25 degC, SOC filter
+    charge_counter: float = math.nan  # As, the current sensor's own counter; NaN: none valid
+    charge_counter_at: float = -math.inf  # s, when that counter frame arrived
 
     def __post_init__(self) -> None:
         if self.cell_voltage.shape != self.cell_voltage_valid.shape:

@@ -18,6 +18,7 @@ import numpy as np
 
 from controller.protection.cell_plausibility import CellState, step_cells
 from controller.protection.checks import Check
+from controller.protection.counter_plausibility import CounterState, step_counter
 from controller.protection.current_plausibility import CurrentState, resistances, step_current
 from controller.protection.inputs import ProtectionInputs
 from controller.protection.plausibility_config import PlausibilityConfig
@@ -45,6 +46,7 @@ class PlausibilityState:
     cells: CellState = CellState()
     temperatures: TemperatureState = TemperatureState()
     soc: SocMemory = SocMemory()
+    counter: CounterState = CounterState()
     held: Mapping[Check, Values] = field(default_factory=dict)  # of the last evaluation
 
 
@@ -77,11 +79,13 @@ def step_plausibility(
         config, state.current, inputs, resistance, state.mean_temperature, now
     )
     soc = _soc(state.soc, inputs)
+    counter_state, counter = step_counter(config, state.counter, inputs, now)
     pack = {
         Check.CURRENT_SENSOR_STUCK: current.stuck,
         Check.CURRENT_VOLTAGE_CONSISTENCY: current.consistency,
         Check.CURRENT_AT_OPEN_CONTACTORS: current.at_open,
         Check.SOC_OCV_DISAGREEMENT: soc.disagreement,
+        Check.CURRENT_COUNTER_DISAGREEMENT: counter,
     }
     resting = inputs.pack_current_valid and abs(inputs.pack_current) <= config.rest_current_a
     rest_since = (state.rest_since if state.rest_since is not None else now) if resting else None
@@ -97,6 +101,7 @@ def step_plausibility(
             state.cells,
             state.temperatures,
             soc,
+            counter_state,
             state.held,
         )
         return new, Plausibility(pack, state.held, False)
@@ -125,6 +130,7 @@ def step_plausibility(
         cells_state,
         temp_state,
         soc,
+        counter_state,
         MappingProxyType(held),
     )
     return new, Plausibility(pack, new.held, True)

@@ -42,6 +42,19 @@ class PlausibilityConfig:
         0.1, gt=0.0, le=10.0, unit="1/h",
         doc="the learnt cell resistance the checks use moves by at most this share per hour",
     )  # fmt: skip
+    counter_window_s: float = setting(
+        5.0, gt=0.0, le=600.0, unit="s",
+        doc="the sensor's charge counter and the integrated readings are compared over "
+        "half to one such window",
+    )  # fmt: skip
+    counter_accuracy_a: float = setting(
+        2.0, gt=0.0, unit="A",
+        doc="mean disagreement of the two integrals allowed at any current (offset, the "
+        "counter's resolution, frame timing over the window)",
+    )  # fmt: skip
+    counter_accuracy_fraction: float = setting(
+        0.01, ge=0.0, lt=1.0, doc="... plus this share of the mean current"
+    )
     evaluation_period_s: float = setting(
         0.1, gt=0.0, le=10.0, unit="s",
         doc="per-cell and per-sensor plausibility is evaluated at this period (held between)",
