@@ -103,21 +103,27 @@ def diagnose(
     silent_d = catalogue[SILENT]
     silent, over_rate, rejects = state.silent, state.over_rate, state.rejects
     if silent_d.enabled:
-        age = now - np.maximum(last_seen, started)
-        quiet = age * 1000.0 >= silent_d.set_delay_ms - 1e-6  # the age is the set delay
-        quiet &= _expected(sources)
-        silent = _judge(silent_d, 0.0, silent, quiet, dt_us, now, age, sources, events)
+        expected = _expected(sources)
+        heard = last_seen.min() if expected.all() else last_seen[expected].min(initial=np.inf)
+        oldest = (now - max(heard, started)) * 1000.0  # ms: the age of the longest silence
+        if not (silent.quiet and oldest < silent_d.set_delay_ms - 1e-6):
+            age = now - np.maximum(last_seen, started)
+            quiet = age * 1000.0 >= silent_d.set_delay_ms - 1e-6  # the age is the set delay
+            quiet &= expected
+            silent = _judge(silent_d, 0.0, silent, quiet, dt_us, now, age, sources, events)
 
     rate_d = catalogue[REJECTS]
     if rate_d.enabled:
         new_rejects = total_rejected - state.rejected
-        frames = accepted - state.accepted + new_rejects
-        rate = new_rejects / np.maximum(frames, 1)
         threshold = rate_d.threshold if rate_d.threshold is not None else 0.0
-        over_rate = np.where(frames > 0, rate > threshold, state.over_rate)
-        rejects = _judge(
-            rate_d, rate_d.set_delay_ms, rejects, over_rate, dt_us, now, rate, sources, events
-        )
+        clean = threshold >= 0.0 and not new_rejects.any()  # a rate of 0 where frames came
+        if not (clean and rejects.quiet and not over_rate.any()):
+            frames = accepted - state.accepted + new_rejects
+            rate = new_rejects / np.maximum(frames, 1)
+            over_rate = np.where(frames > 0, rate > threshold, state.over_rate)
+            rejects = _judge(
+                rate_d, rate_d.set_delay_ms, rejects, over_rate, dt_us, now, rate, sources, events
+            )
 
     new = IngestDiagnosisState(
         time_us=now_us,
