@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import random
@@ -183,6 +184,38 @@ def test_the_runtime_keeps_the_store_current_without_waiting_on_it(tmp_path: Pat
     assert saved is not None and saved.latched == () and not saved.soc_known
     assert ("source_silent", "set") in {(d, k) for _, d, k, _ in store.history()}
     assert writer.dropped == 0 and writer.errors == 0
+
+
+def test_a_state_record_that_cannot_be_built_is_a_warning_and_the_loop_goes_on(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    config = parse_config(
+        {"buses": {name: {"channel": f"unbuilt-{run}-{name}"} for name in ("internal", "vehicle")}}
+    )
+    controller = Controller(config)
+
+    def broken(state):  # noqa: ANN001, ANN202
+        raise ValueError("could not broadcast input array from shape (10,) into shape (11,)")
+
+    controller.persisted_summary = broken  # type: ignore[method-assign]
+    buses = {
+        name: can.Bus(interface="virtual", channel=b.channel) for name, b in config.buses.items()
+    }
+    writer = StoreWriter(Store.open(tmp_path / "s.sqlite"))
+    writer.start()
+    runtime = Runtime(
+        controller, controller.initial_state(time.monotonic()), buses, config.cycle_s, writer=writer
+    )
+    with caplog.at_level(logging.WARNING, logger="controller.shell.runtime"):
+        stats = runtime.run(duration=0.5, shutdown_timeout=0.1)
+    assert stats.cycles >= 10 and stats.step_errors == 0, "every cycle stepped the core"
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum("building the state record failed" in m for m in messages) == 1, "once"
+    assert any("store_behind warning set" in m for m in messages)
+    store = Store.open(tmp_path / "s.sqlite")
+    assert store.load() is None, "no record was built"
+    assert ("store_behind", "set") in {(d, k) for _, d, k, _ in store.history()}, "events kept"
 
 
 def test_a_store_of_the_first_schema_is_migrated_and_keeps_its_record(tmp_path: Path) -> None:

@@ -94,6 +94,8 @@ class Runtime:
         self.health = health
         self._health_due = clock() + (health.period if health is not None else 0.0)
         self._store_losses = 0  # writer drops and errors seen so far
+        self._unbuilt = 0  # records the core failed to build, cumulative
+        self._unbuilt_since: float | None = None
         self._stop = threading.Event()
         self.writer = writer
         self.service = service or Notifier()
@@ -197,7 +199,9 @@ class Runtime:
         for listener in self._listeners:
             dropped[listener.bus] = listener.dropped - self._dropped[listener.bus]
             self._dropped[listener.bus] = listener.dropped
-        losses = 0 if self.writer is None else self.writer.dropped + self.writer.errors
+        losses = (
+            0 if self.writer is None else self.writer.dropped + self.writer.errors + self._unbuilt
+        )
         store_drops, self._store_losses = losses - self._store_losses, losses
         return Cycle(
             deadline,
@@ -220,12 +224,20 @@ class Runtime:
         any instant loses no latch and less than that step of SOC."""
         if self.writer is None:
             return
-        summary = self.core.persisted_summary(self.state)
-        if force or self._worth_storing(summary, now):
-            self._persisted, self._persisted_at = summary, now
-            persisted = self.core.persisted(self.state)
-            self.writer.submit(persisted, events, self.supervisor.total.as_record())
-        elif events:
+        try:
+            summary = self.core.persisted_summary(self.state)
+            if force or self._worth_storing(summary, now):
+                persisted = self.core.persisted(self.state)
+                self._persisted, self._persisted_at = summary, now
+                self.writer.submit(persisted, events, self.supervisor.total.as_record())
+                self._unbuilt_since = None
+                return
+        except Exception:  # noqa: BLE001 - a defect in building the record stops no cycle
+            self._unbuilt += 1  # counted with the store's losses: store_behind
+            if self._unbuilt_since is None:  # the traceback once per outage, not every cycle
+                self._unbuilt_since = now
+                log.exception("building the state record failed: the last stored one stays")
+        if events:
             self.writer.submit(None, events)
 
     def _worth_storing(self, summary: Persisted, now: float) -> bool:
