@@ -148,7 +148,8 @@ class CellSocFilter:
         self.cells = cells
         self._x = np.asarray(config.ocv.x, np.float64)
         self._y = np.asarray(config.ocv.y, np.float64)
-        self._slope = np.diff(self._y) / np.diff(self._x)  # V per % per segment
+        slope = np.diff(self._y) / np.diff(self._x)  # V per % per segment
+        self._end_slopes = float(slope[0]), float(slope[-1])  # continued beyond the table
         self._hx = np.asarray(config.hysteresis.x, np.float64)
         self._hy = np.asarray(config.hysteresis.y, np.float64)
         self._states = HYS + 1 if self._hy.any() else HYS
@@ -314,7 +315,9 @@ class CellSocFilter:
             q_row = cov[layout.full[CAP]]
             cov[0] += m * (q_row[SOC] + (q_row[SOC] + m * q_row[CAP]))
             cov[1 : self._states] += m * q_row[1:]
-        cov[layout.diagonal] += np.array(noise)[:, None]
+        on_diagonal = np.zeros(layout.rows.size)
+        on_diagonal[layout.diagonal] = noise
+        cov += on_diagonal[:, None]
         return x, cov
 
     def _new_capacity(
@@ -326,7 +329,7 @@ class CellSocFilter:
         )
         std = CAPACITY_ERROR if s.capacity_in is None else CAPACITY_MEASURED
         x, cov = s.x.copy(), s.cov_packed.copy()
-        cells = np.flatnonzero(changed)
+        cells = changed.nonzero()[0]
         q = s.nominal_ah / capacity_ah[cells]
         x[CAP, cells] = q
         cov[self._layout.full[CAP][:, None], cells] = 0.0
@@ -348,7 +351,7 @@ class CellSocFilter:
         """Correct ``x`` and ``cov`` in place where a reading is fresh; the new
         ``measured_at``. The work is done on the fresh cells only: readings arrive spread
         over the cycles."""
-        idx = np.flatnonzero(fresh & np.isfinite(voltage))
+        idx = (fresh & np.isfinite(voltage)).nonzero()[0]
         if idx.size == 0:
             return s.measured_at
         every = idx.size == self.cells  # then views of the whole arrays: no gathering
@@ -362,8 +365,8 @@ class CellSocFilter:
         soc = xs[SOC]
         ocv = np.interp(soc, self._x, self._y)
         if soc.min() < self._x[0] or soc.max() > self._x[-1]:  # the end segments continue
-            ocv += self._slope[0] * np.minimum(soc - self._x[0], 0.0)
-            ocv += self._slope[-1] * np.maximum(soc - self._x[-1], 0.0)
+            ocv += self._end_slopes[0] * np.minimum(soc - self._x[0], 0.0)
+            ocv += self._end_slopes[1] * np.maximum(soc - self._x[-1], 0.0)
         spread = np.maximum(ps[0], 0.0)
         np.sqrt(spread, out=spread)
         np.maximum(spread, 0.1, out=spread)
