@@ -111,7 +111,10 @@ def step_plausibility(
     at_rest = rest_since is not None and now - rest_since >= config.rest_settle_s
     steady = now - current_state.changed_at >= config.settle_s
     cells_state, cells = step_cells(config, state.cells, inputs, cell_r0, at_rest, steady, now)
-    temp_state, temps_m = step_temperatures(config, state.temperatures, inputs, now)
+    rested_s = None if rest_since is None else now - rest_since
+    temp_state, temps_m = step_temperatures(
+        config, state.temperatures, inputs, now, rested_s, cell_r0
+    )
     held: dict[Check, Values] = {
         Check.TEMPERATURE_STUCK: (temps_m.stuck, temps_m.stuck_valid),
         Check.TEMPERATURE_MODULE_SPREAD: (temps_m.spread, None),

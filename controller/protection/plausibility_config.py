@@ -89,11 +89,30 @@ class PlausibilityConfig:
     temperature_band_k: float = setting(
         0.3, ge=0.0, unit="K", doc="a sensor moving less than this over the window stood still"
     )
+    module_heat_capacity_j_per_k: float | None = setting(
+        None, gt=0.0, unit="J/K",
+        doc="heat capacity of one module (cells, housing, busbars) for the heat model; "
+        "with module_time_constant_s, stuck sensors are judged against it too",
+    )  # fmt: skip
+    module_time_constant_s: float | None = setting(
+        None, gt=0.0, unit="s",
+        doc="a module's thermal time constant (heat capacity over conductance to its coolant)",
+    )  # fmt: skip
+    thermal_rest_s: float = setting(
+        3600.0, ge=0.0, unit="s",
+        doc="the heat model starts after a rest this long (the modules at coolant temperature)",
+    )  # fmt: skip
     rate_window_s: float = setting(
         10.0, gt=0.0, le=600.0, unit="s", doc="temperature rates are taken over such a window"
     )
 
     def validate(self, path: str) -> None:
+        if (self.module_heat_capacity_j_per_k is None) != (self.module_time_constant_s is None):
+            raise ConfigError(
+                f"{path}.module_time_constant_s",
+                "the heat model needs both module_heat_capacity_j_per_k and "
+                "module_time_constant_s, or neither",
+            )
         if self.evaluation_period_s >= self.step_window_s / 2.0:
             raise ConfigError(
                 f"{path}.evaluation_period_s",
