@@ -149,11 +149,17 @@ class CellSocFilter:
         self._x = np.asarray(config.ocv.x, np.float64)
         self._y = np.asarray(config.ocv.y, np.float64)
         slope = np.diff(self._y) / np.diff(self._x)  # V per % per segment
+        self._ends = float(self._x[0]), float(self._x[-1])
         self._end_slopes = float(slope[0]), float(slope[-1])  # continued beyond the table
+        self._around = np.array([[-1.0], [0.0], [1.0]])  # the points the slope is taken over
         self._hx = np.asarray(config.hysteresis.x, np.float64)
         self._hy = np.asarray(config.hysteresis.y, np.float64)
         self._states = HYS + 1 if self._hy.any() else HYS
         self._layout = Layout.of(self._states)
+        # how often V1 and h are among the two states of each covariance entry
+        rows, cols = self._layout.rows, self._layout.cols
+        self._v1_in_entry = np.add(rows == V1, cols == V1, dtype=np.float64)
+        self._hys_in_entry = np.add(rows == HYS, cols == HYS, dtype=np.float64)
         self._rate = float(config.hysteresis_rate)
         self._r1 = config.r1_mohm / 1000.0
         self._r0 = config.r0_mohm / 1000.0
@@ -288,8 +294,6 @@ class CellSocFilter:
         m = current * dt * self._per_a  # % moved at q = 1
         a = math.exp(-dt / (cfg.tau_s * r_factor))  # tau = R1 C1, and R1 follows f(T)
         r1 = self._r1 * r_factor
-        scale = [1.0, a, 1.0, 1.0]  # F's diagonal
-        shift = [0.0, r1 * (1.0 - a) * current, 0.0, 0.0]
         offset = self._per_a * cfg.current_accuracy_a
         noise = [  # process noise, for the nominal cell: it need not be exact per cell
             offset * offset * BIAS_HORIZON_S * dt,
@@ -297,26 +301,28 @@ class CellSocFilter:
             CAPACITY_DRIFT**2 * dt / 3600.0,
             (self._sigma_r * self._r0) ** 2 * dt / BIAS_HORIZON_S,
         ]
-        if self._states > HYS:
-            moving = abs(current) > cfg.current_accuracy_a
-            toward = math.exp(-self._rate * abs(m) / 100.0) if moving else 1.0  # nominal q
-            scale.append(toward)
-            shift.append(math.copysign(1.0, current) * (1.0 - toward))
-            noise.append(HYSTERESIS_DRIFT**2 * dt / 3600.0)
-        layout = self._layout
-        diagonal = np.array(scale)
-        x = x * diagonal[:, None]
-        x += np.array(shift)[:, None]
+        x = x.copy()
+        x[V1] *= a
+        x[V1] += r1 * (1.0 - a) * current
         x[SOC] += m * x[CAP]
-        # F P F^T with F = D + m e_SOC e_q^T, D = diag(scale): D P D, then m times the q row
-        # (of D P D) added to the SOC row, the (SOC, SOC) entry twice and m^2 P_qq
-        cov = cov * (diagonal[layout.rows] * diagonal[layout.cols])[:, None]
+        # F P F^T with F = D + m e_SOC e_q^T, D the diagonal (1, a, 1, 1[, b]): D P D, then m
+        # times the q row (of D P D) added to the SOC row, and to (SOC, SOC) again m P_q,SOC
+        # + m^2 P_qq
+        scale = a**self._v1_in_entry
+        if self._states > HYS:
+            noise.append(HYSTERESIS_DRIFT**2 * dt / 3600.0)
+            if abs(current) > cfg.current_accuracy_a:
+                toward = math.exp(-self._rate * abs(m) / 100.0)  # at the nominal capacity
+                x[HYS] *= toward
+                x[HYS] += math.copysign(1.0, current) * (1.0 - toward)
+                scale *= toward**self._hys_in_entry
+        cov = cov * scale[:, None]
         if m:
-            q_row = cov[layout.full[CAP]]
-            cov[0] += m * (q_row[SOC] + (q_row[SOC] + m * q_row[CAP]))
-            cov[1 : self._states] += m * q_row[1:]
-        on_diagonal = np.zeros(layout.rows.size)
-        on_diagonal[layout.diagonal] = noise
+            q_row = cov[self._layout.full[CAP]]
+            cov[: self._states] += m * q_row
+            cov[0] += m * (q_row[SOC] + m * q_row[CAP])
+        on_diagonal = np.zeros(scale.size)
+        on_diagonal[self._layout.diagonal] = noise
         cov += on_diagonal[:, None]
         return x, cov
 
@@ -363,18 +369,20 @@ class CellSocFilter:
             self._first_reading(s, xs, ps, first, v, current, resistance_ohm[cells], r_factor)
         layout, jacobian = self._layout, self._jacobian[:, : idx.size].copy()
         soc = xs[SOC]
-        ocv = np.interp(soc, self._x, self._y)
-        if soc.min() < self._x[0] or soc.max() > self._x[-1]:  # the end segments continue
-            ocv += self._end_slopes[0] * np.minimum(soc - self._x[0], 0.0)
-            ocv += self._end_slopes[1] * np.maximum(soc - self._x[-1], 0.0)
         spread = np.maximum(ps[0], 0.0)
         np.sqrt(spread, out=spread)
         np.maximum(spread, 0.1, out=spread)
         np.minimum(spread, LINEARISED_OVER, out=spread)
-        slope = jacobian[SOC]
-        slope += np.interp(soc + spread, self._x, self._y)
-        slope -= np.interp(soc - spread, self._x, self._y)
-        slope /= 2.0 * spread
+        around = self._around * spread  # SOC - spread, SOC, SOC + spread
+        around += soc
+        curve = np.interp(around, self._x, self._y)
+        ocv = curve[1]
+        low, high = self._ends
+        if soc.min() < low or soc.max() > high:  # the end segments continue
+            ocv += self._end_slopes[0] * np.minimum(soc - low, 0.0)
+            ocv += self._end_slopes[1] * np.maximum(soc - high, 0.0)
+        np.subtract(curve[2], curve[0], out=jacobian[SOC])
+        jacobian[SOC] /= 2.0 * spread
         jacobian[RES] = current * r_factor
         if self._states > HYS:
             jacobian[HYS] = np.interp(soc, self._hx, self._hy)  # half the branches' gap
