@@ -44,7 +44,7 @@ TABLE = _make_table()
 _TABLE_LIST = TABLE.tolist()
 
 
-def _make_span_table() -> np.ndarray:
+def span_table() -> np.ndarray:
     """``SPAN[k, b]``: what byte ``b`` adds to the CRC register when ``k`` bytes follow it.
 
     The register update ``crc = TABLE[crc ^ byte]`` is linear over GF(2) and the start
@@ -58,7 +58,7 @@ def _make_span_table() -> np.ndarray:
     return span
 
 
-_SPAN_FLAT = _make_span_table().ravel()
+_SPAN_FLAT = span_table().ravel()
 # per DLC: flat offset into the span table of the row of payload bytes 1 .. DLC-1
 _ROW_OFFSETS = [256 * (dlc - 1 - np.arange(1, dlc, dtype=np.intp)) for dlc in range(MAX_DLC + 1)]
 
@@ -85,7 +85,7 @@ def crc8_batch(data_ids: np.ndarray, data: np.ndarray, dlc: np.ndarray) -> np.nd
     """CRC of N frames at once, with no loop over frames or byte positions.
 
     Each byte's contribution depends only on its value and on how many covered bytes follow
-    it (see ``_make_span_table``), so rows of one DLC need one table gather and one XOR
+    it (see ``span_table``), so rows of one DLC need one table gather and one XOR
     reduction; the loop runs over the distinct DLCs only.
     """
     data_ids = np.asarray(data_ids, np.intp)

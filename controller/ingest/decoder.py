@@ -24,6 +24,7 @@ from controller.ingest.mapping import MappingConfig
 from controller.ingest.per_frame import PerFrame
 from controller.ingest.routing import route_slots, source_names
 from controller.ingest.selection import select_messages
+from controller.ingest.steady import SteadyPath
 from controller.measurements import Measurements
 from dbc.masks import every, positions
 
@@ -150,6 +151,9 @@ class BatchDecoder:
             layouts, self._slot_msg.tolist(), self._routes, self._e2e, self._source, _COUNTER_REASON
         )
         self.small_batch = int(SMALL_BATCH_WORK / self._per_frame.work_per_frame)
+        self._steady = SteadyPath(
+            layouts, self._slot_msg.tolist(), self._routes, self._e2e, self._source
+        )
 
     # -- state ------------------------------------------------------------------------
 
@@ -266,6 +270,19 @@ class BatchDecoder:
             return IngestReport(
                 self.sources, 0, 0, nothing, np.zeros((n_src, _REASONS), np.int64), 0
             )
+        steady = self._steady.decode(
+            batch,
+            state.counters,
+            state.last_seen,
+            meas,
+            lambda rows, slot: self._write_accepted(batch, rows, slot, meas),
+        )
+        if steady is not None:  # the usual batch: nothing rejected, nothing unknown
+            state.accepted += steady.accepted
+            rejected = np.zeros((n_src, _REASONS), np.int64)
+            return IngestReport(
+                self.sources, len(batch), 0, steady.accepted, rejected, steady.updated
+            )
         r = self._route(batch, check_crc=True)
         self._check_counters(batch, r, state)
         source = self._source[r.msg]
@@ -285,11 +302,17 @@ class BatchDecoder:
         np.maximum.at(state.last_seen, source, batch.timestamps[rows])
         state.accepted += accepted
         state.unknown += unknown
+        updated = self._write_accepted(batch, rows, slot, meas)
+        return IngestReport(self.sources, len(batch), unknown, accepted, rejected, updated)
+
+    def _write_accepted(
+        self, batch: FrameBatch, rows: np.ndarray, slot: np.ndarray, meas: Measurements
+    ) -> int:
+        """`_scatter` of the accepted frames whose slot feeds some element."""
         use = self._routes.has_mapped[slot]
         if not every(use):
             rows, slot = rows[use], slot[use]
-        updated = self._scatter(batch, rows, slot, meas)
-        return IngestReport(self.sources, len(batch), unknown, accepted, rejected, updated)
+        return self._scatter(batch, rows, slot, meas)
 
     def _scatter(
         self, batch: FrameBatch, rows: np.ndarray, slot: np.ndarray, meas: Measurements
