@@ -158,6 +158,7 @@ class CellSocFilter:
         self._layout = Layout.of(self._states)
         # how often V1 and h are among the two states of each covariance entry
         rows, cols = self._layout.rows, self._layout.cols
+        self._diagonal = self._layout.diagonal.tolist()
         self._v1_in_entry = np.add(rows == V1, cols == V1, dtype=np.float64)
         self._hys_in_entry = np.add(rows == HYS, cols == HYS, dtype=np.float64)
         self._rate = float(config.hysteresis_rate)
@@ -321,9 +322,8 @@ class CellSocFilter:
             q_row = cov[self._layout.full[CAP]]
             cov[: self._states] += m * q_row
             cov[0] += m * (q_row[SOC] + m * q_row[CAP])
-        on_diagonal = np.zeros(scale.size)
-        on_diagonal[self._layout.diagonal] = noise
-        cov += on_diagonal[:, None]
+        for entry, variance in zip(self._diagonal, noise, strict=True):
+            cov[entry] += variance
         return x, cov
 
     def _new_capacity(
