@@ -38,10 +38,14 @@ _WORD_BITS = 64
 _LUT_VALUES = 256  # multiplexer and counter values up to which the tables are dense
 _KEY_SENTINEL = np.uint32(0xFFFF_FFFF)  # above every frame key, never a message
 _SPAN = profile.span_table()  # (65, 256): CRC contribution of a byte with k bytes after it
-_IDENTITY_ROW = _SPAN.shape[0]  # the CRC byte itself
-_ZERO_ROW = _IDENTITY_ROW + 1  # bytes the CRC does not cover
+_ZERO_ROW = _SPAN.shape[0]  # bytes the CRC does not cover
+_CRC_BYTE_ROW = _ZERO_ROW + 1  # row _CRC_BYTE_ROW + x: the CRC byte XOR x
 _CRC_ROWS = np.concatenate(
-    (_SPAN, np.arange(256, dtype=np.uint8)[None, :], np.zeros((1, 256), np.uint8))
+    (
+        _SPAN,
+        np.zeros((1, 256), np.uint8),
+        np.arange(256, dtype=np.uint8)[None, :] ^ np.arange(256, dtype=np.uint8)[:, None],
+    )
 ).ravel()
 
 
@@ -63,8 +67,9 @@ def _word_field(field: Field) -> bool:
 
 
 # Columns of the per-message table (one int64 row per message, the sentinel row last).
-_MSG, _LENGTH, _SOURCE, _CRC_ID, _MUX_SHIFT, _MUX_MASK, _LUT = range(7)
-_HAS_COUNTER, _COUNTER_SHIFT, _COUNTER_MASK = range(7, 10)
+# _SHIFTS and _MASKS: the multiplexer's and the counter's, side by side.
+_MSG, _LENGTH, _SOURCE, _LUT, _HAS_COUNTER = range(5)
+_SHIFTS, _MASKS = slice(5, 7), slice(7, 9)
 
 
 class SteadyPath:
@@ -79,7 +84,8 @@ class SteadyPath:
         source: np.ndarray,
     ) -> None:
         self._n_sources = int(source.max()) + 1 if source.size else 0
-        crc_width = 8 * -(-max((lay.length for lay in layouts), default=1) // 8)
+        longest = max((lay.length for lay in layouts), default=1)
+        crc_width = max(8, 1 << (longest - 1).bit_length())  # whole 64-bit words, halved
         self._crc_width = crc_width
         rows: dict[int, tuple[list[int], list[int]]] = {}  # frame key -> columns, CRC rows
         lut: list[int] = []
@@ -105,28 +111,29 @@ class SteadyPath:
             if counter is not None:
                 kind = (int(e2e.modulo[m]), int(e2e.max_jump[m]))
                 self._counter_base[m] = kinds.setdefault(kind, len(kinds))
-            crc_id, crc_rows = 0, [_ZERO_ROW] * crc_width
+            crc_rows = [_ZERO_ROW] * crc_width
             if e2e.has_crc[m]:
                 data_id = int(e2e.data_id[m])
                 crc_id = int(_SPAN[length, data_id & 0xFF] ^ _SPAN[length - 1, data_id >> 8 & 0xFF])
-                crc_rows[0] = _IDENTITY_ROW
+                crc_rows[0] = _CRC_BYTE_ROW + crc_id
                 for j in range(1, length):
                     crc_rows[j] = length - 1 - j
-            columns = [m, length, int(source[m]), crc_id, 0, 0, base, 0, 0, 0]
+            columns = [m, length, int(source[m]), base, counter is not None, 0, 0, 0, 0]
             if mux is not None:
-                columns[_MUX_SHIFT], columns[_MUX_MASK] = mux.shift, mux.mask
+                columns[5], columns[7] = mux.shift, mux.mask
             if counter is not None:
-                columns[_HAS_COUNTER] = 1
-                columns[_COUNTER_SHIFT], columns[_COUNTER_MASK] = counter.shift, counter.mask
+                columns[6], columns[8] = counter.shift, counter.mask
             rows[layout.frame_id] = (columns, [256 * r for r in crc_rows])
         ordered = sorted(rows)
         self._keys = np.array([*ordered, _KEY_SENTINEL], np.uint32)
-        sentinel = [0, -1] + [0] * 8  # a length no frame has
+        sentinel = [0, -1] + [0] * 7  # a length no frame has
         self._messages = np.array([rows[k][0] for k in ordered] + [sentinel], np.int64)
         crc_rows = [rows[k][1] for k in ordered] + [[0] * crc_width]
         self._crc_rows = np.array(crc_rows, np.intp)
         self._lut = np.array(lut, np.int64)
         self._counter_base *= (_LUT_VALUES + 1) * _LUT_VALUES
+        self._one_kind = len(kinds) <= 1  # every counter base is 0
+        self._index_type = np.int16 if len(layouts) < 2**15 else np.intp  # sorts faster
         self._counter_ok = np.concatenate(
             [_counter_table(n, k) for n, k in kinds] or [np.zeros(0, bool)]
         )
@@ -160,15 +167,15 @@ class SteadyPath:
         data = batch.data
         if not data.flags.c_contiguous:
             data = np.ascontiguousarray(data)
-        if not self._crc_ok(data, pos, message[:, _CRC_ID]):
+        if not self._crc_ok(data, pos):
             return None
         words = data.view("<i8")
-        first = words[:, 0]  # signed: the fields read here end below bit 64, see `_word_field`
-        mux = (first >> message[:, _MUX_SHIFT]) & message[:, _MUX_MASK]
-        slot = self._lut.take(mux + message[:, _LUT])
+        # signed words: the fields read here end below bit 64, see `_word_field`
+        mux_counter = (words[:, :1] >> message[:, _SHIFTS]) & message[:, _MASKS]
+        slot = self._lut.take(mux_counter[:, 0] + message[:, _LUT])
         if some(slot < 0):
             return None
-        advance = self._counters(first, message, counters)
+        advance = self._counters(mux_counter[:, 1], message, counters)
         if advance is None:
             return None
         advance()
@@ -179,20 +186,22 @@ class SteadyPath:
             return Steady(accepted, general_scatter(np.arange(n), slot))
         return Steady(accepted, self._scatter.write(words, slot, times, meas))
 
-    def _crc_ok(self, data: np.ndarray, pos: np.ndarray, crc_id: np.ndarray) -> bool:
-        """Every CRC byte matches: byte 0 XOR the payload's part equals the data ID's part
-        (messages without a CRC read only zero rows and have a zero data ID part)."""
+    def _crc_ok(self, data: np.ndarray, pos: np.ndarray) -> bool:
+        """Every CRC byte matches: the payload bytes' parts, the CRC byte XOR the data ID's
+        part among them, XOR to zero (a message without a CRC reads only zero rows)."""
         width = self._crc_width
-        part = _CRC_ROWS.take(data[:, :width] + self._crc_rows.take(pos, axis=0)).view(np.int64)
-        folded = np.bitwise_xor.reduce(part, axis=1) if part.shape[1] > 1 else part[:, 0]
-        folded ^= folded >> 32  # the low byte ends up the XOR of all eight bytes
-        folded ^= folded >> 16
-        folded ^= folded >> 8
-        folded &= 0xFF
-        return every(folded == crc_id)
+        part = _CRC_ROWS.take(data[:, :width] + self._crc_rows.take(pos, axis=0))
+        folded = part.view(np.uint64)  # XOR halves: 64-bit words, then 32, 16, 8 bits
+        while folded.shape[1] > 1:
+            half = folded.shape[1] // 2
+            folded = folded[:, :half] ^ folded[:, half:]
+        for narrower in (np.uint32, np.uint16, np.uint8):
+            folded = folded.view(narrower)
+            folded = folded[:, :1] ^ folded[:, 1:]
+        return np.count_nonzero(folded) == 0
 
     def _counters(
-        self, first: np.ndarray, message: np.ndarray, counters: CounterState
+        self, value: np.ndarray, message: np.ndarray, counters: CounterState
     ) -> Callable[[], None] | None:
         """The counter advance (a function) if every counter steps 1..K from the previous
         frame of its message (or the message's first frame ever), else None."""
@@ -201,30 +210,30 @@ class SteadyPath:
         if k == 0:
             return lambda: None
         msg = message[:, _MSG]
-        value = (first >> message[:, _COUNTER_SHIFT]) & message[:, _COUNTER_MASK]
         if k < has.shape[0]:
             at = positions(has)
-            msg, value = msg[at], value[at]
+            msg, value = msg.take(at), value.take(at)
         if k > 1:
-            order = np.argsort(msg, kind="stable")
-            msg, value = msg[order], value[order]
+            order = np.argsort(msg.astype(self._index_type), kind="stable")
+            msg, value = msg.take(order), value.take(order)
             new = np.empty(k, bool)
             new[0] = True
             np.not_equal(msg[1:], msg[:-1], out=new[1:])
             starts = positions(new)
         else:
             starts = np.zeros(1, np.intp)
-        group = msg[starts]
-        received = counters.received[group]
-        if not every(counters.reference[group] == received):  # a dropped frame to resume
+        group = msg.take(starts)
+        received = counters.received.take(group)
+        if not every(counters.reference.take(group) == received):  # a dropped frame to resume
             return None
         previous = np.empty(k, np.int64)
         previous[1:] = value[:-1]
         previous[starts] = received
         previous += 1
-        previous *= _LUT_VALUES
-        previous += value
-        previous += self._counter_base[msg]
+        previous <<= 8  # times _LUT_VALUES
+        previous |= value
+        if not self._one_kind:
+            previous += self._counter_base.take(msg)
         if not every(self._counter_ok.take(previous)):
             return None
 
@@ -263,7 +272,7 @@ class _SlotWords:
     """
 
     _SHIFT, _MASK, _SIGN, _WORD, _NEXT_WORD, _NEXT_SHIFT = range(6)
-    _SCALE, _OFFSET, _UNIT_OR_INVALID, _ELEMENT = range(6, 10)
+    _SCALE, _OFFSET, _UNIT_OR_INVALID, _ELEMENT = range(6, 10)  # _ELEMENT: while building
 
     def __init__(self, routes: Routes, fields: list[list[tuple[Field, Field | None]]]) -> None:
         k, width = routes.target.shape
@@ -289,8 +298,11 @@ class _SlotWords:
                 table[s, :, w] = table[s, :, 0]
                 table[s, :, width + w] = table[s, :, width]
         self.width = width
+        self.element = np.ascontiguousarray(table[:, self._ELEMENT, :width].view(np.int64))
         self.real = routes.target >= 0
         self.mapped = routes.has_mapped
+        self.none = np.full(k, -1, np.intp)  # per slot: no frame yet
+        self.arange = np.arange(1024)  # frame numbers, grown with the largest batch
         self.one_word = not table[:, self._WORD : self._NEXT_WORD + 1].any()
         self.signed = bool(table[:, self._SIGN].any())
         self.scaled = routes.scaled
@@ -338,8 +350,10 @@ class _SlotWords:
     ) -> int:
         """Decode the last frame of each mapped slot (the batch is in time order) and write
         it where the element holds nothing newer; returns the elements written."""
-        last = np.full(self.mapped.shape[0], -1, np.intp)
-        np.maximum.at(last, slot, np.arange(slot.shape[0]))
+        last = self.none.copy()
+        if self.arange.shape[0] < slot.shape[0]:
+            self.arange = np.arange(2 * slot.shape[0])
+        np.maximum.at(last, slot, self.arange[: slot.shape[0]])
         rows = last[self.mapped & (last >= 0)]
         if rows.size == 0:
             return 0
@@ -370,9 +384,9 @@ class _SlotWords:
         good = value[:, width:] != floats[:, self._UNIT_OR_INVALID, width:]
         if not self.finite:
             good &= np.isfinite(measured)
-        elem = fields[:, self._ELEMENT, :width].view(np.int64)
+        elem = self.element.take(s, axis=0)
         when = times.take(rows)[:, None]
-        newer = when >= meas.updated_at[elem]
+        newer = when >= meas.updated_at.take(elem)
         if every(newer):
             written = np.count_nonzero(self.real.take(s, axis=0))
         else:
