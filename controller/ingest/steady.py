@@ -127,7 +127,8 @@ class SteadyPath:
         ordered = sorted(rows)
         self._keys = np.array([*ordered, _KEY_SENTINEL], np.uint32)
         sentinel = [0, -1] + [0] * 7  # a length no frame has
-        self._messages = np.array([rows[k][0] for k in ordered] + [sentinel], np.int64)
+        # column-major: one contiguous row per column after a gather of the frames' messages
+        self._messages = np.array([rows[k][0] for k in ordered] + [sentinel], np.int64).T.copy()
         crc_rows = [rows[k][1] for k in ordered] + [[0] * crc_width]
         self._crc_rows = np.array(crc_rows, np.intp)
         self._lut = np.array(lut, np.int64)
@@ -161,8 +162,8 @@ class SteadyPath:
         pos = self._keys.searchsorted(keys)
         if not every(self._keys[pos] == keys):
             return None
-        message = self._messages.take(pos, axis=0)
-        if not every(message[:, _LENGTH] == batch.dlc):
+        message = self._messages.take(pos, axis=1)
+        if not every(message[_LENGTH] == batch.dlc):
             return None
         data = batch.data
         if not data.flags.c_contiguous:
@@ -171,15 +172,15 @@ class SteadyPath:
             return None
         words = data.view("<i8")
         # signed words: the fields read here end below bit 64, see `_word_field`
-        mux_counter = (words[:, :1] >> message[:, _SHIFTS]) & message[:, _MASKS]
-        slot = self._lut.take(mux_counter[:, 0] + message[:, _LUT])
+        mux_counter = (words[:, 0] >> message[_SHIFTS]) & message[_MASKS]
+        slot = self._lut.take(mux_counter[0] + message[_LUT])
         if some(slot < 0):
             return None
-        advance = self._counters(mux_counter[:, 1], message, counters)
+        advance = self._counters(mux_counter[1], message, counters)
         if advance is None:
             return None
         advance()
-        source = message[:, _SOURCE]
+        source = message[_SOURCE]
         accepted = np.bincount(source, minlength=self._n_sources)
         np.maximum.at(last_seen, source, times)
         if self._scatter is None:
@@ -205,11 +206,11 @@ class SteadyPath:
     ) -> Callable[[], None] | None:
         """The counter advance (a function) if every counter steps 1..K from the previous
         frame of its message (or the message's first frame ever), else None."""
-        has = message[:, _HAS_COUNTER]
+        has = message[_HAS_COUNTER]
         k = np.count_nonzero(has)
         if k == 0:
             return lambda: None
-        msg = message[:, _MSG]
+        msg = message[_MSG]
         if k < has.shape[0]:
             at = positions(has)
             msg, value = msg.take(at), value.take(at)
@@ -262,7 +263,7 @@ class _SlotWords:
     """Per slot and mapped column (values, then their flags): where the field sits in the
     payload's 64-bit words and how it scales, for the newest frame of each slot.
 
-    ``table[s, :, c]`` holds, as 64-bit words: shift, mask, sign bit, word, next word, the
+    ``table[:, s, c]`` holds, as 64-bit words: shift, mask, sign bit, word, next word, the
     next word's left shift (64, which shifts everything out, for a field inside one word),
     then as floats the scale, the offset and the unit scale of a value column or the
     invalid value of a flag column (NaN where the column has no flag: never equal), then
@@ -276,12 +277,12 @@ class _SlotWords:
 
     def __init__(self, routes: Routes, fields: list[list[tuple[Field, Field | None]]]) -> None:
         k, width = routes.target.shape
-        table = np.zeros((k, 10, 2 * width), np.uint64)
+        table = np.zeros((10, k, 2 * width), np.uint64)
         self._floats = table.view(np.float64)
-        table[:, self._NEXT_SHIFT] = _WORD_BITS
-        self._floats[:, self._SCALE] = 1.0
-        self._floats[:, self._UNIT_OR_INVALID, :width] = 1.0
-        self._floats[:, self._UNIT_OR_INVALID, width:] = np.nan
+        table[self._NEXT_SHIFT] = _WORD_BITS
+        self._floats[self._SCALE] = 1.0
+        self._floats[self._UNIT_OR_INVALID, :, :width] = 1.0
+        self._floats[self._UNIT_OR_INVALID, :, width:] = np.nan
         self._table = table
         finite = True
         for s, row in enumerate(fields):
@@ -289,22 +290,22 @@ class _SlotWords:
                 unit = float(routes.scale[s, w])
                 finite &= math.isfinite((abs(value.scale) * 2.0**64 + abs(value.offset)) * unit)
                 self._place(s, w, value)
-                self._floats[s, self._UNIT_OR_INVALID, w] = unit
+                self._floats[self._UNIT_OR_INVALID, s, w] = unit
                 if flag is not None:
                     self._place(s, width + w, flag)
-                    self._floats[s, self._UNIT_OR_INVALID, width + w] = routes.flag_invalid[s, w]
-                table[s, self._ELEMENT, w] = routes.target[s, w]
+                    self._floats[self._UNIT_OR_INVALID, s, width + w] = routes.flag_invalid[s, w]
+                table[self._ELEMENT, s, w] = routes.target[s, w]
             for w in range(len(row), width):  # padding: a copy of the first column
-                table[s, :, w] = table[s, :, 0]
-                table[s, :, width + w] = table[s, :, width]
+                table[:, s, w] = table[:, s, 0]
+                table[:, s, width + w] = table[:, s, width]
         self.width = width
-        self.element = np.ascontiguousarray(table[:, self._ELEMENT, :width].view(np.int64))
+        self.element = np.ascontiguousarray(table[self._ELEMENT, :, :width].view(np.int64))
         self.real = routes.target >= 0
         self.mapped = routes.has_mapped
         self.none = np.full(k, -1, np.intp)  # per slot: no frame yet
         self.arange = np.arange(1024)  # frame numbers, grown with the largest batch
-        self.one_word = not table[:, self._WORD : self._NEXT_WORD + 1].any()
-        self.signed = bool(table[:, self._SIGN].any())
+        self.one_word = not table[self._WORD : self._NEXT_WORD + 1].any()
+        self.signed = bool(table[self._SIGN].any())
         self.scaled = routes.scaled
         self.finite = finite  # no raw value can give an infinite or NaN value
 
@@ -313,8 +314,8 @@ class _SlotWords:
         high = (word, _WORD_BITS)
         if shift + field.mask.bit_length() > _WORD_BITS:
             high = (word + 1, _WORD_BITS - shift)
-        self._table[s, : self._SCALE, column] = (shift, field.mask, field.sign, word, *high)
-        self._floats[s, self._SCALE : self._UNIT_OR_INVALID, column] = (field.scale, field.offset)
+        self._table[: self._SCALE, s, column] = (shift, field.mask, field.sign, word, *high)
+        self._floats[self._SCALE : self._UNIT_OR_INVALID, s, column] = (field.scale, field.offset)
 
     @classmethod
     def build(
@@ -358,30 +359,30 @@ class _SlotWords:
         if rows.size == 0:
             return 0
         s = slot.take(rows)
-        fields = self._table.take(s, axis=0)
+        fields = self._table.take(s, axis=1)
         floats = fields.view(np.float64)
         words = words.view(np.uint64)
         if self.one_word:
-            raw = words[:, 0].take(rows)[:, None] >> fields[:, self._SHIFT]
+            raw = words[:, 0].take(rows)[:, None] >> fields[self._SHIFT]
         else:
             frame = (rows * words.shape[1])[:, None]
             flat = words.reshape(-1)
             at = fields.view(np.int64)
-            raw = flat.take(frame + at[:, self._WORD]) >> fields[:, self._SHIFT]
-            raw |= flat.take(frame + at[:, self._NEXT_WORD]) << fields[:, self._NEXT_SHIFT]
-        raw &= fields[:, self._MASK]
+            raw = flat.take(frame + at[self._WORD]) >> fields[self._SHIFT]
+            raw |= flat.take(frame + at[self._NEXT_WORD]) << fields[self._NEXT_SHIFT]
+        raw &= fields[self._MASK]
         if self.signed:
-            raw ^= fields[:, self._SIGN]
-            raw -= fields[:, self._SIGN]
+            raw ^= fields[self._SIGN]
+            raw -= fields[self._SIGN]
             raw = raw.view(np.int64)
         value = raw.astype(np.float64)
-        value *= floats[:, self._SCALE]
-        value += floats[:, self._OFFSET]
+        value *= floats[self._SCALE]
+        value += floats[self._OFFSET]
         width = self.width
         measured = value[:, :width]
         if self.scaled:
-            measured *= floats[:, self._UNIT_OR_INVALID, :width]
-        good = value[:, width:] != floats[:, self._UNIT_OR_INVALID, width:]
+            measured *= floats[self._UNIT_OR_INVALID, :, :width]
+        good = value[:, width:] != floats[self._UNIT_OR_INVALID, :, width:]
         if not self.finite:
             good &= np.isfinite(measured)
         elem = self.element.take(s, axis=0)
