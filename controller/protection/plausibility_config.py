@@ -38,6 +38,11 @@ class PlausibilityConfig:
         ge=0.0, lt=1.0, doc="accuracy of the pack voltage (U1): share of the reading"
     )
 
+    min_resistance_share: float = setting(
+        0.8, gt=0.0, le=1.0,
+        doc="a first measured cell resistance below this share of the nominal one is not "
+        "taken at once (the nominal is followed from instead)",
+    )  # fmt: skip
     resistance_follow_per_hour: float = setting(
         0.1, gt=0.0, le=10.0, unit="1/h",
         doc="the learnt cell resistance the checks use moves by at most this share per hour",

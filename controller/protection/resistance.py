@@ -6,8 +6,11 @@ measurement of a current step starts it, the SOC filter's resistance (normalised
 updated at every reading) moves it on. Both learn from the same current sensor the checks
 judge: a gain error would teach them a resistance that hides it. So protection follows the
 learnt value at most ``resistance_follow_per_hour`` (relative) — ageing takes months — and a
-sensor fault stays visible against the resistance learnt before it. Held at 25 degC; the
-checks bring it to the mean temperature.
+sensor fault stays visible against the resistance learnt before it. A first measurement is
+taken at once only when it is at least ``min_resistance_share`` of the nominal R0: a cell's
+resistance only grows as it ages, while a current read too high (a gain error present from
+the first step) gives one too low; below that share the held value starts from the nominal
+and follows from there. Held at 25 degC; the checks bring it to the mean temperature.
 """
 
 from __future__ import annotations
@@ -46,7 +49,10 @@ def follow(
         held = np.full(measured.shape, np.nan)
     first = np.isnan(held) & ~np.isnan(measured)
     if first.any():
-        held = np.where(first, measured / temperature_factor(config, temperature_c), held)
+        at_25c = measured / temperature_factor(config, temperature_c)
+        nominal = config.cell_r0_ohm
+        start = np.where(at_25c >= config.min_resistance_share * nominal, at_25c, nominal)
+        held = np.where(first, start, held)
     if filtered_at_25c is None or filtered_at_25c.shape != held.shape:
         return held
     reach = held * (config.resistance_follow_per_hour * max(dt, 0.0) / SECONDS_PER_HOUR)
