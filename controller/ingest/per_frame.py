@@ -11,6 +11,7 @@ Tests hold both paths equal on arbitrary batches, so ``BatchDecoder.decode`` pic
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -146,7 +147,9 @@ class PerFrame:
         table = _TABLE
         # In time order (the usual batch) counters are judged as frames come; otherwise
         # after sorting the frames that pass the other checks.
-        in_order = all(a <= b for a, b in zip(times, times[1:], strict=False))  # not with NaN
+        in_order = all(map(operator.le, times, times[1:]))  # False with a NaN
+        reference, received = counters.reference, counters.received
+        reference_of = reference.item
         known: list[_Frame] = []  # frames still acceptable, arrival order
         unknown = 0
         for i, frame_id in enumerate(ids):
@@ -184,12 +187,16 @@ class PerFrame:
             counter = message.counter
             if counter is not None and in_order:
                 value = ((big if counter.big else little) >> counter.shift) & counter.mask
-                verdict = judge_counter(
-                    counters, message.index, value, message.modulo, message.max_step
-                )
-                if verdict:
-                    rejected[message.source, self._counter_reason[verdict]] += 1
-                    continue
+                m = message.index
+                held = reference_of(m)
+                modulo = message.modulo
+                if held >= 0 and value < modulo and 0 < (value - held) % modulo <= message.max_step:
+                    received[m] = reference[m] = value  # the usual step: as judge_counter
+                else:
+                    verdict = judge_counter(counters, m, value, modulo, message.max_step)
+                    if verdict:
+                        rejected[message.source, self._counter_reason[verdict]] += 1
+                        continue
             known.append((i, message, slot, little, big))
         if not in_order and any(frame[1].counter is not None for frame in known):
             known = self._judge(known, times, counters, rejected)
