@@ -76,7 +76,6 @@ class Layout:
     """Where each covariance entry (i, j), i <= j, sits in ``cov_packed``: row by row, so
     the SOC row is the first ``states`` entries and (SOC, SOC) entry 0."""
 
-    states: int
     rows: np.ndarray  # (entries,) i of each entry
     cols: np.ndarray  # (entries,) j of each entry
     full: np.ndarray  # (states, states) the entry of (i, j) and of (j, i)
@@ -89,7 +88,7 @@ class Layout:
         rows, cols = np.triu_indices(states)
         full = np.zeros((states, states), np.intp)
         full[rows, cols] = full[cols, rows] = np.arange(rows.size)
-        return cls(states, rows, cols, full, full.diagonal().copy(), np.flatnonzero(rows != cols))
+        return cls(rows, cols, full, full.diagonal().copy(), np.flatnonzero(rows != cols))
 
 
 @dataclass(frozen=True, eq=False)
@@ -156,9 +155,9 @@ class CellSocFilter:
         self._hy = np.asarray(config.hysteresis.y, np.float64)
         self._states = HYS + 1 if self._hy.any() else HYS
         self._layout = Layout.of(self._states)
+        self._diagonal = self._layout.diagonal.tolist()
         # how often V1 and h are among the two states of each covariance entry
         rows, cols = self._layout.rows, self._layout.cols
-        self._diagonal = self._layout.diagonal.tolist()
         self._v1_in_entry = np.add(rows == V1, cols == V1, dtype=np.float64)
         self._hys_in_entry = np.add(rows == HYS, cols == HYS, dtype=np.float64)
         self._rate = float(config.hysteresis_rate)
