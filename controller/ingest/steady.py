@@ -37,6 +37,7 @@ from dbc.masks import every, positions, some
 _WORD_BITS = 64
 _LUT_VALUES = 256  # multiplexer and counter values up to which the tables are dense
 _KEY_SENTINEL = np.uint32(0xFFFF_FFFF)  # above every frame key, never a message
+_STANDARD_IDS = 0x800
 _SPAN = profile.span_table()  # (65, 256): CRC contribution of a byte with k bytes after it
 _ZERO_ROW = _SPAN.shape[0]  # bytes the CRC does not cover
 _CRC_BYTE_ROW = _ZERO_ROW + 1  # row _CRC_BYTE_ROW + x: the CRC byte XOR x
@@ -126,6 +127,11 @@ class SteadyPath:
             rows[layout.frame_id] = (columns, [256 * r for r in crc_rows])
         ordered = sorted(rows)
         self._keys = np.array([*ordered, _KEY_SENTINEL], np.uint32)
+        # row of each 11-bit ID (the sentinel row for others), and of IDs above, clipped
+        self._standard = np.full(_STANDARD_IDS + 1, len(ordered), np.intp)
+        for row, key in enumerate(ordered):
+            if key < _STANDARD_IDS:
+                self._standard[key] = row
         sentinel = [0, -1] + [0] * 7  # a length no frame has
         # column-major: one contiguous row per column after a gather of the frames' messages
         self._messages = np.array([rows[k][0] for k in ordered] + [sentinel], np.int64).T.copy()
@@ -158,10 +164,13 @@ class SteadyPath:
         times = batch.timestamps
         if n > 1 and not every(times[1:] >= times[:-1]):  # also fails on NaN
             return None
-        keys = batch.keys if some(batch.extended) else batch.ids
-        pos = self._keys.searchsorted(keys)
-        if not every(self._keys[pos] == keys):
-            return None
+        if some(batch.extended):
+            keys = batch.keys
+            pos = self._keys.searchsorted(keys)
+            if not every(self._keys[pos] == keys):
+                return None
+        else:  # an unknown ID reads the sentinel row, whose length no frame has
+            pos = self._standard.take(batch.ids, mode="clip")
         message = self._messages.take(pos, axis=1)
         if not every(message[_LENGTH] == batch.dlc):
             return None
