@@ -186,7 +186,8 @@ def inputs(volts, current, now, capacity, valid=None, current_valid=True):
 )
 def test_with_the_exact_model_and_no_noise_every_cell_tracks_the_truth(soc0, guess, rates):
     """Started from a stored SOC that is off by ``guess`` points, the filter converges in the
-    first 15 minutes and then tracks each cell of an exactly modelled, noise-free plant
+    first 15 minutes and then tracks each cell of an exactly modelled, noise-free plant within
+    1 point (from 20 points off under a steady 1C, 15 minutes leave up to 0.8 points)
     through load changes (10 s steps: the RC pair is solved exactly for a held current). The
     filter is told its resistance is right to 2 %: under one steady current a SOC error and
     a resistance error look alike, and only what it knows of the resistance tells them apart."""
@@ -208,7 +209,7 @@ def test_with_the_exact_model_and_no_noise_every_cell_tracks_the_truth(soc0, gue
             state = estimator.step(state, inputs(plant.voltage.copy(), current, t, capacity), t)
             if k:
                 worst = max(worst, float(np.max(np.abs(state.filter.soc - plant.soc * 100))))
-    assert worst < 0.5
+    assert worst < 1.0
 
 
 @given(
