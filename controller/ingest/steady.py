@@ -226,12 +226,13 @@ class SteadyPath:
         if k > 1:
             order = np.argsort(msg.astype(self._index_type), kind="stable")
             msg, value = msg.take(order), value.take(order)
-            new = np.empty(k, bool)
-            new[0] = True
-            np.not_equal(msg[1:], msg[:-1], out=new[1:])
-            starts = positions(new)
+            bounds = np.empty(k + 1, bool)  # a message's first frame and the end
+            bounds[0] = bounds[k] = True
+            np.not_equal(msg[1:], msg[:-1], out=bounds[1:k])
+            starts = positions(bounds[:k])
+            newest = value[bounds[1:]]  # each message's last frame
         else:
-            starts = np.zeros(1, np.intp)
+            starts, newest = np.zeros(1, np.intp), value
         group = msg.take(starts)
         received = counters.received.take(group)
         if not every(counters.reference.take(group) == received):  # a dropped frame to resume
@@ -248,12 +249,8 @@ class SteadyPath:
             return None
 
         def advance() -> None:
-            ends = np.empty_like(starts)
-            ends[:-1] = starts[1:] - 1
-            ends[-1] = k - 1
-            last = value[ends]
-            counters.received[group] = last
-            counters.reference[group] = last
+            counters.received[group] = newest
+            counters.reference[group] = newest
 
         return advance
 
@@ -317,6 +314,9 @@ class _SlotWords:
         self.signed = bool(table[self._SIGN].any())
         self.scaled = routes.scaled
         self.finite = finite  # no raw value can give an infinite or NaN value
+        scales = self._floats[self._SCALE]
+        # adding a zero offset changes nothing unless a negative scale made a -0.0
+        self.offset = bool(self._floats[self._OFFSET].any() or (scales < 0).any())
 
     def _place(self, s: int, column: int, field: Field) -> None:
         word, shift = divmod(field.shift, _WORD_BITS)
@@ -386,7 +386,8 @@ class _SlotWords:
             raw = raw.view(np.int64)
         value = raw.astype(np.float64)
         value *= floats[self._SCALE]
-        value += floats[self._OFFSET]
+        if self.offset:
+            value += floats[self._OFFSET]
         width = self.width
         measured = value[:, :width]
         if self.scaled:
