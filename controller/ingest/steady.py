@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -50,12 +50,14 @@ _CRC_ROWS = np.concatenate(
 ).ravel()
 
 
-@dataclass(frozen=True)
-class Steady:
+class Steady(NamedTuple):
     """What a steady batch did, for the decoder's report."""
 
     accepted: np.ndarray  # (sources,) int64
     updated: int
+
+
+_NO_COUNTERS = (np.zeros(0, np.intp), np.zeros(0, np.int64))
 
 
 def _word_field(field: Field) -> bool:
@@ -188,7 +190,9 @@ class SteadyPath:
         advance = self._counters(mux_counter[1], message, counters)
         if advance is None:
             return None
-        advance()
+        group, newest = advance
+        counters.received[group] = newest
+        counters.reference[group] = newest
         source = message[_SOURCE]
         accepted = np.bincount(source, minlength=self._n_sources)
         np.maximum.at(last_seen, source, times)
@@ -201,24 +205,26 @@ class SteadyPath:
         part among them, XOR to zero (a message without a CRC reads only zero rows)."""
         width = self._crc_width
         part = _CRC_ROWS.take(data[:, :width] + self._crc_rows.take(pos, axis=0))
-        folded = part.view(np.uint64)  # XOR halves: 64-bit words, then 32, 16, 8 bits
-        while folded.shape[1] > 1:
-            half = folded.shape[1] // 2
-            folded = folded[:, :half] ^ folded[:, half:]
+        words = part.view(np.uint64)  # XOR halves: 64-bit words, then 32, 16 and 8 bits
+        while words.shape[1] > 1:
+            half = words.shape[1] // 2
+            words = words[:, :half] ^ words[:, half:]
+        folded = words.reshape(-1)
         for narrower in (np.uint32, np.uint16, np.uint8):
-            folded = folded.view(narrower)
-            folded = folded[:, :1] ^ folded[:, 1:]
+            halves = folded.view(narrower)
+            folded = halves[0::2] ^ halves[1::2]
         return np.count_nonzero(folded) == 0
 
     def _counters(
         self, value: np.ndarray, message: np.ndarray, counters: CounterState
-    ) -> Callable[[], None] | None:
-        """The counter advance (a function) if every counter steps 1..K from the previous
-        frame of its message (or the message's first frame ever), else None."""
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """The messages and their newest counters, to store as received and reference, if
+        every counter steps 1..K from the previous frame of its message (or the message's
+        first frame ever), else None."""
         has = message[_HAS_COUNTER]
         k = np.count_nonzero(has)
         if k == 0:
-            return lambda: None
+            return _NO_COUNTERS
         msg = message[_MSG]
         if k < has.shape[0]:
             at = positions(has)
@@ -247,12 +253,7 @@ class SteadyPath:
             previous += self._counter_base.take(msg)
         if not every(self._counter_ok.take(previous)):
             return None
-
-        def advance() -> None:
-            counters.received[group] = newest
-            counters.reference[group] = newest
-
-        return advance
+        return group, newest
 
 
 def _counter_table(modulo: int, max_step: int) -> np.ndarray:
