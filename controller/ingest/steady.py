@@ -24,7 +24,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from controller.frames import FrameBatch
+from controller.frames import MAX_PAYLOAD, FrameBatch
 from controller.ingest.e2e import E2ETable
 from controller.ingest.fields import Field, field_of
 from controller.ingest.layout import MessageLayout
@@ -166,7 +166,7 @@ class SteadyPath:
         times = batch.timestamps
         if n > 1 and not every(times[1:] >= times[:-1]):  # also fails on NaN
             return None
-        if some(batch.extended):
+        if some(batch.extended) or batch.ids.dtype.kind != "u":
             keys = batch.keys
             pos = self._keys.searchsorted(keys)
             if not every(self._keys[pos] == keys):
@@ -177,6 +177,8 @@ class SteadyPath:
         if not every(message[_LENGTH] == batch.dlc):
             return None
         data = batch.data
+        if data.dtype != np.uint8 or data.shape[1] != MAX_PAYLOAD:
+            return None
         if not data.flags.c_contiguous:
             data = np.ascontiguousarray(data)
         if not self._crc_ok(data, pos):
