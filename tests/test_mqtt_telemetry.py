@@ -124,40 +124,58 @@ def test_telemetry_publishes_the_pack_with_discovery_and_credentials(
         sub = Subscriber(broker.port, auth=("viewer", "look"))
         telemetry = start_telemetry(bench.controller.config)
         assert telemetry is not None
+        assert telemetry.connected.wait(20), "samples without a connection are not queued"
         try:
             for _ in range(300):  # 3 s of virtual time: contactors closed, discharging
                 bench.step()
                 telemetry.offer(bench.state, bench.now)
             config = bench.controller.config.mqtt
-            sub.wait_for(
-                lambda s: (p := _payload(s, "canbms/state")) and p["state"] == "closed_discharge"
-            )
-            sub.wait_for(lambda s: all(s.last(f"canbms/module/{m}") for m in range(8)))
+            offered = telemetry.offered  # every sample out before the stop
+            sub.wait_for(lambda s: len(s.messages.get("canbms/state", ())) == offered)
         finally:
             telemetry.stop()
-        assert sub.wait_for(lambda s: s.last("canbms/availability") == "offline")
+        discovery = (
+            {f.key for f in topics.FIELDS} | {"diagnoses"} | {f"module_{m}" for m in range(8)}
+        )
+        expected_docs = {f"ha-test/sensor/canbms/{key}/config" for key in discovery}
+        # MQTT keeps the order of one topic only: wait for every topic's messages.
+        samples = telemetry.offered
+        assert sub.wait_for(
+            lambda s: (
+                s.last("canbms/availability") == "offline"
+                and expected_docs <= set(s.messages)
+                and all(
+                    len(s.messages.get(t, ())) == samples
+                    for t in ["canbms/state", *(f"canbms/module/{m}" for m in range(8))]
+                )
+            )
+        )
         sub.close()
-    # One sample publishes the pack and every module: the last of each, sent before
-    # "offline", are one snapshot (the first closed_discharge state may be an earlier one).
-    state = _payload(sub, "canbms/state")
-    modules = [_payload(sub, f"canbms/module/{m}") for m in range(8)]
-    assert state is not None and state["state"] == "closed_discharge"
+    # The k-th message of each topic is the k-th sample: the pack and its modules agree.
+    states = [json.loads(p) for p, _ in sub.messages["canbms/state"]]
+    for k, sample in enumerate(states):
+        for m in range(8):
+            module = json.loads(sub.messages[f"canbms/module/{m}"][k][0])
+            if module["cell_min"] is None:  # unknown (null) until the module's frames came
+                assert k < len(states) - 1, "every module known by the last sample"
+                continue
+            assert module["cell_min"] <= module["cell_mean"] <= module["cell_max"]
+            assert sample["cell_min"] <= module["cell_min"]
+            assert module["cell_max"] <= sample["cell_max"]
+    state = states[-1]
+    assert state["state"] == "closed_discharge"
     assert telemetry.dropped + telemetry.offered == 7, "one per 0.45 s of the loop's clock"
     assert telemetry.unsent == 0 and telemetry.errors == 0
     assert state["fault_level"] == 0
     assert state["ccl"] > 0 and state["dcl"] > 0 and 280 < state["dvl"] < state["cvl"] < 420
     assert 49 < state["soc"] < 51 and state["pack_current"] == pytest.approx(-20, abs=1)
     assert 3.5 < state["cell_min"] <= state["cell_mean"] <= state["cell_max"] < 3.9
-    for m in modules:
-        assert m["cell_min"] <= m["cell_mean"] <= m["cell_max"]
-        assert state["cell_min"] <= m["cell_min"] and m["cell_max"] <= state["cell_max"]
     docs = {
         topic: json.loads(p[-1][0])
         for topic, p in sub.messages.items()
         if topic.startswith("ha-test/sensor/canbms/")
     }
-    expected = {f.key for f in topics.FIELDS} | {"diagnoses"} | {f"module_{m}" for m in range(8)}
-    assert set(docs) == {f"ha-test/sensor/canbms/{key}/config" for key in expected}
+    assert set(docs) == expected_docs
     soc = docs["ha-test/sensor/canbms/soc/config"]
     assert soc["state_topic"] == "canbms/state" and soc["device_class"] == "battery"
     assert soc["availability_topic"] == config.availability_topic

@@ -8,7 +8,8 @@ never raises: a defect in telemetry is logged once and counted, the cycle goes o
 The thread formats and publishes. paho-mqtt's own network thread connects in the background
 and reconnects with backoff (1 s doubling to 30 s); a lost or unreachable broker is one
 warning line per outage, and samples published meanwhile are counted as unsent. On every
-(re)connection the discovery documents and ``online`` are published, retained; the last will
+(re)connection the telemetry thread publishes the discovery documents and ``online``, retained,
+before the next sample; the last will
 is ``offline``, retained, and a clean stop publishes it too.
 """
 
@@ -31,6 +32,7 @@ from controller.shell.mqtt.sample import Sample, take
 log = logging.getLogger("canbms.mqtt")
 RECONNECT_MIN_S, RECONNECT_MAX_S = 1, 30
 PAHO_QUEUE = 64  # messages paho keeps while a QoS 1 publish waits for the broker
+ANNOUNCE_POLL_S = 0.1  # how soon an idle telemetry thread announces a new connection
 
 
 class MqttTelemetry:
@@ -53,6 +55,7 @@ class MqttTelemetry:
         self.unsent = 0  # messages that found no connection
         self.errors = 0  # defects caught in offer or in the thread
         self.connected = threading.Event()
+        self._announce = threading.Event()  # a (re)connection: discovery and online are due
         self._due = -float("inf")
         self._queue: queue.Queue[Sample | None] = queue.Queue(self.config.queue_size)
         self._outage = False  # a loss was logged and no connection came since
@@ -111,15 +114,46 @@ class MqttTelemetry:
     # -- the telemetry thread ---------------------------------------------------------------
 
     def _publish_loop(self) -> None:
-        while (sample := self._queue.get()) is not None:
+        """Samples in order, each (re)connection's announcement ahead of them; a sample that
+        finds no connection is counted unsent, not queued (paho's queue stays for what is in
+        flight, so the announcement always fits)."""
+        while True:
+            self._announce_if_due()
+            try:
+                sample = self._queue.get(timeout=ANNOUNCE_POLL_S)
+            except queue.Empty:
+                continue
+            if sample is None:
+                return
+            self._announce_if_due()
             try:
                 for topic, payload in topics.messages(self.config, sample, self.catalogue):
-                    self._publish(topic, payload)
+                    if self.connected.is_set():
+                        self._publish(topic, payload)
+                    else:
+                        self.unsent += 1
             except Exception:  # noqa: BLE001 - the thread outlives a bad sample
                 self._defect("publishing a sample failed")
 
+    def _announce_if_due(self) -> None:
+        if not self._announce.is_set():
+            return
+        self._announce.clear()
+        try:
+            if self.config.discovery:
+                model = f"{self.controller_config.pack.cells}s BMS"
+                for topic, payload in topics.discovery(
+                    self.config, self.controller_config.pack.modules, model
+                ):
+                    self._publish(topic, payload, retain=True)
+            self._publish(self.config.availability_topic, topics.ONLINE, retain=True)
+        except Exception:  # noqa: BLE001 - the thread outlives a defect
+            self._defect("publishing the discovery documents failed")
+
     def _publish(self, topic: str, payload: str, retain: bool = False) -> None:
-        info = self._client.publish(topic, payload, qos=self.config.qos, retain=retain)
+        """Retained messages (discovery, availability) at QoS 1, samples at the set QoS."""
+        qos = 1 if retain else self.config.qos
+        info = self._client.publish(topic, payload, qos=qos, retain=retain)
         if info.rc == mqtt.MQTT_ERR_SUCCESS:
             self.published += 1
         else:
@@ -162,14 +196,8 @@ class MqttTelemetry:
             "telemetry: connected to the MQTT broker %s:%d", self.config.host, self.config.port
         )
         self._outage = False
-        if self.config.discovery:
-            model = f"{self.controller_config.pack.cells}s BMS"
-            for topic, payload in topics.discovery(
-                self.config, self.controller_config.pack.modules, model
-            ):
-                client.publish(topic, payload, qos=1, retain=True)
-        client.publish(self.config.availability_topic, topics.ONLINE, qos=1, retain=True)
         self.connected.set()
+        self._announce.set()  # published by the telemetry thread, ahead of the next sample
 
     def _on_disconnect(self, _c: Any, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
         self.connected.clear()
