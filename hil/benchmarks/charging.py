@@ -15,10 +15,15 @@ import cantools
 import numpy as np
 
 import dbc
-from controller.frames import MAX_PAYLOAD, FrameBatch, OutFrame
-from dbc import master_e2e
+from controller.frames import FrameBatch, OutFrame
 from dbc.topology import Topology
-from hil.benchmarks.traffic import BUSES, COUNTERS, DEVICE_FRAMES, IVT_VOLTAGE_MAX_V, Traffic
+from hil.benchmarks.traffic import (
+    COUNTERS,
+    DEVICE_FRAMES,
+    IVT_VOLTAGE_MAX_V,
+    Traffic,
+    device_frames,
+)
 
 CHARGE_CURRENT_A = 20.0  # balancing runs while charging (or resting)
 CHARGE = 2  # EMS_RequestedState
@@ -77,32 +82,4 @@ class ChargingTraffic:
         }
 
     def _devices(self, step: int) -> FrameBatch:
-        values = self._values()
-        ids, dlc, buses, payloads = [], [], [], []
-        for message, every, bus in self._messages:
-            if step % every:
-                continue
-            signals = {s.name: values.get(s.name, 0) for s in message.signals}
-            count = self._counts[message.name]
-            self._counts[message.name] += 1
-            if message.name in master_e2e.PROTECTED:
-                payload = master_e2e.seal(
-                    message.frame_id, message.encode(signals, strict=False), count
-                )
-            else:
-                signals[COUNTERS[message.name]] = count % 16
-                payload = message.encode(signals, strict=False)
-            ids.append(message.frame_id)
-            dlc.append(len(payload))
-            buses.append(bus)
-            payloads.append(payload.ljust(MAX_PAYLOAD, b"\0"))
-        if not ids:
-            return FrameBatch.empty()
-        return FrameBatch(
-            ids=np.array(ids, np.uint32),
-            dlc=np.array(dlc, np.uint8),
-            data=np.frombuffer(b"".join(payloads), np.uint8).reshape(len(ids), MAX_PAYLOAD),
-            timestamps=np.zeros(len(ids)),
-            bus=np.array(buses, np.uint8),
-            bus_names=BUSES,
-        )
+        return device_frames(self._messages, self._counts, self._values(), step)

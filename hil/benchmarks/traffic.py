@@ -168,31 +168,42 @@ class _Devices:
         self._counts = dict.fromkeys(COUNTERS, 0)
 
     def frames(self, step: int) -> FrameBatch:
-        ids, dlc, buses, payloads = [], [], [], []
-        for message, every, bus in self._messages:
-            if step % every:
-                continue
-            values = {s.name: self._values.get(s.name, 0) for s in message.signals}
-            count = self._counts[message.name]
-            self._counts[message.name] += 1
-            if message.name in master_e2e.PROTECTED:
-                payload = master_e2e.seal(
-                    message.frame_id, message.encode(values, strict=False), count
-                )
-            else:
-                values[COUNTERS[message.name]] = count % 16
-                payload = message.encode(values, strict=False)
-            ids.append(message.frame_id)
-            dlc.append(len(payload))
-            buses.append(bus)
-            payloads.append(payload.ljust(MAX_PAYLOAD, b"\0"))
-        if not ids:
-            return FrameBatch.empty()
-        return FrameBatch(
-            ids=np.array(ids, np.uint32),
-            dlc=np.array(dlc, np.uint8),
-            data=np.frombuffer(b"".join(payloads), np.uint8).reshape(len(ids), MAX_PAYLOAD),
-            timestamps=np.zeros(len(ids)),
-            bus=np.array(buses, np.uint8),
-            bus_names=BUSES,
-        )
+        return device_frames(self._messages, self._counts, self._values, step)
+
+
+def device_frames(
+    messages: list[tuple[cantools.database.Message, int, int]],
+    counts: dict[str, int],
+    values: dict[str, float],
+    step: int,
+) -> FrameBatch:
+    """The device frames due at ``step`` (each every ``every`` steps on its bus position),
+    encoded by cantools from ``values`` with their alive counters (``counts`` advances) and,
+    for the master frames with E2E, sealed."""
+    ids, dlc, buses, payloads = [], [], [], []
+    for message, every, bus in messages:
+        if step % every:
+            continue
+        signals = {s.name: values.get(s.name, 0) for s in message.signals}
+        count = counts[message.name]
+        counts[message.name] += 1
+        if message.name in master_e2e.PROTECTED:
+            encoded = message.encode(signals, strict=False)
+            payload = master_e2e.seal(message.frame_id, encoded, count)
+        else:
+            signals[COUNTERS[message.name]] = count % 16
+            payload = message.encode(signals, strict=False)
+        ids.append(message.frame_id)
+        dlc.append(len(payload))
+        buses.append(bus)
+        payloads.append(payload.ljust(MAX_PAYLOAD, b"\0"))
+    if not ids:
+        return FrameBatch.empty()
+    return FrameBatch(
+        ids=np.array(ids, np.uint32),
+        dlc=np.array(dlc, np.uint8),
+        data=np.frombuffer(b"".join(payloads), np.uint8).reshape(len(ids), MAX_PAYLOAD),
+        timestamps=np.zeros(len(ids)),
+        bus=np.array(buses, np.uint8),
+        bus_names=BUSES,
+    )
