@@ -7,15 +7,16 @@ from __future__ import annotations
 from dataclasses import replace
 
 import canopen
-from core_support import VEHICLE, Rig, to_batch
+from core_support import VEHICLE, Rig
 from hypothesis import given
 from hypothesis import strategies as st
+from reset_support import bms_state, named, run
 
 from canbms.cli import main
 from controller.canopen_node import BatteryNodeConfig
 from controller.config.loader import default_config
 from controller.contactors import ContactorState, Request
-from controller.diagnosis import Event, shipped
+from controller.diagnosis import shipped
 from controller.fault_reset import ACCEPTED, REFUSED, REQUESTED, ResetState, answer
 from controller.persisted import Persisted
 from controller.protection import Check
@@ -23,30 +24,6 @@ from controller.security.config import SecurityConfig
 
 ERROR, STANDBY = 6, 1  # BMS_State values
 CELL = 7
-
-
-def run(rig: Rig, seconds: float, extra: tuple[tuple[int, int, bytes], ...] = ()) -> list[Event]:
-    """Step for ``seconds``; ``extra`` frames go into the first step's batch. The events."""
-    events: list[Event] = []
-    end = rig.now + seconds - 1e-9
-    while rig.now < end:
-        rig.k += 1
-        rig.now = round(rig.k * rig.cycle, 9)
-        frames = rig.plant.frames(rig.k, rig.now, rig.cycle) + list(extra)
-        extra = ()
-        result = rig.controller.step(rig.state, to_batch(frames, rig.now), rig.now)
-        rig.state = result.state
-        rig.deliver(result.frames)
-        events.extend(result.events)
-    return events
-
-
-def named(events: list[Event], diagnosis: str) -> list[Event]:
-    return [e for e in events if e.diagnosis == diagnosis]
-
-
-def bms_state(rig: Rig) -> int:
-    return int(rig.plant.received["BMS_Status"]["BMS_State"])
 
 
 def overvoltage_fault(rig: Rig) -> None:
