@@ -21,6 +21,7 @@ from hil.benchmarks.traffic import (
     COUNTERS,
     DEVICE_FRAMES,
     IVT_VOLTAGE_MAX_V,
+    STEP_S,
     Traffic,
     device_frames,
 )
@@ -45,6 +46,7 @@ class ChargingTraffic:
         self._pack_voltage = min(self._slaves.pack_voltage, IVT_VOLTAGE_MAX_V)
         self._commands = (0, 0, 0)  # minus, precharge, plus as last commanded
         self._counts = dict.fromkeys(COUNTERS, 0)
+        self._charge_as = 0.0  # the sensor's own charge counter: the current it measured
 
     @property
     def now(self) -> float:
@@ -72,7 +74,8 @@ class ChargingTraffic:
         minus, precharge, plus = self._commands
         linked = minus and (precharge or plus)
         return {
-            "IVT_I_Value": round(CHARGE_CURRENT_A * 1000) if minus and plus else 0,
+            "IVT_I_Value": round(self._current() * 1000),
+            "IVT_As_Value": round(self._charge_as),
             "IVT_U1_Value": round(self._pack_voltage * 1000),
             "IVT_U2_Value": round(self._pack_voltage * 1000) if linked else 0,
             "ContactorFbk_MinusClosed": minus,
@@ -81,5 +84,10 @@ class ChargingTraffic:
             "EMS_RequestedState": CHARGE,
         }
 
+    def _current(self) -> float:
+        minus, _, plus = self._commands
+        return CHARGE_CURRENT_A if minus and plus else 0.0
+
     def _devices(self, step: int) -> FrameBatch:
+        self._charge_as += self._current() * STEP_S
         return device_frames(self._messages, self._counts, self._values(), step)
