@@ -143,6 +143,8 @@ class MonitorApp(App[None]):
     def refresh_view(self) -> None:
         for bus, messages in self.source.drain().items():
             self.model.feed(messages, bus)
+        if not self.query("#status"):  # closing: the refresh timer outlived the widgets
+            return
         if self.paused and self.shown is not None:
             self._status(self.shown)
             return
