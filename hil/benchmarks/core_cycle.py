@@ -107,17 +107,8 @@ def measure_closed(topology: Topology, steps: int) -> CycleResult:
         traffic.follow(result.frames)
         frames += len(batch)
         bleeding += bool(state.bleed.any()) and state.contactors.current_allowed
-    times *= 1000.0
-    return CycleResult(
-        cells=topology.n_cells,
-        frames_per_step=frames / steps,
-        median_ms=float(np.median(times)),
-        p99_ms=float(np.percentile(times, 99)),
-        max_ms=float(times.max()),
-        build_s=build_s,
-        state=state.contactors.state.name if bleeding == steps else "NOT CLOSED AND BALANCING",
-        fault_free=not state.protection.fault_active,
-    )
+    named = state.contactors.state.name if bleeding == steps else "NOT CLOSED AND BALANCING"
+    return _result(topology, times, frames / steps, build_s, state, named)
 
 
 @dataclass(frozen=True)
@@ -156,15 +147,27 @@ def measure(topology: Topology, steps: int) -> CycleResult:
         state = controller.step(state, batch, now).state
         times[k] = time.perf_counter() - began
         frames += len(batch)
-    times *= 1000.0
+    return _result(topology, times, frames / steps, build_s, state, state.contactors.state.name)
+
+
+def _result(
+    topology: Topology,
+    times_s: np.ndarray,
+    frames_per_step: float,
+    build_s: float,
+    state: ControllerState,
+    state_name: str,
+) -> CycleResult:
+    """The figures of one timed run of steps (``times_s`` in seconds)."""
+    times = times_s * 1000.0
     return CycleResult(
         cells=topology.n_cells,
-        frames_per_step=frames / steps,
+        frames_per_step=frames_per_step,
         median_ms=float(np.median(times)),
         p99_ms=float(np.percentile(times, 99)),
         max_ms=float(times.max()),
         build_s=build_s,
-        state=state.contactors.state.name,
+        state=state_name,
         fault_free=not state.protection.fault_active,
     )
 
