@@ -36,6 +36,8 @@ class PackView:
     cell_voltage_valid: np.ndarray
     temperature: np.ndarray
     temperature_valid: np.ndarray
+    cell_voltage_at: np.ndarray  # s, when each cell's value was received
+    temperature_at: np.ndarray  # s, when each sensor's value was received
     voltage_stats: ArrayStats
     temperature_stats: ArrayStats
     current: Scalar
@@ -124,6 +126,8 @@ class ViewBuilder:
             cell_voltage_valid=voltage_valid,
             temperature=temperature,
             temperature_valid=temperature_valid,
+            cell_voltage_at=updated_at[self._cells],
+            temperature_at=updated_at[self._temperatures],
             voltage_stats=ArrayStats.of(cell_voltage, voltage_valid),
             temperature_stats=ArrayStats.of(temperature, temperature_valid),
             current=current,
@@ -180,6 +184,8 @@ def protection_inputs(
         module_age=view.module_age,
         current_sensor_age=view.current.age,
         ems_request_age=ems_age,
+        cell_voltage_at=view.cell_voltage_at,
+        cell_temperature_at=view.temperature_at,
         charge_mode=charge_mode,
         module_open_wire=view.module_errors.get("module_open_wire"),
         module_adc_fault=view.module_errors.get("module_adc_fault"),

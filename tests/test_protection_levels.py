@@ -37,10 +37,14 @@ def _set_level(check: Check, level: Level) -> tuple[Driver, float]:
     assert d.events == [], "the healthy pack must not raise anything"
     value = level_value(CFG, check, level)
     first_seen = d.now + d.period
+    # the pack current is dated by its sample: the violation counts from the sample's
+    # arrival, at most one period before the step that first sees it
+    dated = check in (Check.OVERCURRENT_CHARGE, Check.OVERCURRENT_DISCHARGE)
+    onset = first_seen - (min(base.current_sensor_age, d.period) if dated else 0.0)
     delay = CFG.checks[check].levels[level].set_delay_ms / 1000
     t_set = d.run_until(disturb(base, check, value), _is(check, level, "set"), delay + 1.0)
     assert t_set is not None, "level never set"
-    assert first_seen + delay - EPS <= t_set <= first_seen + delay + d.period + EPS
+    assert onset + delay - EPS <= t_set <= onset + delay + d.period + EPS
     return d, value
 
 

@@ -5,6 +5,8 @@ observation holds until the next one (zero-order hold): the set counter rises by
 time if the condition was violated at the previous step and falls otherwise, clamped to
 ``0..set_delay``; a level sets at a step where it is violated and the counter has reached
 its set delay, so it never sets earlier than the delay after the condition was first seen.
+A violation first seen in a step may bring the time it already lasted before the step
+(``onset_us``, the age of the sample that shows it, `controller.protection.onset`).
 While set, a level clears once its clear condition (absent beyond the hysteresis) has held
 without a break for the clear delay; a latching level (fault) also needs a reset request at
 that step.
@@ -106,11 +108,13 @@ def advance(
     timing: Timing,
     dt_us: int,
     reset: bool,
+    onset_us: np.ndarray | None = None,
 ) -> tuple[DebounceState, Transitions]:
     """One step; ``state`` is already aligned to the columns of ``violated``/``clear_ok``.
 
     Delays are per level (L,) or per level and column (L, k) when the columns belong to
-    checks with different delays.
+    checks with different delays. ``onset_us`` (k,) is added to the set counter of entries
+    violated now and not at the previous step, at most ``dt_us`` each.
     """
     set_us = timing.set_us if timing.set_us.ndim == 2 else timing.set_us[:, None]
     clear_us = timing.clear_us if timing.clear_us.ndim == 2 else timing.clear_us[:, None]
@@ -118,6 +122,8 @@ def advance(
     counter = np.where(state.prev_violated, dt_us, -dt_us)
     counter += state.counter
     np.maximum(counter, 0, out=counter)
+    if onset_us is not None:
+        counter += np.where(state.prev_violated, 0, onset_us) * violated
     np.minimum(counter, set_us, out=counter)
     set_now = counter >= set_us
     set_now &= violated

@@ -34,6 +34,7 @@ from controller.protection.config import ProtectionConfig
 from controller.protection.debounce import DebounceState, Timing, Transitions, advance
 from controller.protection.inputs import ProtectionInputs
 from controller.protection.measures import Readings, directions, locate, split
+from controller.protection.onset import credit_us, sample_ages
 from controller.protection.plausibility import (
     PlausibilityState,
     pack_voltage_ratio,
@@ -430,13 +431,41 @@ class Protection:
         clear_ok |= ~applying
         clear_ok &= judged
         timing = Timing(per(table.set_us), per(table.clear_us), table.latch)
-        new, transitions = advance(state, violated, clear_ok, timing, dt_us, reset)
+        onset = np.logical_or.reduce(violated & ~state.prev_violated, axis=0)
+        credit = None
+        if dt_us and onset.any():
+            credit = self._onset_credit(
+                state.cols, onset, segments, readings.inputs, layout, now, dt_us
+            )
+        new, transitions = advance(state, violated, clear_ok, timing, dt_us, reset, credit)
         events: list[Event] = []
         if transitions.set_now.any() or transitions.cleared.any():
             events = self._events(transitions, x, segments, readings, layout, now)
         if transitions.set_now.any() and new.cols.size >= SETTLE_MIN:
             return self._settle(new, settled, layout), events
         return (new, settled), events
+
+    def _onset_credit(
+        self,
+        cols: np.ndarray,
+        onset: np.ndarray,
+        segments: _Segments,
+        inputs: ProtectionInputs,
+        layout: Layout,
+        now: float,
+        dt_us: int,
+    ) -> np.ndarray:
+        """Per entry, the microseconds its violation lasted before this step (`onset`)."""
+        credit = np.zeros(cols.size, np.int64)
+        for slot in segments.slots.tolist():
+            a, b = segments.bounds[slot], segments.bounds[slot + 1]
+            if not onset[a:b].any():
+                continue
+            local = cols[a:b] - layout.offsets[slot]
+            ages = sample_ages(self.table.checks[slot], inputs, local, now)
+            if ages is not None:
+                credit[a:b] = credit_us(ages, dt_us)
+        return credit
 
     def _settle(
         self, state: DebounceState, settled: tuple[np.ndarray | None, ...], layout: Layout

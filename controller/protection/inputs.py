@@ -16,7 +16,9 @@ as the state-of-health estimator measured it, NaN where not measured yet, and
 ``cell_resistance_25c`` the SOC filter's R0 of each cell at 25 degC; None for either: the
 configured nominal R0 (see `controller.protection.resistance`). ``charge_counter`` is the
 current sensor's own charge counter where its mapping has one
-(`controller.protection.counter_plausibility`).
+(`controller.protection.counter_plausibility`). ``cell_voltage_at`` and
+``cell_temperature_at`` date each value, so that a violation counts from the arrival of the
+sample that shows it (`controller.protection.onset`).
 """
 
 from __future__ import annotations
@@ -53,6 +55,8 @@ class ProtectionInputs:
     cell_resistance_25c: np.ndarray | None = None  # (n,) ohm at 25 degC, SOC filter
     charge_counter: float = math.nan  # As, the current sensor's own counter; NaN: none valid
     charge_counter_at: float = -math.inf  # s, when that counter frame arrived
+    cell_voltage_at: np.ndarray | None = None  # (n,) s, when each value arrived; None: unknown
+    cell_temperature_at: np.ndarray | None = None  # (m,) s, when each value arrived
 
     def __post_init__(self) -> None:
         if self.cell_voltage.shape != self.cell_voltage_valid.shape:
