@@ -95,10 +95,69 @@ def test_a_discharge_voltage_limit_below_the_undervoltage_alarm_is_refused() -> 
     assert "above protection.cell_undervoltage.alarm.threshold 2.85" in str(error)
 
 
-def _without(monkeypatch, check: str, level: str) -> None:
-    """A protection preset without one level (a file can only add to its preset)."""
+WARNING = (
+    "protection.cell_overvoltage.warning.threshold 4.17 V minus its hysteresis 0.02 V (4.15 V)"
+)
+
+
+def test_a_charge_voltage_limit_inside_the_overvoltage_warning_is_refused() -> None:
+    """A charger holding the CVL would end every full charge in the warning."""
+    error = _refused({"limits": {"charge_cell_voltage_v": 4.16}})
+    assert error.key == "limits.charge_cell_voltage_v"
+    assert f"4.16 V must be at most {WARNING}" in str(error)
+
+
+def test_the_charge_voltage_limit_is_judged_against_the_warnings_release_point() -> None:
+    """The hysteresis widens the margin: the preset's 4.15 V no longer ends below a 0.05 V one."""
+    data = {"protection": {"cell_overvoltage": {"warning": {"hysteresis": 0.05}}}}
+    error = _refused(data)
+    assert error.key == "limits.charge_cell_voltage_v"
+    assert "4.15 V must be at most" in str(error) and "0.05 V (4.12 V)" in str(error)
+    data["protection"]["cell_overvoltage"]["warning"]["threshold"] = 4.2  # release 4.15 V
+    data["protection"]["cell_overvoltage"]["alarm"] = {"threshold": 4.22}
+    assert parse_config(data).limits.charge_cell_voltage_v == 4.15
+
+
+@pytest.mark.parametrize(
+    ("table", "stops"),
+    [
+        ({"x": [4.0, 4.2], "y": [1.0, 0.0]}, "reaches zero at 4.2 V"),
+        ({"x": [4.0, 4.16, 4.2], "y": [1.0, 0.0, 0.0]}, "reaches zero at 4.16 V"),
+        ({"x": [4.0, 4.2], "y": [1.0, 0.1]}, "never reaches zero"),
+    ],
+)
+def test_a_charge_current_taper_ending_inside_the_overvoltage_warning_is_refused(
+    table: dict, stops: str
+) -> None:
+    """A charger following the CCL would take the highest cell into the warning."""
+    error = _refused({"limits": {"charge": {"cell_voltage": table}}})
+    assert error.key == "limits.charge.cell_voltage"
+    assert f"{stops} but must by {WARNING}" in str(error)
+
+
+def test_an_end_of_charge_inside_the_warning_may_be_run_anyway() -> None:
+    table = {"x": [4.0, 4.2], "y": [1.0, 0.0]}
+    data = {"limits": {"charge": {"cell_voltage": table}}}
+    data["unsafe_override"] = ["limits.charge.cell_voltage"]
+    config = parse_config(data)
+    assert [r.key for r in config.unsafe] == ["limits.charge.cell_voltage"]
+    assert config.limits.charge_end_cell_voltage == 4.2
+
+
+def test_every_chemistry_ends_its_charge_where_the_overvoltage_warning_released() -> None:
+    for chemistry in ("nmc", "lfp", "lto"):
+        config = parse_config({"pack": {"chemistry": chemistry}})
+        warning = config.protection.checks[Check.CELL_OVERVOLTAGE].levels[Level.WARNING]
+        release = warning.threshold - warning.hysteresis + 1e-9
+        assert config.limits.charge_cell_voltage_v <= release
+        assert config.limits.charge_end_cell_voltage <= release
+
+
+def _without(monkeypatch, check: str, *levels: str) -> None:
+    """A protection preset without some levels (a file can only add to its preset)."""
     preset = load_preset("protection", "nmc")
-    del preset[check][level]
+    for level in levels:
+        del preset[check][level]
     shipped = loader.load_preset
 
     def load(section: str, chemistry: str) -> dict:
@@ -108,7 +167,7 @@ def _without(monkeypatch, check: str, level: str) -> None:
 
 
 def test_without_an_alarm_level_the_voltage_limit_is_judged_against_the_fault(monkeypatch) -> None:
-    _without(monkeypatch, "cell_overvoltage", "alarm")
+    _without(monkeypatch, "cell_overvoltage", "warning", "alarm")
     config = parse_config({"limits": {"charge_cell_voltage_v": 4.22}})
     assert config.limits.charge_cell_voltage_v == 4.22  # below the 4.25 V fault
     error = _refused({"limits": {"charge_cell_voltage_v": 4.25}})
@@ -343,6 +402,8 @@ def test_config_check_names_the_key_of_a_refusal(capsys, tmp_path) -> None:
 
 NMC_MAX = chemistry_bounds("nmc")[Check.CELL_OVERVOLTAGE]
 CVL = load_preset("limits", "nmc")["charge_cell_voltage_v"]
+CHARGE_END = default_config().limits.charge_end_cell_voltage
+HYSTERESIS = load_preset("protection", "nmc")["cell_overvoltage"]["warning"]["hysteresis"]
 volts = st.floats(3.05, 4.6, allow_nan=False).map(lambda v: round(v, 3))
 
 
@@ -352,12 +413,16 @@ def test_overvoltage_thresholds_load_exactly_when_ordered_and_inside_the_bounds(
 ) -> None:
     levels = {"warning": warning, "alarm": alarm, "fault": fault}
     data = {"protection": {"cell_overvoltage": {k: {"threshold": v} for k, v in levels.items()}}}
-    safe = warning < alarm < fault <= NMC_MAX and alarm > CVL
+    ends_released = max(CVL, CHARGE_END) <= warning - HYSTERESIS + 1e-9
+    safe = warning < alarm < fault <= NMC_MAX and alarm > CVL and ends_released
     try:
         parse_config(data)
     except ConfigError as error:
         assert not safe
-        keys = r"protection\.cell_overvoltage\.\w+\.threshold|limits\.charge_cell_voltage_v"
+        keys = (
+            r"protection\.cell_overvoltage\.\w+\.threshold"
+            r"|limits\.charge_cell_voltage_v|limits\.charge\.cell_voltage"
+        )
         assert re.fullmatch(keys, error.key)
     else:
         assert safe
@@ -386,6 +451,7 @@ UNSAFE = {
     "contactors.break_current_a": {"contactors": {"break_current_a": 9000}},
     "protection.ems_timeout.enabled": {"protection": {"ems_timeout": {"enabled": False}}},
     "limits.charge_cell_voltage_v": {"limits": {"charge_cell_voltage_v": 4.3}},
+    "limits.charge.cell_voltage": {"limits": {"charge": {"cell_voltage": {"x": [4], "y": [1]}}}},
     "ingest.timeouts_ms.cell_temperature": {"ingest": {"timeouts_ms": {"cell_temperature": 6e5}}},
 }
 

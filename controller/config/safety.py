@@ -1,8 +1,9 @@
 """Safety validation: configurations that load but would leave the pack unprotected.
 
 The declared sections judge each value on its own; this pass judges what they mean together
-(a charge voltage limit above the over-voltage alarm, a staleness timeout longer than the
-faults it feeds may wait) and refuses what is unsafe with the dotted key and the reason.
+(a charge voltage limit above the over-voltage alarm, an end of charge inside the
+over-voltage warning, a staleness timeout longer than the faults it feeds may wait) and
+refuses what is unsafe with the dotted key and the reason.
 A key listed in the top-level ``unsafe_override`` is accepted instead: the refusal is kept
 (`Refusal`) so that every start warns about it and logs it as an ``unsafe_override``
 diagnosis. An override that matches no refusal is an error, so none outlives its cause.
@@ -15,6 +16,7 @@ the overrides of its own keys (`DATABASE_KEYS` belong to the second).
 
 from __future__ import annotations
 
+import math
 import tomllib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -44,6 +46,9 @@ MAX_BREAK_CURRENT_A = 2500.0
 # A staleness timeout never needs to be below ten control cycles (at 10 ms: the period of
 # the fastest slave frames), whatever the fault delays of the checks it feeds.
 MIN_STALE_CYCLES = 10
+# Voltages are written to the mV or finer; a release point computed in floats (4.17 - 0.02)
+# may fall this far below the value that equals it.
+ROUNDING_V = 1e-9
 
 # Keys the database pass judges (`controller.config.safety_dbc`); their overrides wait for it.
 DATABASE_KEYS = frozenset(
@@ -107,6 +112,7 @@ def refusals(config: ControllerConfig) -> list[Refusal]:
         *_protection(config),
         *_chemistry_bounds(config),
         *_voltage_limits(config),
+        *_end_of_charge(config),
         *_staleness(config),
         *_break_current(config),
         *_diagnosis(config),
@@ -199,6 +205,42 @@ def _voltage_limits(config: ControllerConfig) -> Iterator[Refusal]:
                 f"{value:g} V must be {'below' if high else 'above'} {what} {limit:g} V: "
                 f"the {'charger' if high else 'load'} would be allowed into the alarm",
             )
+
+
+def _end_of_charge(config: ControllerConfig) -> Iterator[Refusal]:
+    """A full charge ends where the over-voltage warning has released, not inside it.
+
+    Both ends are judged: the CVL per cell, where a charger holding the pack at the CVL stops,
+    and the voltage where the charge cell-voltage table reaches zero, where a charger that
+    follows the CCL leaves the highest cell. Either one above the warning's release point
+    (threshold minus hysteresis) raises a true warning at the top of every charge.
+    """
+    cfg = config.protection.checks[Check.CELL_OVERVOLTAGE]
+    warning = cfg.levels.get(Level.WARNING)
+    if not cfg.enabled or warning is None or warning.threshold is None:
+        return
+    release = warning.threshold - warning.hysteresis
+    rule = (
+        f"protection.cell_overvoltage.warning.threshold {warning.threshold:g} V minus its "
+        f"hysteresis {warning.hysteresis:g} V ({release:g} V)"
+    )
+    limits = config.limits
+    alarm, _ = _voltage_reference(config, Check.CELL_OVERVOLTAGE)
+    value = limits.charge_cell_voltage_v
+    if release + ROUNDING_V < value < alarm:  # at or above the alarm: refused against it
+        yield Refusal(
+            "limits.charge_cell_voltage_v",
+            f"{value:g} V must be at most {rule}: a charger holding the CVL would end every "
+            "full charge in the over-voltage warning",
+        )
+    end = limits.charge_end_cell_voltage
+    if end > release + ROUNDING_V:
+        stops = "never reaches zero" if math.isinf(end) else f"reaches zero at {end:g} V"
+        yield Refusal(
+            "limits.charge.cell_voltage",
+            f"{stops} but must by {rule}: a charger following the CCL would take the highest "
+            "cell into the over-voltage warning at the top of every charge",
+        )
 
 
 def _voltage_reference(config: ControllerConfig, check: Check) -> tuple[float, str]:

@@ -37,6 +37,7 @@ y = [3.0, 3.45, 3.68, 4.05, 4.18]
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_right
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -152,6 +153,18 @@ class LimitsConfig:
     @property
     def cvl(self) -> float:
         return self.cells_in_series * self.charge_cell_voltage_v
+
+    @property
+    def charge_end_cell_voltage(self) -> float:
+        """Where a charger that follows the CCL ends the charge: the lowest highest-cell
+        voltage at which the charge cell-voltage table is zero (infinite if it never is).
+
+        The fractions are linear between breakpoints and never negative, so the first zero
+        is a breakpoint.
+        """
+        table = self.charge.cell_voltage
+        zeros = np.flatnonzero(table.y == 0.0)
+        return float(table.x[zeros[0]]) if zeros.size else math.inf
 
     @property
     def dvl(self) -> float:
