@@ -16,6 +16,10 @@ resistance grows, each cell at its own rate. Ageing in a step leaves the charge 
 alone, so the books above still balance (its SOC, charge over the faded capacity, creeps up
 instead); `CellArray.age` jumps ahead to an aged pack at the same SOC.
 
+Within a step the inputs are held, so the state at any instant of the step has a closed form:
+`CellArray.voltage_at` gives the terminal voltages there (the slave modules sample the cells at
+their own send instants, not at the step's end).
+
 Current is positive into the cell (charging). Time is passed in; nothing here reads a clock.
 """
 
@@ -46,6 +50,22 @@ class CellSpread:
             value = getattr(self, name)
             if not 0.0 <= value < 0.5:
                 raise ValueError(f"spread.{name}: {value} must be in [0, 0.5)")
+
+
+@dataclass(frozen=True)
+class _Span:
+    """The last step: its start state and the inputs held over it, per cell."""
+
+    v_rc: np.ndarray  # V at the start
+    charge_c: np.ndarray  # C at the start
+    hysteresis: np.ndarray  # at the start
+    target: np.ndarray  # the hysteresis branch the current drives toward: sign(I)
+    rc_rest: np.ndarray  # V the RC pair settles at: I x R1
+    ir0: np.ndarray  # V across R0
+    inv_tau: np.ndarray  # 1/s of the RC pair
+    net_a: np.ndarray  # A into the charge: current less self-discharge
+    inv_capacity: np.ndarray  # 1/C
+    hysteresis_rate: np.ndarray  # 1/s toward the branch
 
 
 class CellArray:
@@ -90,6 +110,11 @@ class CellArray:
         self._source: tuple[float, float] | None = None  # cached until the state changes
         self.heat_w = np.zeros(n_cells)
         self.voltage = self.ocv  # terminal voltage with the last step's current flowing
+        rest = np.zeros(n_cells)
+        self._span = _Span(
+            self.v_rc, self.charge_c, self.hysteresis, rest, rest, rest, rest, rest,
+            1.0 / self.capacity_c, rest,
+        )
         # drawn last, so a seed gives the same new cells as before cells aged
         self.ageing_rate = factor(spread.ageing, 0.0)
         self.new_capacity_c = self.capacity_c.copy()
@@ -156,7 +181,9 @@ class CellArray:
         decay = np.exp(-dt / (r1 * self.c1))
         self.v_rc = self.v_rc * decay + i * r1 * (1.0 - decay)
         moved = i * dt
-        toward = np.exp(-self.chemistry.hysteresis_rate * np.abs(moved) / self.capacity_c)
+        hysteresis_rate = self.chemistry.hysteresis_rate * np.abs(i) / self.capacity_c
+        start = (self.v_rc, self.charge_c, self.hysteresis)
+        toward = np.exp(-hysteresis_rate * dt)
         self.hysteresis = self.hysteresis * toward + np.sign(i) * (1.0 - toward)
         leaked = self.self_discharge_a * dt
         self.charge_c = self.charge_c + moved - leaked
@@ -172,3 +199,34 @@ class CellArray:
         ocv = self.ocv
         self.voltage = ocv + i * r0 + self.v_rc
         self._source = (float((ocv + self.v_rc).sum()), float((self.r0_25 * k).sum()))
+        self._span = _Span(
+            *start,
+            target=np.sign(i),
+            rc_rest=i * r1,
+            ir0=i * r0,
+            inv_tau=1.0 / (r1 * self.c1),
+            net_a=i - self.self_discharge_a,
+            inv_capacity=1.0 / self.capacity_c,
+            hysteresis_rate=hysteresis_rate,
+        )
+
+    def voltage_at(self, elapsed: np.ndarray, cells: np.ndarray) -> np.ndarray:
+        """Terminal voltages of ``cells`` (any shape of cell indices) ``elapsed`` seconds
+        (broadcast against ``cells``) into the last step, from its exact solution.
+
+        The current, the temperatures and the ageing are held as over the step, so at the
+        step's end this is `voltage` (to rounding).
+        """
+        span = self._span
+        decay = np.exp(-elapsed * span.inv_tau.take(cells))
+        rc_rest = span.rc_rest.take(cells)
+        v_rc = rc_rest + (span.v_rc.take(cells) - rc_rest) * decay
+        charge = span.charge_c.take(cells) + span.net_a.take(cells) * elapsed
+        soc = charge * span.inv_capacity.take(cells)
+        rest = self.chemistry.ocv(soc)
+        if self.chemistry.has_hysteresis:
+            toward = np.exp(-elapsed * span.hysteresis_rate.take(cells))
+            target = span.target.take(cells)
+            h = target + (span.hysteresis.take(cells) - target) * toward
+            rest = rest + h * self.chemistry.hysteresis(soc)
+        return rest + span.ir0.take(cells) + v_rc

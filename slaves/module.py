@@ -2,13 +2,16 @@
 
 All modules are handled as arrays: each message kind keeps a send schedule per module
 (its DBC ``GenMsgCycleTime`` with a per-module phase offset so modules do not all burst at
-once), and every frame due in a step is sampled and packed in one vectorised pass. Layouts
+once), and every frame due in a step is sampled and packed in one vectorised pass. A step
+may span many send periods: each frame is sampled at its own send instant, from the plant's
+exact solution over the step (`CellArray.voltage_at`, `ModuleThermal.temperature_at`). Layouts
 are compiled once from the cantools database; every module's messages must share them.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -52,40 +55,70 @@ class ModuleParams:
 
 
 class _Frames(NamedTuple):
-    """Frames of one message kind and group, before protection."""
+    """Frames of one message kind, group after group, before protection."""
 
     stamps: np.ndarray
     ids: np.ndarray
     payload: np.ndarray  # (frames, length) uint8
     counters: np.ndarray
-    xor: np.ndarray  # XORed into the CRC byte (CRC corruption fault)
+    xor: np.ndarray | None  # XORed into the CRC byte (CRC corruption fault); None: healthy
+
+
+class _Events(NamedTuple):
+    """The send instants of one message kind due in a step: module by module, oldest first."""
+
+    modules: np.ndarray  # (events,) module of each instant
+    stamps: np.ndarray  # (events,) virtual send instants
+    rank: np.ndarray  # (events,) how many earlier instants of its module the step holds
+    first: np.ndarray  # (events,) index of its module's first event in the step
+    last: np.ndarray  # (events,) bool: its module's last event in the step
 
 
 class _Schedule:
-    """Send instants ``phase[m] + n * period``; ``due(t)`` marks modules with one in (.., t]."""
+    """Send instants ``phase[m] + n * period``; ``due(t)`` gives every one not yet sent up to
+    ``t``, however many periods the step spans."""
 
     EPS = 1e-9
-    NONE = np.zeros(0, np.int64)
 
     def __init__(self, period: float, phase: np.ndarray) -> None:
         self.period = period
         self.phase = phase
-        self.n = np.zeros(phase.shape, np.int64)
-        self.instants = phase + self.n * period  # each module's next send instant
-        self.next = float(self.instants.min())  # nothing is due before it
+        self.n = np.zeros(phase.shape, np.int64)  # index of each module's next send instant
+        self.instants = phase.copy()  # each module's next send instant
+        self.next = float(phase.min())  # nothing is due before it
+        self._modules = np.arange(phase.size)
 
-    def due(self, t: float) -> tuple[np.ndarray, np.ndarray]:
-        """Modules due at ``t`` and their send instants; one frame per module per step."""
-        if self.next > t + self.EPS:
-            return self.NONE, self.NONE.astype(np.float64)
-        due = np.flatnonzero(self.instants <= t + self.EPS)
+    def due(self, t: float) -> _Events | None:
+        """The instants in ``(last t, t]``; None when there is none."""
+        limit = t + self.EPS
+        if self.next > limit:
+            return None
+        due = np.flatnonzero(self.instants <= limit)
+        following = self.phase[due] + (self.n[due] + 1) * self.period
+        if following.min() <= limit:
+            return self._many(limit)
+        # a step shorter than the period: one instant per due module
         stamps = self.instants[due]
-        # skip instants a step longer than the period jumped over
-        n = np.floor((t + self.EPS - self.phase[due]) / self.period).astype(np.int64) + 1
-        self.n[due] = n
-        self.instants[due] = self.phase[due] + n * self.period
+        self.n[due] += 1
+        self.instants[due] = following
         self.next = float(self.instants.min())
-        return due, stamps
+        single = np.arange(due.size)
+        return _Events(due, stamps, single * 0, single, np.ones(due.size, bool))
+
+    def _many(self, limit: float) -> _Events:
+        phase, period = self.phase, self.period
+        last = np.floor((limit - phase) / period).astype(np.int64)
+        last -= phase + last * period > limit  # the float division may land one off
+        last += phase + (last + 1) * period <= limit
+        count = np.maximum(last + 1 - self.n, 0)
+        modules = np.repeat(self._modules, count)
+        first = np.repeat(np.cumsum(count) - count, count)
+        rank = np.arange(modules.size) - first
+        stamps = phase[modules] + (self.n[modules] + rank) * period
+        self.n += count
+        self.instants = phase + self.n * period
+        self.next = float(self.instants.min())
+        return _Events(modules, stamps, rank, first, rank == count[modules] - 1)
 
 
 class _SlotKind:
@@ -197,10 +230,15 @@ class SlaveModules:
         self.balancer = Balancer(db, topology, self.params.balancing)
 
         spread = np.arange(n) / n  # phase offsets: modules spread over the shortest period
+        # kinds of one period share a schedule, so they share send instants and samples
+        by_period: dict[float, _Schedule] = {}
         self._schedules = {
-            "voltages": _Schedule(self.voltages.period, spread * self.voltages.period),
-            "temperatures": _Schedule(self.temperatures.period, spread * self.temperatures.period),
-            "status": _Schedule(self.status_period, spread * self.status_period),
+            kind: by_period.setdefault(period, _Schedule(period, spread * period))
+            for kind, period in (
+                ("voltages", self.voltages.period),
+                ("temperatures", self.temperatures.period),
+                ("status", self.status_period),
+            )
         }
         self._counters = {kind: np.zeros(n, np.int64) for kind in self._schedules}
         self._ids = {
@@ -215,11 +253,15 @@ class SlaveModules:
         self.reported_temperature_invalid = np.zeros((n, s), bool)
         self.reported_status = np.full((n, len(STATUS_FIELDS)), np.nan)
         self.t = 0.0
+        self._since = 0.0  # start of the plant's last step
+        self._cell_offsets = np.arange(c)
+        self._group_offsets = np.arange(max(self.voltages.groups, self.temperatures.groups, 1))
+        self._sampled: tuple[_Events, np.ndarray] | None = None  # voltages of the last events
 
     @property
-    def shortest_period(self) -> float:
-        """The shortest send period of any message kind (s)."""
-        return min(s.period for s in self._schedules.values())
+    def longest_period(self) -> float:
+        """The longest send period of any message kind (s)."""
+        return max(s.period for s in self._schedules.values())
 
     # --- physics coupling -------------------------------------------------------------
 
@@ -257,135 +299,211 @@ class SlaveModules:
         self.balancer.receive(msg)
 
     def step(self, t: float, dt: float) -> list[can.Message]:
-        frames = self.frames(t)
+        frames = self.frames(t, dt)
         return [] if frames is None else frames.messages()
 
-    def frames(self, t: float) -> SlaveFrames | None:
-        """The frames due at ``t`` as arrays, oldest first; None when nothing is due."""
-        self.t = t
+    def frames(self, t: float, dt: float) -> SlaveFrames | None:
+        """The frames due in the plant's step ``(t - dt, t]`` as arrays, oldest first, each
+        sampled at its own send instant; None when nothing is due."""
+        self.t, self._since = t, t - dt
         self.balancer.update(t, self.board_temperature())
+        self._sampled = None
         parts: list[_Frames] = []
+        due: dict[int, _Events | None] = {}
         for kind, send in (
             ("voltages", self._send_voltages),
             ("temperatures", self._send_temperatures),
             ("status", self._send_status),
         ):
-            due, stamps = self._schedules[kind].due(t)
-            if due.size:
-                parts.extend(self._frames(kind, due, stamps, send(due)))
+            schedule = self._schedules[kind]
+            if id(schedule) not in due:
+                due[id(schedule)] = schedule.due(t)
+            events = due[id(schedule)]
+            if events is not None and events.modules.size:
+                parts.append(self._frames(kind, events, send(events)))
         if not parts:
             return None
         return self._protected(parts)
 
-    def _send_voltages(self, due: np.ndarray) -> np.ndarray:
-        f = self.faults.masks
-        true = self.cell_voltage()[due]
-        noise = self.params.voltage_noise_v * self.rng.standard_normal(true.shape)
+    # --- the plant at the send instants -----------------------------------------------
+
+    def _elapsed(self, events: _Events) -> np.ndarray:
+        """Seconds from the start of the plant's step to each event."""
+        return events.stamps - self._since
+
+    def _voltages_at(self, events: _Events) -> np.ndarray:
+        """``(events, cells)`` true terminal voltages, sampled once for the kinds that share
+        the events (cell voltages and module status)."""
+        sampled = self._sampled
+        if sampled is not None and sampled[0] is events:
+            return sampled[1]
+        cells = events.modules[:, None] * self.topology.cells_per_module + self._cell_offsets
+        voltages = self.plant.cells.voltage_at(self._elapsed(events)[:, None], cells)
+        self._sampled = events, voltages
+        return voltages
+
+    def _sensor_temperatures_at(self, events: _Events) -> np.ndarray:
+        """``(events, sensors)`` true sensor temperatures."""
+        thermal = self.plant.thermal
+        module = thermal.temperature_at(self._elapsed(events), events.modules)
+        return module[:, None] + thermal.sensor_offset[events.modules]
+
+    def _board_temperature_at(self, events: _Events) -> np.ndarray:
+        board = self.plant.thermal.temperature_at(self._elapsed(events), events.modules)
+        if self.balancer.idle:
+            return board
+        rise = self.params.balancing.board_k_per_w * self.balancing_heat()
+        return board + rise[events.modules]
+
+    # --- measuring --------------------------------------------------------------------
+
+    def _send_voltages(self, events: _Events) -> np.ndarray:
+        true = self._voltages_at(events)
+        measured = true + self.params.voltage_noise_v * self.rng.standard_normal(true.shape)
         if self.faults.healthy:
-            measured = true + noise
             bad = np.zeros(measured.shape, bool)
-            self.reported_voltage[due] = measured
-            self.reported_invalid[due] = bad
-            return self.voltages.encode(measured, bad)
-        measured = true + noise + f.voltage_offset[due]
-        stuck = f.voltage_stuck[due]
-        held = np.where(
-            np.isnan(f.stuck_value[due]), self.reported_voltage[due], f.stuck_value[due]
-        )
-        measured = np.where(stuck & ~np.isnan(held), held, measured)
-        bad = f.open_wire[due]
-        measured = np.where(bad, 0.0, measured)
-        self.reported_voltage[due] = measured
-        self.reported_invalid[due] = bad
+        else:
+            f = self.faults.masks
+            due = events.modules
+            measured = measured + f.voltage_offset[due]
+            stuck, bad = f.voltage_stuck[due], f.open_wire[due]
+
+            def reading(held: np.ndarray) -> np.ndarray:
+                return np.where(bad, 0.0, np.where(stuck & ~np.isnan(held), held, measured))
+
+            measured = _holding(events, f.stuck_value[due], self.reported_voltage, reading)
+        _report(events, measured, self.reported_voltage, bad, self.reported_invalid)
         return self.voltages.encode(measured, bad)
 
-    def _send_temperatures(self, due: np.ndarray) -> np.ndarray:
-        f = self.faults.masks
-        true = self.plant.thermal.sensor_temperatures[due]
+    def _send_temperatures(self, events: _Events) -> np.ndarray:
+        true = self._sensor_temperatures_at(events)
         measured = true + self.params.temperature_noise_k * self.rng.standard_normal(true.shape)
         if self.faults.healthy:
             bad = np.zeros(measured.shape, bool)
-            self.reported_temperature[due] = measured
-            self.reported_temperature_invalid[due] = bad
-            return self.temperatures.encode(measured, bad)
-        held = f.sensor_stuck_value[due]
-        held = np.where(np.isnan(held), self.reported_temperature[due], held)
-        measured = np.where(f.sensor_stuck[due], held, measured)
-        low, high = self.temperatures.value_range()
-        measured = np.where(f.sensor_open[due], low, measured)
-        measured = np.where(f.sensor_short[due], high, measured)
-        bad = f.sensor_open[due] | f.sensor_short[due]
-        self.reported_temperature[due] = measured
-        self.reported_temperature_invalid[due] = bad
+        else:
+            f = self.faults.masks
+            due = events.modules
+            stuck, opened, shorted = f.sensor_stuck[due], f.sensor_open[due], f.sensor_short[due]
+            low, high = self.temperatures.value_range()
+
+            def reading(held: np.ndarray) -> np.ndarray:
+                value = np.where(opened, low, np.where(stuck, held, measured))
+                return np.where(shorted, high, value)
+
+            fixed = f.sensor_stuck_value[due]
+            measured = _holding(events, fixed, self.reported_temperature, reading)
+            bad = opened | shorted
+        _report(events, measured, self.reported_temperature, bad, self.reported_temperature_invalid)
         return self.temperatures.encode(measured, bad)
 
-    def _send_status(self, due: np.ndarray) -> np.ndarray:
-        module_v = self.cell_voltage()[due].sum(axis=1)
+    def _send_status(self, events: _Events) -> np.ndarray:
+        due = events.modules
+        module_v = self._voltages_at(events).sum(axis=1)
         module_v += self.params.module_voltage_noise_v * self.rng.standard_normal(due.size)
         values = np.zeros((due.size, len(STATUS_FIELDS)))  # ADC and self-test: not modelled
         values[:, 0] = module_v
-        values[:, 1] = self.board_temperature()[due]
+        values[:, 1] = self._board_temperature_at(events)
         if not self.balancer.idle:
             values[:, 2] = self.balancer.active[due].sum(axis=1)
         if not self.faults.healthy:
             values[:, 3] = self.faults.masks.open_wire[due].any(axis=1)
         values[:, 6] = self.balancer.overtemp[due]
-        self.reported_status[due] = values
+        self.reported_status[due[events.last]] = values[events.last]
         raw = self.status_packer.to_raw(values, slice(None))
         return self.status_packer.pack(raw)[None]
 
-    def _frames(
-        self, kind: str, due: np.ndarray, stamps: np.ndarray, payloads: np.ndarray
-    ) -> list[_Frames]:
-        """Frames of the due modules, one group after the other; the groups of one ID share
-        its alive counter. Silent modules send nothing, so their counters stay."""
+    # --- framing ----------------------------------------------------------------------
+
+    def _frames(self, kind: str, events: _Events, payloads: np.ndarray) -> _Frames:
+        """Frames of the due instants, one group after the other; the groups of one ID share
+        its alive counter, counting on from instant to instant. Silent modules send nothing,
+        so their counters stay."""
         ids = self._ids[kind]
         counter = self._counters[kind]
+        groups = len(payloads)
+        due, stamps, rank = events.modules, events.stamps, events.rank
         if self.faults.healthy:
-            ids, first = ids[due], counter[due]
-            xor = np.zeros(due.size, np.uint8)
-            out = [
-                _Frames(stamps, ids, payload, (first + g) % COUNTER_MODULO, xor)
-                for g, payload in enumerate(payloads)
-            ]
-            counter[due] = (first + len(payloads)) % COUNTER_MODULO
-            return out
-        masks = self.faults.masks
-        talking = ~masks.silent[due]
-        due, stamps = due[talking], stamps[talking]
-        step = masks.counter_step[due]
-        xor = np.where(masks.crc_corrupt[due], CRC_CORRUPTION, 0).astype(np.uint8)
-        out = []
-        for g, payload in enumerate(payloads):
-            counters = (counter[due] + g * step) % COUNTER_MODULO
-            out.append(_Frames(stamps, ids[due], payload[talking], counters, xor))
-        counter[due] = (counter[due] + len(payloads) * step) % COUNTER_MODULO
-        return out
+            steps: np.ndarray | int = 1
+            step: np.ndarray | int = 1
+            xor = None
+        else:
+            masks = self.faults.masks
+            talking = ~masks.silent[due]
+            due, stamps, rank = due[talking], stamps[talking], rank[talking]
+            payloads = payloads[:, talking]
+            steps = masks.counter_step
+            step = steps[due]
+            xor = np.where(masks.crc_corrupt[due], CRC_CORRUPTION, 0).astype(np.uint8)
+        first = counter[due] + rank * groups * step
+        counters = (first + self._group_offsets[:groups, None] * step) % COUNTER_MODULO
+        sent = np.bincount(due, minlength=counter.size)
+        counter[:] = (counter + sent * groups * steps) % COUNTER_MODULO
+        ids = ids[due]
+        return _Frames(
+            np.concatenate((stamps,) * groups),
+            np.concatenate((ids,) * groups),
+            payloads.reshape(-1, payloads.shape[2]),
+            counters.ravel(),
+            None if xor is None else np.concatenate((xor,) * groups),
+        )
 
     def _protected(self, parts: list[_Frames]) -> SlaveFrames:
-        """Protect all frames of the step at once, oldest first."""
+        """Protect all frames of the step at once, oldest first (kinds and groups in
+        order at one instant)."""
         if len(parts) == 1:
             (p,) = parts
-            ids, data, stamps = p.ids, p.payload, p.stamps
+            stamps, ids, data, counters = p.stamps, p.ids, p.payload, p.counters
             dlc = np.full(ids.size, data.shape[1])
-            data = protect_batch(ids, data, dlc, p.counters)
-            if not self.faults.healthy:
-                data[:, 0] ^= p.xor
         else:
-            width = max(p.payload.shape[1] for p in parts)
-            dlc = np.concatenate([np.full(len(p.ids), p.payload.shape[1]) for p in parts])
-            data = np.zeros((dlc.size, width), np.uint8)
-            row = 0
-            for p in parts:
-                data[row : row + len(p.ids), : p.payload.shape[1]] = p.payload
-                row += len(p.ids)
-            ids = np.concatenate([p.ids for p in parts])
-            data = protect_batch(ids, data, dlc, np.concatenate([p.counters for p in parts]))
-            if not self.faults.healthy:
-                data[:, 0] ^= np.concatenate([p.xor for p in parts])
             stamps = np.concatenate([p.stamps for p in parts])
+            ids = np.concatenate([p.ids for p in parts])
+            counters = np.concatenate([p.counters for p in parts])
+            dlc = np.concatenate([np.full(p.ids.size, p.payload.shape[1]) for p in parts])
+            widths = {p.payload.shape[1] for p in parts}
+            if len(widths) == 1:
+                data = np.concatenate([p.payload for p in parts])
+            else:
+                data = np.zeros((dlc.size, max(widths)), np.uint8)
+                row = 0
+                for p in parts:
+                    data[row : row + p.ids.size, : p.payload.shape[1]] = p.payload
+                    row += p.ids.size
+        data = protect_batch(ids, data, dlc, counters)
+        if not self.faults.healthy:
+            data[:, 0] ^= np.concatenate([p.xor for p in parts if p.xor is not None])
         order = np.argsort(stamps, kind="stable")
         fd = self.topology.fd
         return SlaveFrames(
             stamps[order], ids[order], dlc[order], data[order], self.topology.extended_ids, fd
         )
+
+
+def _holding(
+    events: _Events,
+    fixed: np.ndarray,
+    reported: np.ndarray,
+    reading: Callable[[np.ndarray], np.ndarray],
+) -> np.ndarray:
+    """``reading(held)`` of every event, where a stuck reading without a ``fixed`` value (NaN)
+    holds the last one reported: from before the step at a module's first instant, and
+    what that instant reported at its later ones (faults change only between steps)."""
+    held = np.where(np.isnan(fixed), reported[events.modules], fixed)
+    out = reading(held)
+    later = events.rank > 0
+    if later.any():
+        held = np.where(later[:, None] & np.isnan(fixed), out[events.first], held)
+        out = reading(held)
+    return out
+
+
+def _report(
+    events: _Events,
+    values: np.ndarray,
+    reported: np.ndarray,
+    flags: np.ndarray,
+    reported_flags: np.ndarray,
+) -> None:
+    """Keep what each module sent at its last instant of the step."""
+    last = events.last
+    reported[events.modules[last]] = values[last]
+    reported_flags[events.modules[last]] = flags[last]

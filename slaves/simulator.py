@@ -3,8 +3,11 @@
 ``PackSimulator.step(dt)`` advances the cells and the module temperatures over ``dt`` with
 the pack current of the profile at the start of the step, then steps every registered
 device at the new time ``t`` (devices cover ``(t - dt, t]``) and returns their frames,
-stamped in virtual time. Everything random comes from the seed, so a run is repeatable
-frame for frame. Nothing here reads a clock: `slaves.realtime` does that.
+stamped in virtual time. The slave modules sample the plant at each frame's own send
+instant inside the step (its exact solution for the inputs held), so ``dt`` may be longer
+than their send periods: `physics_step` is the step for running alone. Everything random
+comes from the seed, so a run is repeatable frame for frame. Nothing here reads a clock:
+`slaves.realtime` does that.
 """
 
 from __future__ import annotations
@@ -135,7 +138,7 @@ class PackSimulator:
         others: list[can.Message] = []
         for device in self.devices.values():
             if device is self.modules:
-                modules = self.modules.frames(self.t)
+                modules = self.modules.frames(self.t, dt)
             else:
                 others.extend(device.step(self.t, dt))
         others.sort(key=lambda m: m.timestamp)
@@ -154,10 +157,13 @@ class PackSimulator:
         self.t += dt
 
     @property
-    def frame_period(self) -> float:
-        """The shortest send period of the slave modules: the longest step that still
-        sends every frame at its own instant (multi-rate running steps the physics by it)."""
-        return self.modules.shortest_period
+    def physics_step(self) -> float:
+        """The step for running alone: the modules' longest send period (1 s), so every
+        message kind goes out in each step. Frames in between keep their own instants and
+        values; what a longer step holds (pack current from the profile, bleed currents,
+        cell temperatures in the resistances, ageing) moves with time constants of
+        minutes and more."""
+        return self.modules.longest_period
 
     def run(self, duration: float, dt: float = 0.01) -> list[can.Message]:
         """Step for ``duration`` seconds; every frame sent."""

@@ -3,7 +3,8 @@
     C dT/dt = P - G (T - T_ambient)
 
 is solved exactly for the heat ``P`` held over the step, so the result does not depend on
-the step size. Sensors read the module temperature plus a fixed per-sensor offset.
+the step size, and `ModuleThermal.temperature_at` gives the temperature at any instant inside
+the last step. Sensors read the module temperature plus a fixed per-sensor offset.
 """
 
 from __future__ import annotations
@@ -54,6 +55,8 @@ class ModuleThermal:
             (n_modules, sensors_per_module)
         )
         self.heat_w = np.zeros(n_modules)
+        self._start = self._steady = self.temperature  # of the last step
+        self._rate = 0.0  # 1/s toward the steady temperature
 
     @property
     def time_constant_s(self) -> float:
@@ -69,5 +72,10 @@ class ModuleThermal:
         g = self.params.conductance_w_per_k
         self.heat_w = np.asarray(heat_w, np.float64)
         steady = self.ambient + self.heat_w / g
-        decay = np.exp(-dt * g / self.heat_capacity)
-        self.temperature = steady + (self.temperature - steady) * decay
+        self._start, self._steady, self._rate = self.temperature, steady, g / self.heat_capacity
+        self.temperature = steady + (self.temperature - steady) * np.exp(-dt * self._rate)
+
+    def temperature_at(self, elapsed: np.ndarray, modules: np.ndarray) -> np.ndarray:
+        """Temperatures of ``modules`` ``elapsed`` seconds into the last step (same shapes)."""
+        steady = self._steady[modules]
+        return steady + (self._start[modules] - steady) * np.exp(-elapsed * self._rate)

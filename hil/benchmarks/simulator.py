@@ -1,9 +1,10 @@
 """How many times faster than real time the simulated plant runs, alone and in closed loop.
 
-Alone, the simulator runs multi-rate: the physics advances by the slave modules' shortest
-send period (100 ms), which is the longest step that still sends every frame at its own
-instant, and the frames stay arrays (`slaves.frames.SlaveFrames`) because nobody in the
-process needs python-can messages. The note gives the old way beside it: 10 ms steps with a
+Alone, the simulator runs multi-rate: the physics advances by its own step
+(`PackSimulator.physics_step`, the modules' longest send period: 1 s) while every frame
+still goes out at its own instant with the plant's values there, and the frames stay
+arrays (`slaves.frames.SlaveFrames`) because nobody in the process needs python-can
+messages. The note gives the old way beside it: 10 ms steps with a
 `can.Message` per frame, as a live bus needs. The simulator models one slave bus with 11-bit
 IDs (at most 64 modules), so the 10,000-cell pack is four CAN FD buses of 50 modules x 50
 cells, each its own simulator, stepped in turn.
@@ -56,7 +57,7 @@ class Alone:
 def realtime_factor(topologies: list[Topology], seconds: float) -> Alone:
     """The pack alone, multi-rate, and at fixed 10 ms steps with messages."""
     sims = _packs(topologies)
-    step = min(sim.frame_period for sim in sims)
+    step = min(sim.physics_step for sim in sims)
     frames = 0
     began = time.perf_counter()
     for _ in range(round(seconds / step)):
