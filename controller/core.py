@@ -6,8 +6,9 @@ frames to send. It reads no clock and touches no bus: the live shell, the simula
 log replay and property tests all drive it the same way.
 
 Order inside a step, chosen so that a fault acts on the same cycle it is found:
-ingest -> pack view -> protection -> state of charge -> limits -> contactors -> balancing
--> stages -> frames.
+ingest -> pack view -> protection -> contactors (`judge`), then state of charge and health
+-> limits -> balancing -> stages -> frames (`finish`). The shell sends a changed contactor
+command between the two halves, so an open command never waits for the second.
 
 `Controller` is the whole assembly built from one configuration: the pack core on the
 ``internal`` and ``vehicle`` buses, then the configured stages (inverter and charger protocols,
@@ -61,6 +62,7 @@ from controller.persisted import RESTORED, Persisted
 from controller.protection import Check, Protection, ProtectionState
 from controller.protection.counter_plausibility import COUNTER, counter_inputs
 from controller.security import CommandGate, GateState
+from controller.security.gate import GateOutput
 from controller.stage import Stage, StageInputs, StageOutput
 from controller.status_frames import StatusFrames
 from controller.traffic import check_traffic
@@ -114,6 +116,38 @@ class StepResult:
     events: tuple[Event, ...]
     view: PackView
     snapshot: BmsSnapshot
+
+
+@dataclass(frozen=True)
+class Judged:
+    """A step between its two halves (`Controller.judge`, `Controller.finish`).
+
+    The first half decides the contactors; when their commands changed, ``urgent`` holds the
+    ContactorCommand frame, so the shell can send an open command before state estimation,
+    limits, balancing and the stages have run. ``finish`` returns it again at the head of the
+    step's frames: a step run whole gives the same frames.
+    """
+
+    state: ControllerState  # the state the step started from
+    now: float
+    events: list[Event]
+    ingest: dict[str, IngestState]
+    diagnosis: dict[str, IngestDiagnosisState]
+    on: dict[str, FrameBatch]  # each bus's frames
+    view: PackView
+    request: Request
+    gated: GateOutput
+    requesting: frozenset[str]
+    asking: frozenset[str]
+    feedback: Feedback
+    initialised: bool
+    protection: ProtectionState
+    failed_stages: frozenset[str]
+    restored: frozenset[str]
+    latched: bool
+    contactors: ContactorStatus
+    counters: dict[str, int]  # the frame counters, the urgent frame's already advanced
+    urgent: tuple[OutFrame, ...]
 
 
 class Controller:
@@ -257,6 +291,11 @@ class Controller:
     # -- the step -----------------------------------------------------------------------
 
     def step(self, state: ControllerState, batch: FrameBatch, now: float) -> StepResult:
+        """One cycle: `judge`, then `finish` (the shell calls them apart, see `Judged`)."""
+        return self.finish(self.judge(state, batch, now))
+
+    def judge(self, state: ControllerState, batch: FrameBatch, now: float) -> Judged:
+        """The first half of a step: frames decoded, the pack judged, the contactors moved."""
         events: list[Event] = [] if state.started else [*override_events(self.overrides, now)]
         ingest = dict(state.ingest)
         diagnosis = {}
@@ -330,6 +369,42 @@ class Controller:
             now,
         )
         events.extend(e.event() for e in contactor_events)
+        counters = dict(state.counters)
+        urgent = ()
+        if contactors.commands != state.contactors.commands:  # the safety news leaves first
+            urgent = (self.status.contactor_command(contactors.commands, counters),)
+        return Judged(
+            state=state,
+            now=now,
+            events=events,
+            ingest=ingest,
+            diagnosis=diagnosis,
+            on=on,
+            view=view,
+            request=request,
+            gated=gated,
+            requesting=requesting,
+            asking=asking,
+            feedback=feedback,
+            initialised=initialised,
+            protection=protection,
+            failed_stages=failed_stages,
+            restored=restored,
+            latched=latched,
+            contactors=contactors,
+            counters=counters,
+            urgent=urgent,
+        )
+
+    def finish(self, j: Judged) -> StepResult:
+        """The second half of a step: state estimation, limits, balancing, stages, frames.
+        Its frames begin with ``j.urgent``."""
+        state, now, events, view = j.state, j.now, j.events, j.view
+        protection, contactors, feedback = j.protection, j.contactors, j.feedback
+        failed_stages, restored, latched = j.failed_stages, j.restored, j.latched
+        request, requesting = j.request, j.requesting
+        internal = j.ingest[INTERNAL].measurements
+        fault_active = protection.fault_active
 
         soc = self.soc.step(
             state.soc,
@@ -390,7 +465,7 @@ class Controller:
 
         snapshot = self._snapshot(view, protection, contactors, limits, soc, soh, now)
         stage_states, frames, stage_events, capped, failed_now, asked = self._run_stages(
-            state.stages, snapshot, on, limits, now
+            state.stages, snapshot, j.on, limits, now
         )
         events.extend(stage_events)
         if self.catalogue[STAGE_EXCEPTION].enabled:
@@ -416,11 +491,11 @@ class Controller:
             requesting,
             latched_before | _in_error(state.contactors),
             latched_now | _in_error(contactors),
-            lambda: self._why(after(), request, feedback, initialised, failed_now),
+            lambda: self._why(after(), request, feedback, j.initialised, failed_now),
             asked,
             now,
             self.catalogue,
-            asking - requesting,
+            j.asking - requesting,
         )
         events.extend(booked.events)
         life = step_life(
@@ -440,16 +515,17 @@ class Controller:
             now,
         )
 
-        counters = dict(state.counters)
+        counters = j.counters
         changed = contactors.commands != state.contactors.commands
         old = state.published
         cut = (limits.ccl == 0 < old.ccl) or (limits.dcl == 0 < old.dcl)
         force = ("ContactorCommand",) * changed + ("BMS_Limits",) * cut  # safety news at once
         due, next_due = schedule(state.next_due, self._periods, now, force=force)
-        first: list[OutFrame] = []  # the contactor command leads every cycle's frames
+        first = list(j.urgent)  # the contactor command leads every cycle's frames
         for name in due:
             if name == "ContactorCommand":
-                first.append(self.status.contactor_command(contactors.commands, counters))
+                if not j.urgent:
+                    first.append(self.status.contactor_command(contactors.commands, counters))
             elif name == "balancing" and self.balancing is not None:
                 counters["balancing"] = counters.get("balancing", 0) + 1
                 frames.extend(self.balancing.encode(bleed, counters["balancing"]))
@@ -460,7 +536,7 @@ class Controller:
 
         frames = first + frames
         new_state = ControllerState(
-            ingest=ingest,
+            ingest=j.ingest,
             protection=protection,
             contactors=contactors,
             limits=limits_state,
@@ -471,15 +547,15 @@ class Controller:
             next_due=next_due,
             counters=counters,
             stages=stage_states,
-            diagnosis=diagnosis,
+            diagnosis=j.diagnosis,
             failed_stages=failed_stages,
             restored_faults=restored,
             stages_failing=failed_now,
             reset=booked.state,
-            gate=gated.state,
+            gate=j.gated.state,
             life=life,
             started_at=state.started_at,
-            initialised=initialised,
+            initialised=j.initialised,
             started=True,
             shutdown=state.shutdown,
         )

@@ -239,16 +239,16 @@ def test_a_step_that_raises_sends_the_fail_safe_frames_and_the_loop_goes_on(
     watchers = {
         role: can.Bus(interface="virtual", channel=config.buses[role].channel) for role in BUSES
     }
-    healthy = controller.step
+    healthy = controller.finish
     calls = [0]
 
-    def step(state, batch, now):  # noqa: ANN001, ANN202
+    def finish(judged):  # noqa: ANN001, ANN202
         calls[0] += 1
         if calls[0] > 5:
             raise ZeroDivisionError("defect in a stage of the pipeline")
-        return healthy(state, batch, now)
+        return healthy(judged)
 
-    controller.step = step  # type: ignore[method-assign]
+    controller.finish = finish  # type: ignore[method-assign]
     runtime = Runtime(controller, controller.initial_state(time.monotonic()), buses, config.cycle_s)
     with caplog.at_level(logging.ERROR, logger="controller.shell.runtime"):
         stats = runtime.run(duration=0.3, shutdown_timeout=0.1)
@@ -413,3 +413,38 @@ def test_the_schedule_is_absolute_and_skips_ahead_after_an_overrun() -> None:
     assert off.tolist() == [21], "on start + n * period, but the cycle right after the overrun"
     assert grid[21] == pytest.approx(22.5), "which runs at once, without waiting"
     assert stats.overruns == 1 and grid[22] == pytest.approx(23.0), "then back on the grid"
+
+
+def test_a_changed_contactor_command_leaves_before_the_rest_of_the_step() -> None:
+    """The open command is on the bus while the second half of the step still runs, and
+    the step's frames after it are sent once, in order."""
+    from controller.frames import OutFrame
+
+    channel = f"urgent-{uuid.uuid4().hex[:8]}"
+    near = can.Bus(interface="virtual", channel=channel)
+    watcher = can.Bus(interface="virtual", channel=channel)
+    command = OutFrame(0x0E8, bytes(8), "internal")
+    limits = OutFrame(0x0F1, bytes(8), "internal")
+    seen_in_finish: list[list[int]] = []
+
+    class Split:
+        def judge(self, state, batch, now):  # noqa: ANN001, ANN202
+            return SimpleNamespace(state=state, urgent=(command,))
+
+        def finish(self, judged):  # noqa: ANN001, ANN202
+            seen_in_finish.append([m.arbitration_id for m in iter(lambda: watcher.recv(0), None)])
+            return SimpleNamespace(state=judged.state, frames=(command, limits), events=())
+
+        def step(self, state, batch, now):  # noqa: ANN001, ANN202
+            raise AssertionError("a split core is run in its two halves")
+
+    runtime = Runtime(Split(), None, {"internal": near}, 0.01)
+    runtime._safe_stop = lambda timeout: None
+    runtime.run(duration=0.05)
+    after = [m.arbitration_id for m in iter(lambda: watcher.recv(0), None)]
+    watcher.shutdown()
+    # each finish sees the previous cycle's remaining frame, then this cycle's command
+    assert len(seen_in_finish) >= 2
+    assert seen_in_finish[0] == [0x0E8]
+    assert all(ids == [0x0F1, 0x0E8] for ids in seen_in_finish[1:])
+    assert after == [0x0F1]

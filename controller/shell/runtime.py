@@ -7,9 +7,10 @@ taken per bus, losses) and judged live by a `Supervisor`; the counts go out on t
 bus as BMS_RuntimeHealth and into the store. A cycle takes at most
 ``max_frames_per_cycle`` frames from each bus, and sends the core's frames in the order the
 core gives them (ContactorCommand first), so a receive flood cannot stretch the step ahead
-of the contactor command. On SIGINT/SIGTERM the core is asked for a safe stop (limits to
-zero, contactors open) and stepped until it reports standby or a timeout passes, then the
-buses are closed.
+of the contactor command; a changed contactor command goes out as soon as the core decided
+it, before the rest of the step (`SplitCore`). On SIGINT/SIGTERM the core is asked for a
+safe stop (limits to zero, contactors open) and stepped until it reports standby or a
+timeout passes, then the buses are closed.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import can
 import numpy as np
@@ -54,6 +55,18 @@ class Core(Protocol):
     def persisted(self, state: Any) -> Persisted: ...
 
     def persisted_summary(self, state: Any) -> Persisted: ...
+
+
+@runtime_checkable
+class SplitCore(Protocol):
+    """A core whose step comes in two halves (`controller.core.Controller.judge` and
+    ``finish``): the runtime sends the first half's ``urgent`` frames (a changed contactor
+    command) before it runs the second, so an open command does not wait for state
+    estimation, limits and stages. ``finish`` returns them again at the head of its frames."""
+
+    def judge(self, state: Any, batch: FrameBatch, now: float) -> Any: ...
+
+    def finish(self, judged: Any) -> Any: ...
 
 
 class Runtime:
@@ -158,8 +171,15 @@ class Runtime:
         send_errors = 0
         failed = False
         events: tuple[Event, ...] = ()
+        sent = 0  # frames of the step already sent
         try:
-            result = self.core.step(self.state, batch, began)
+            if isinstance(self.core, SplitCore):
+                judged = self.core.judge(self.state, batch, began)
+                sent = len(judged.urgent)
+                send_errors += self._send(judged.urgent)
+                result = self.core.finish(judged)
+            else:
+                result = self.core.step(self.state, batch, began)
         except Exception:  # noqa: BLE001 - the loop must outlive a defect in a step
             failed = True
             log.exception("step failed: stopping safely, contactors open, limits zero")
@@ -167,7 +187,7 @@ class Runtime:
             send_errors += self._send(self.core.fail_safe_frames(self.state))
         else:
             self.state = result.state
-            send_errors += self._send(result.frames)  # in the core's order: contactors first
+            send_errors += self._send(result.frames[sent:])  # in the core's order
             events = result.events
             self.service.notify("WATCHDOG=1" if self._ready else "READY=1")
             self._ready = True

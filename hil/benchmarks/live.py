@@ -98,10 +98,10 @@ class _Counting:
         self.frames = 0
         self.running = threading.Event()  # set by the first step: the loop is on its schedule
 
-    def step(self, state: Any, batch: FrameBatch, now: float) -> Any:
+    def judge(self, state: Any, batch: FrameBatch, now: float) -> Any:
         self.running.set()
         self.frames += len(batch)
-        return self._core.step(state, batch, now)
+        return self._core.judge(state, batch, now)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._core, name)
