@@ -52,20 +52,20 @@ class CellSpread:
                 raise ValueError(f"spread.{name}: {value} must be in [0, 0.5)")
 
 
-@dataclass(frozen=True)
-class _Span:
-    """The last step: its start state and the inputs held over it, per cell."""
-
-    v_rc: np.ndarray  # V at the start
-    charge_c: np.ndarray  # C at the start
-    hysteresis: np.ndarray  # at the start
-    target: np.ndarray  # the hysteresis branch the current drives toward: sign(I)
-    rc_rest: np.ndarray  # V the RC pair settles at: I x R1
-    ir0: np.ndarray  # V across R0
-    inv_tau: np.ndarray  # 1/s of the RC pair
-    net_a: np.ndarray  # A into the charge: current less self-discharge
-    inv_capacity: np.ndarray  # 1/C
-    hysteresis_rate: np.ndarray  # 1/s toward the branch
+# Rows of the last step's record (`CellArray.voltage_at`): its start state and the inputs
+# held over it, per cell, stacked so that sampling gathers them in one go.
+SPAN_ROWS = (
+    "v_rc",  # V at the start
+    "rc_rest",  # V the RC pair settles at: I x R1
+    "inv_tau",  # 1/s of the RC pair
+    "charge_c",  # C at the start
+    "net_a",  # A into the charge: current less self-discharge
+    "inv_capacity",  # 1/C
+    "ir0",  # V across R0
+    "hysteresis",  # at the start
+    "target",  # the hysteresis branch the current drives toward: sign(I)
+    "hysteresis_rate",  # 1/s toward the branch
+)
 
 
 class CellArray:
@@ -110,11 +110,10 @@ class CellArray:
         self._source: tuple[float, float] | None = None  # cached until the state changes
         self.heat_w = np.zeros(n_cells)
         self.voltage = self.ocv  # terminal voltage with the last step's current flowing
-        rest = np.zeros(n_cells)
-        self._span = _Span(
-            self.v_rc, self.charge_c, self.hysteresis, rest, rest, rest, rest, rest,
-            1.0 / self.capacity_c, rest,
-        )
+        self._span = np.zeros((len(SPAN_ROWS), n_cells))  # at rest until the first step
+        self._span[SPAN_ROWS.index("charge_c")] = self.charge_c
+        self._span[SPAN_ROWS.index("inv_capacity")] = 1.0 / self.capacity_c
+        self._span[SPAN_ROWS.index("hysteresis")] = self.hysteresis
         # drawn last, so a seed gives the same new cells as before cells aged
         self.ageing_rate = factor(spread.ageing, 0.0)
         self.new_capacity_c = self.capacity_c.copy()
@@ -178,11 +177,11 @@ class CellArray:
         k = self._factor = self.chemistry.resistance_factor(self.temperature)
         r0 = self.r0_25 * k
         r1 = self.r1_25 * k
+        start = (self.v_rc, self.charge_c, self.hysteresis)
         decay = np.exp(-dt / (r1 * self.c1))
         self.v_rc = self.v_rc * decay + i * r1 * (1.0 - decay)
         moved = i * dt
         hysteresis_rate = self.chemistry.hysteresis_rate * np.abs(i) / self.capacity_c
-        start = (self.v_rc, self.charge_c, self.hysteresis)
         toward = np.exp(-hysteresis_rate * dt)
         self.hysteresis = self.hysteresis * toward + np.sign(i) * (1.0 - toward)
         leaked = self.self_discharge_a * dt
@@ -199,34 +198,29 @@ class CellArray:
         ocv = self.ocv
         self.voltage = ocv + i * r0 + self.v_rc
         self._source = (float((ocv + self.v_rc).sum()), float((self.r0_25 * k).sum()))
-        self._span = _Span(
-            *start,
-            target=np.sign(i),
-            rc_rest=i * r1,
-            ir0=i * r0,
-            inv_tau=1.0 / (r1 * self.c1),
-            net_a=i - self.self_discharge_a,
-            inv_capacity=1.0 / self.capacity_c,
-            hysteresis_rate=hysteresis_rate,
-        )
+        rows = [start[0], i * r1, 1.0 / (r1 * self.c1), start[1], i - self.self_discharge_a]
+        rows += [1.0 / self.capacity_c, i * r0]
+        if self.chemistry.has_hysteresis:
+            rows += [start[2], np.sign(i), hysteresis_rate]
+        self._span = np.array(rows)  # in the order of SPAN_ROWS
 
-    def voltage_at(self, elapsed: np.ndarray, cells: np.ndarray) -> np.ndarray:
-        """Terminal voltages of ``cells`` (any shape of cell indices) ``elapsed`` seconds
-        (broadcast against ``cells``) into the last step, from its exact solution.
+    def voltage_at(self, elapsed: np.ndarray, blocks: np.ndarray, width: int) -> np.ndarray:
+        """``(samples, width)`` terminal voltages ``elapsed`` seconds (``(samples, 1)``) into
+        the last step, from its exact solution, of the cells of ``blocks`` (``(samples,)``):
+        block ``b`` is cells ``b * width`` up to ``(b + 1) * width`` (a module's cells).
 
         The current, the temperatures and the ageing are held as over the step, so at the
         step's end this is `voltage` (to rounding).
         """
-        span = self._span
-        decay = np.exp(-elapsed * span.inv_tau.take(cells))
-        rc_rest = span.rc_rest.take(cells)
-        v_rc = rc_rest + (span.v_rc.take(cells) - rc_rest) * decay
-        charge = span.charge_c.take(cells) + span.net_a.take(cells) * elapsed
-        soc = charge * span.inv_capacity.take(cells)
+        span = self._span.reshape(self._span.shape[0], -1, width)
+        v_rc, rc_rest, inv_tau, charge, net_a, inv_capacity, ir0, *hysteresis = span.take(
+            blocks, axis=1
+        )
+        v_rc = rc_rest + (v_rc - rc_rest) * np.exp(-elapsed * inv_tau)
+        soc = (charge + net_a * elapsed) * inv_capacity
         rest = self.chemistry.ocv(soc)
         if self.chemistry.has_hysteresis:
-            toward = np.exp(-elapsed * span.hysteresis_rate.take(cells))
-            target = span.target.take(cells)
-            h = target + (span.hysteresis.take(cells) - target) * toward
+            h, target, rate = hysteresis
+            h = target + (h - target) * np.exp(-elapsed * rate)
             rest = rest + h * self.chemistry.hysteresis(soc)
-        return rest + span.ir0.take(cells) + v_rc
+        return rest + ir0 + v_rc

@@ -22,7 +22,7 @@ import numpy as np
 from dbc.e2e import COUNTER_MODULO, protect_batch
 from dbc.topology import Topology
 from slaves.balancing import Balancer, BalancingParams
-from slaves.codec import Packer, signal_key
+from slaves.codec import Packer, joined, signal_key
 from slaves.device import Plant
 from slaves.faults import Faults
 from slaves.frames import SlaveFrames
@@ -154,39 +154,45 @@ class _SlotKind:
                 if int(flag_re.match(f.name).group(1)) != channel:
                     raise ValueError(f"{first.name} group {g}: value and invalid flag disagree")
                 self.channels[g, slot] = channel
-        self.packer = Packer([mux, *full_values, *full_flags], self.length)
+        shapes = {signal_key(v)[1:] for v in full_values}
+        if len(shapes) != 1:
+            raise ValueError(f"{first.name}: slots differ in length, scaling or sign")
+        # each slot's value and invalid flag pack as one column: raw | invalid << bits
+        self.values = Packer(full_values, self.length)
+        self._value_bits = full_values[0].length
+        self._value_mask = (1 << self._value_bits) - 1
+        slots = [joined(v, f) for v, f in zip(full_values, full_flags, strict=True)]
+        self.packer = Packer([mux, *slots], self.length)
         self._used = self.channels >= 0
         self._all_used = bool(self._used.all())
         self._channel = np.where(self._used, self.channels, 0)
+        self._mux = np.arange(len(group_ids))
 
     @property
     def groups(self) -> int:
         return self.channels.shape[0]
 
     def encode(self, value: np.ndarray, bad: np.ndarray) -> np.ndarray:
-        """``(groups, modules, length)`` payloads for the modules in the rows of ``value``
-        (physical, per channel) and ``bad`` (invalid flags); unused slots stay zero."""
-        groups, slots = self.channels.shape
-        rows = value.shape[0]
-        used, ch = self._used, self._channel
-        raw = np.zeros((groups, rows, 1 + 2 * slots), np.int64)
-        raw[:, :, 0] = np.arange(groups)[:, None]
-        values = self.packer.to_raw(value[:, ch], slice(1, 1 + slots))  # (rows, groups, slots)
-        flags = bad[:, ch]
+        """``(rows, groups, length)`` payloads for the rows of ``value`` (physical, per
+        channel) and ``bad`` (invalid flags); unused slots stay zero."""
+        raw = self.values.to_raw(value, 0) & self._value_mask
+        slot = raw | bad.astype(np.int64) << self._value_bits
+        columns = slot[:, self._channel]  # (rows, groups, slots)
         if not self._all_used:
-            values = np.where(used, values, 0)
-            flags = flags & used
-        raw[:, :, 1 : 1 + slots] = values.transpose(1, 0, 2)
-        raw[:, :, 1 + slots :] = flags.transpose(1, 0, 2)
-        payload = self.packer.pack(raw.reshape(groups * rows, -1))
-        return payload.reshape(groups, rows, self.length)
+            columns = np.where(self._used, columns, 0)
+        rows, groups, slots = columns.shape
+        frames = np.empty((rows, groups, 1 + slots), np.int64)
+        frames[:, :, 0] = self._mux
+        frames[:, :, 1:] = columns
+        payload = self.packer.pack(frames.reshape(rows * groups, -1))
+        return payload.reshape(rows, groups, self.length)
 
     def value_range(self) -> tuple[float, float]:
         """Physical values of the most negative and most positive raw value of a slot."""
-        p = self.packer
+        p = self.values
         return (
-            float(p.raw_min[1] * p.scale[1] + p.offset[1]),
-            float(p.raw_max[1] * p.scale[1] + p.offset[1]),
+            float(p.raw_min[0] * p.scale[0] + p.offset[0]),
+            float(p.raw_max[0] * p.scale[0] + p.offset[0]),
         )
 
 
@@ -254,7 +260,6 @@ class SlaveModules:
         self.reported_status = np.full((n, len(STATUS_FIELDS)), np.nan)
         self.t = 0.0
         self._since = 0.0  # start of the plant's last step
-        self._cell_offsets = np.arange(c)
         self._group_offsets = np.arange(max(self.voltages.groups, self.temperatures.groups, 1))
         self._sampled: tuple[_Events, np.ndarray] | None = None  # voltages of the last events
 
@@ -337,8 +342,9 @@ class SlaveModules:
         sampled = self._sampled
         if sampled is not None and sampled[0] is events:
             return sampled[1]
-        cells = events.modules[:, None] * self.topology.cells_per_module + self._cell_offsets
-        voltages = self.plant.cells.voltage_at(self._elapsed(events)[:, None], cells)
+        voltages = self.plant.cells.voltage_at(
+            self._elapsed(events)[:, None], events.modules, self.topology.cells_per_module
+        )
         self._sampled = events, voltages
         return voltages
 
@@ -410,41 +416,41 @@ class SlaveModules:
         values[:, 6] = self.balancer.overtemp[due]
         self.reported_status[due[events.last]] = values[events.last]
         raw = self.status_packer.to_raw(values, slice(None))
-        return self.status_packer.pack(raw)[None]
+        return self.status_packer.pack(raw)[:, None]
 
     # --- framing ----------------------------------------------------------------------
 
     def _frames(self, kind: str, events: _Events, payloads: np.ndarray) -> _Frames:
-        """Frames of the due instants, one group after the other; the groups of one ID share
-        its alive counter, counting on from instant to instant. Silent modules send nothing,
-        so their counters stay."""
+        """Frames of the due instants (``payloads``: ``(events, groups, length)``), at each
+        instant one group after the other; the groups of one ID share its alive counter,
+        counting on from instant to instant. Silent modules send nothing, so their
+        counters stay."""
         ids = self._ids[kind]
         counter = self._counters[kind]
-        groups = len(payloads)
+        groups = payloads.shape[1]
         due, stamps, rank = events.modules, events.stamps, events.rank
         if self.faults.healthy:
             steps: np.ndarray | int = 1
-            step: np.ndarray | int = 1
+            step = np.ones(due.size, np.int64)
             xor = None
         else:
             masks = self.faults.masks
             talking = ~masks.silent[due]
             due, stamps, rank = due[talking], stamps[talking], rank[talking]
-            payloads = payloads[:, talking]
+            payloads = payloads[talking]
             steps = masks.counter_step
             step = steps[due]
             xor = np.where(masks.crc_corrupt[due], CRC_CORRUPTION, 0).astype(np.uint8)
         first = counter[due] + rank * groups * step
-        counters = (first + self._group_offsets[:groups, None] * step) % COUNTER_MODULO
+        counters = (first[:, None] + self._group_offsets[:groups] * step[:, None]) % COUNTER_MODULO
         sent = np.bincount(due, minlength=counter.size)
         counter[:] = (counter + sent * groups * steps) % COUNTER_MODULO
-        ids = ids[due]
         return _Frames(
-            np.concatenate((stamps,) * groups),
-            np.concatenate((ids,) * groups),
+            np.repeat(stamps, groups),
+            np.repeat(ids[due], groups),
             payloads.reshape(-1, payloads.shape[2]),
             counters.ravel(),
-            None if xor is None else np.concatenate((xor,) * groups),
+            None if xor is None else np.repeat(xor, groups),
         )
 
     def _protected(self, parts: list[_Frames]) -> SlaveFrames:
