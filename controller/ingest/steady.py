@@ -25,12 +25,12 @@ from typing import NamedTuple
 import numpy as np
 
 from controller.frames import MAX_PAYLOAD, FrameBatch
+from controller.ingest.crc_check import CrcRow, crc_check
 from controller.ingest.e2e import E2ETable
 from controller.ingest.fields import Field, field_of
 from controller.ingest.layout import MessageLayout
 from controller.ingest.routing import Routes
 from controller.measurements import Measurements
-from dbc import e2e as profile
 from dbc.e2e_counter import CounterState
 from dbc.masks import every, positions, some
 
@@ -38,16 +38,7 @@ _WORD_BITS = 64
 _LUT_VALUES = 256  # multiplexer and counter values up to which the tables are dense
 _KEY_SENTINEL = np.uint32(0xFFFF_FFFF)  # above every frame key, never a message
 _STANDARD_IDS = 0x800
-_SPAN = profile.span_table()  # (65, 256): CRC contribution of a byte with k bytes after it
-_ZERO_ROW = _SPAN.shape[0]  # bytes the CRC does not cover
-_CRC_BYTE_ROW = _ZERO_ROW + 1  # row _CRC_BYTE_ROW + x: the CRC byte XOR x
-_CRC_ROWS = np.concatenate(
-    (
-        _SPAN,
-        np.zeros((1, 256), np.uint8),
-        np.arange(256, dtype=np.uint8)[None, :] ^ np.arange(256, dtype=np.uint8)[:, None],
-    )
-).ravel()
+_SCAN_PER_GATHER = 8  # elements scanned for a max at the cost of one gathered and compared
 
 
 class Steady(NamedTuple):
@@ -73,6 +64,7 @@ def _word_field(field: Field) -> bool:
 # _SHIFTS and _MASKS: the multiplexer's and the counter's, side by side.
 _MSG, _LENGTH, _SOURCE, _LUT, _HAS_COUNTER = range(5)
 _SHIFTS, _MASKS = slice(5, 7), slice(7, 9)
+_CRC = 9  # then the CRC check's columns
 
 
 class SteadyPath:
@@ -87,10 +79,7 @@ class SteadyPath:
         source: np.ndarray,
     ) -> None:
         self._n_sources = int(source.max()) + 1 if source.size else 0
-        longest = max((lay.length for lay in layouts), default=1)
-        crc_width = max(8, 1 << (longest - 1).bit_length())  # whole 64-bit words, halved
-        self._crc_width = crc_width
-        rows: dict[int, tuple[list[int], list[int]]] = {}  # frame key -> columns, CRC rows
+        rows: dict[int, tuple[list[int], CrcRow]] = {}  # frame key -> columns, CRC row
         lut: list[int] = []
         kinds: dict[tuple[int, int], int] = {}
         self._counter_base = np.zeros(len(layouts), np.int64)
@@ -114,31 +103,26 @@ class SteadyPath:
             if counter is not None:
                 kind = (int(e2e.modulo[m]), int(e2e.max_jump[m]))
                 self._counter_base[m] = kinds.setdefault(kind, len(kinds))
-            crc_rows = [_ZERO_ROW] * crc_width
-            if e2e.has_crc[m]:
-                data_id = int(e2e.data_id[m])
-                crc_id = int(_SPAN[length, data_id & 0xFF] ^ _SPAN[length - 1, data_id >> 8 & 0xFF])
-                crc_rows[0] = _CRC_BYTE_ROW + crc_id
-                for j in range(1, length):
-                    crc_rows[j] = length - 1 - j
+            crc = CrcRow(length, int(e2e.data_id[m]) if e2e.has_crc[m] else None)
             columns = [m, length, int(source[m]), base, counter is not None, 0, 0, 0, 0]
             if mux is not None:
                 columns[5], columns[7] = mux.shift, mux.mask
             if counter is not None:
                 columns[6], columns[8] = counter.shift, counter.mask
-            rows[layout.frame_id] = (columns, [256 * r for r in crc_rows])
+            rows[layout.frame_id] = (columns, crc)
         ordered = sorted(rows)
         self._keys = np.array([*ordered, _KEY_SENTINEL], np.uint32)
-        # row of each 11-bit ID (the sentinel row for others), and of IDs above, clipped
-        self._standard = np.full(_STANDARD_IDS + 1, len(ordered), np.intp)
+        self._crc = crc_check([rows[k][1] for k in ordered] + [CrcRow(0, None)])
+        sentinel = [0, -1] + [0] * 7  # a length no frame has
+        # column-major: one contiguous row per column after a gather of the frames' rows
+        own = np.array([rows[k][0] for k in ordered] + [sentinel], np.int64).T
+        self._messages = np.concatenate((own, self._crc.columns))
+        # the same columns by 11-bit ID (the sentinel's for others), and of IDs above, clipped
+        standard = np.full(_STANDARD_IDS + 1, len(ordered), np.intp)
         for row, key in enumerate(ordered):
             if key < _STANDARD_IDS:
-                self._standard[key] = row
-        sentinel = [0, -1] + [0] * 7  # a length no frame has
-        # column-major: one contiguous row per column after a gather of the frames' messages
-        self._messages = np.array([rows[k][0] for k in ordered] + [sentinel], np.int64).T.copy()
-        crc_rows = [rows[k][1] for k in ordered] + [[0] * crc_width]
-        self._crc_rows = np.array(crc_rows, np.intp)
+                standard[key] = row
+        self._by_standard_id = self._messages.take(standard, axis=1)
         self._lut = np.array(lut, np.int64)
         self._counter_base *= (_LUT_VALUES + 1) * _LUT_VALUES
         self._one_kind = len(kinds) <= 1  # every counter base is 0
@@ -171,9 +155,9 @@ class SteadyPath:
             pos = self._keys.searchsorted(keys)
             if not every(self._keys[pos] == keys):
                 return None
-        else:  # an unknown ID reads the sentinel row, whose length no frame has
-            pos = self._standard.take(batch.ids, mode="clip")
-        message = self._messages.take(pos, axis=1)
+            message = self._messages.take(pos, axis=1)
+        else:  # an unknown ID reads the sentinel's columns, whose length no frame has
+            message = self._by_standard_id.take(batch.ids, axis=1, mode="clip")
         if not every(message[_LENGTH] == batch.dlc):
             return None
         data = batch.data
@@ -181,7 +165,7 @@ class SteadyPath:
             return None
         if not data.flags.c_contiguous:
             data = np.ascontiguousarray(data)
-        if not self._crc_ok(data, pos):
+        if not self._crc.ok(data, message[_CRC:]):
             return None
         words = data.view("<i8")
         # signed words: the fields read here end below bit 64, see `_word_field`
@@ -202,21 +186,6 @@ class SteadyPath:
             return Steady(accepted, general_scatter(np.arange(n), slot))
         return Steady(accepted, self._scatter.write(words, slot, times, meas))
 
-    def _crc_ok(self, data: np.ndarray, pos: np.ndarray) -> bool:
-        """Every CRC byte matches: the payload bytes' parts, the CRC byte XOR the data ID's
-        part among them, XOR to zero (a message without a CRC reads only zero rows)."""
-        width = self._crc_width
-        part = _CRC_ROWS.take(data[:, :width] + self._crc_rows.take(pos, axis=0))
-        words = part.view(np.uint64)  # XOR halves: 64-bit words, then 32, 16 and 8 bits
-        while words.shape[1] > 1:
-            half = words.shape[1] // 2
-            words = words[:, :half] ^ words[:, half:]
-        folded = words.reshape(-1)
-        for narrower in (np.uint32, np.uint16, np.uint8):
-            halves = folded.view(narrower)
-            folded = halves[0::2] ^ halves[1::2]
-        return np.count_nonzero(folded) == 0
-
     def _counters(
         self, value: np.ndarray, message: np.ndarray, counters: CounterState
     ) -> tuple[np.ndarray, np.ndarray] | None:
@@ -231,16 +200,14 @@ class SteadyPath:
         if k < has.shape[0]:
             at = positions(has)
             msg, value = msg.take(at), value.take(at)
-        if k > 1:
-            order = np.argsort(msg.astype(self._index_type), kind="stable")
-            msg, value = msg.take(order), value.take(order)
-            bounds = np.empty(k + 1, bool)  # a message's first frame and the end
-            bounds[0] = bounds[k] = True
-            np.not_equal(msg[1:], msg[:-1], out=bounds[1:k])
-            starts = positions(bounds[:k])
-            newest = value[bounds[1:]]  # each message's last frame
-        else:
-            starts, newest = np.zeros(1, np.intp), value
+        msg = msg.astype(self._index_type)
+        order = msg.argsort(kind="stable")
+        msg, value = msg.take(order), value.take(order)
+        bounds = np.empty(k + 1, bool)  # a message's first frame and the end
+        bounds[0] = bounds[k] = True
+        np.not_equal(msg[1:], msg[:-1], out=bounds[1:k])
+        starts = positions(bounds[:k])
+        newest = value[bounds[1:]]  # each message's last frame
         group = msg.take(starts)
         received = counters.received.take(group)
         if not every(counters.reference.take(group) == received):  # a dropped frame to resume
@@ -400,10 +367,10 @@ class _SlotWords:
             good &= np.isfinite(measured)
         elem = self.element.take(s, axis=0)
         when = times.take(rows)[:, None]
-        newer = when >= meas.updated_at.take(elem)
-        if every(newer):
+        if self._all_newer(elem, when, times[0], meas.updated_at):
             written = np.count_nonzero(self.real.take(s, axis=0))
         else:
+            newer = when >= meas.updated_at.take(elem)
             written = np.count_nonzero(newer & self.real.take(s, axis=0))
             when = np.broadcast_to(when, elem.shape)[newer]
             elem, measured, good = elem[newer], measured[newer], good[newer]
@@ -411,3 +378,12 @@ class _SlotWords:
         meas.reported_valid[elem] = good
         meas.updated_at[elem] = when
         return int(written)
+
+    @staticmethod
+    def _all_newer(elem: np.ndarray, when: np.ndarray, first: float, held: np.ndarray) -> bool:
+        """No element holds anything newer than its frame: one scan of all times against
+        the batch's first (no frame is older), where that is less work than a gather."""
+        if elem.size * _SCAN_PER_GATHER >= held.size:
+            if first >= held.max(initial=-np.inf):
+                return True
+        return every(when >= held.take(elem))

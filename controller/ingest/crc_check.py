@@ -1,0 +1,125 @@
+"""Whole-batch Profile 11 CRC checks of a steady batch, on tables built per message row.
+
+The CRC is linear over GF(2) (see ``dbc.e2e.span_table``): each payload bit flips a fixed
+set of CRC bits, and the data ID adds a constant. So CRC byte XOR the CRC of the rest is
+zero exactly when, for each CRC bit j, the payload bits that flip bit j (the CRC byte's
+own bit j among them) have the parity of the data ID's bit j. A classic payload is one
+64-bit word: its check is eight masks and a popcount per frame (`WordParityCrc`). Longer
+payloads gather each byte's part from a table and XOR the parts (`ByteTableCrc`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import numpy as np
+
+from dbc import e2e as profile
+
+_WORD_BYTES = 8
+_CRC_BITS = 8
+_SPAN = profile.span_table()  # (65, 256): CRC part of a byte with k bytes after it
+
+
+class CrcRow(NamedTuple):
+    """One message row: its length and, where it has a CRC, its data ID (else None)."""
+
+    length: int
+    data_id: int | None
+
+
+def _id_part(row: CrcRow) -> int:
+    """The data ID's part of the CRC of a message of this length."""
+    assert row.data_id is not None
+    low, high = row.data_id & 0xFF, row.data_id >> 8 & 0xFF
+    return int(_SPAN[row.length, low] ^ _SPAN[row.length - 1, high])
+
+
+class WordParityCrc:
+    """CRC check of payloads of up to 8 bytes: per row, the mask of the payload bits that
+    flip each CRC bit, and the data ID's part to XOR into the CRC byte first.
+
+    ``columns`` (one column per row) go into the caller's per-row table, so that one
+    gather of that table fetches them with the rest.
+    """
+
+    def __init__(self, rows: Sequence[CrcRow]) -> None:
+        table = np.zeros((_CRC_BITS + 1, len(rows)), np.uint64)  # column-major: one per row
+        for r, row in enumerate(rows):
+            if row.data_id is None:
+                continue  # zero masks: parity 0, the check always holds
+            masks = [1 << j for j in range(_CRC_BITS)]  # the CRC byte's own bit j
+            for k in range(1, row.length):
+                for bit in range(8):
+                    flips = int(_SPAN[row.length - 1 - k, 1 << bit])
+                    for j in range(_CRC_BITS):
+                        if flips >> j & 1:
+                            masks[j] |= 1 << (8 * k + bit)
+            table[:_CRC_BITS, r] = masks
+            table[_CRC_BITS, r] = _id_part(row)
+        self.columns = table.view(np.int64)
+
+    def ok(self, data: np.ndarray, columns: np.ndarray) -> bool:
+        """Every frame's CRC matches (``data``: the payloads as bytes, C-contiguous rows
+        of whole words; ``columns``: `columns` gathered for each frame's message row)."""
+        table = columns.view(np.uint64)
+        words = data.view("<u8")[:, 0]  # byte k at bits 8k to 8k + 7
+        flips = (words ^ table[_CRC_BITS]) & table[:_CRC_BITS]
+        parity = np.bitwise_count(flips)
+        parity &= 1
+        return np.count_nonzero(parity) == 0
+
+
+# rows of the byte table: the span rows, then a zero row (bytes the CRC does not cover),
+# then row _CRC_BYTE_ROW + x: the CRC byte XOR x
+_ZERO_ROW = _SPAN.shape[0]
+_CRC_BYTE_ROW = _ZERO_ROW + 1
+_BYTE_PARTS = np.concatenate(
+    (
+        _SPAN,
+        np.zeros((1, 256), np.uint8),
+        np.arange(256, dtype=np.uint8)[None, :] ^ np.arange(256, dtype=np.uint8)[:, None],
+    )
+).ravel()
+
+
+class ByteTableCrc:
+    """CRC check of longer payloads: per row, the table row of each payload byte (the
+    CRC byte's row XORs in the data ID's part) over a whole number of 64-bit words.
+
+    Its one column in the caller's per-row table is the row itself.
+    """
+
+    def __init__(self, rows: Sequence[CrcRow]) -> None:
+        longest = max((row.length for row in rows), default=1)
+        self._width = max(_WORD_BYTES, 1 << (longest - 1).bit_length())
+        table = np.full((len(rows), self._width), _ZERO_ROW, np.intp)
+        for r, row in enumerate(rows):
+            if row.data_id is not None:
+                table[r, 0] = _CRC_BYTE_ROW + _id_part(row)
+                table[r, 1 : row.length] = row.length - 1 - np.arange(1, row.length)
+        self._rows = table * 256
+        self.columns = np.arange(len(rows), dtype=np.int64)[None, :]  # the row itself
+
+    def ok(self, data: np.ndarray, columns: np.ndarray) -> bool:
+        """Every frame's CRC matches: the parts XOR to zero (``data``: the payloads as
+        bytes; ``columns``: `columns` gathered for each frame's message row)."""
+        width = self._width
+        part = _BYTE_PARTS.take(data[:, :width] + self._rows.take(columns[0], axis=0))
+        words = part.view(np.uint64)  # XOR halves: 64-bit words, then 32, 16 and 8 bits
+        while words.shape[1] > 1:
+            half = words.shape[1] // 2
+            words = words[:, :half] ^ words[:, half:]
+        folded = words.reshape(-1)
+        for narrower in (np.uint32, np.uint16, np.uint8):
+            halves = folded.view(narrower)
+            folded = halves[0::2] ^ halves[1::2]
+        return np.count_nonzero(folded) == 0
+
+
+def crc_check(rows: Sequence[CrcRow]) -> WordParityCrc | ByteTableCrc:
+    """The cheaper check for these rows: word parity where every payload fits one word."""
+    if max((row.length for row in rows), default=0) <= _WORD_BYTES:
+        return WordParityCrc(rows)
+    return ByteTableCrc(rows)
