@@ -172,37 +172,44 @@ class CellArray:
         """
         if dt <= 0.0:
             raise ValueError(f"dt: {dt} must be positive")
-        i = np.broadcast_to(np.asarray(current, np.float64), (self.n,))
-        self.temperature = np.broadcast_to(np.asarray(temps, np.float64), (self.n,)).copy()
+        i = self._per_cell(current)
+        self.temperature = self._per_cell(temps).copy()
         k = self._factor = self.chemistry.resistance_factor(self.temperature)
         r0 = self.r0_25 * k
         r1 = self.r1_25 * k
-        start = (self.v_rc, self.charge_c, self.hysteresis)
-        decay = np.exp(-dt / (r1 * self.c1))
-        self.v_rc = self.v_rc * decay + i * r1 * (1.0 - decay)
+        start_v_rc, start_charge = self.v_rc, self.charge_c
+        inv_tau = 1.0 / (r1 * self.c1)
+        rc_rest = i * r1
+        self.v_rc = rc_rest + (self.v_rc - rc_rest) * np.exp(-dt * inv_tau)
         moved = i * dt
-        hysteresis_rate = self.chemistry.hysteresis_rate * np.abs(i) / self.capacity_c
-        toward = np.exp(-hysteresis_rate * dt)
-        self.hysteresis = self.hysteresis * toward + np.sign(i) * (1.0 - toward)
         leaked = self.self_discharge_a * dt
         self.charge_c = self.charge_c + moved - leaked
         self.throughput_c = self.throughput_c + moved
         self.self_discharged_c = self.self_discharged_c + leaked
         self.efc = self.efc + np.abs(moved) / (2.0 * self.new_capacity_c)
         self.age_s += dt
+        hysteresis: list[np.ndarray] = []
+        if self.chemistry.has_hysteresis:  # without a gap the branch state moves nothing
+            rate = self.chemistry.hysteresis_rate * np.abs(i) / self.capacity_c
+            target = np.sign(i)
+            hysteresis = [self.hysteresis, target, rate]
+            self.hysteresis = target + (self.hysteresis - target) * np.exp(-dt * rate)
         if self.chemistry.ages:
             self._apply_ageing()
         self.current = i.copy()
-        self.heat_w = i * i * r0 + self.v_rc * self.v_rc / r1
+        ir0 = i * r0
+        self.heat_w = i * ir0 + self.v_rc * self.v_rc / r1
         # terminal voltage with this step's current flowing, computed once per step
         ocv = self.ocv
-        self.voltage = ocv + i * r0 + self.v_rc
-        self._source = (float((ocv + self.v_rc).sum()), float((self.r0_25 * k).sum()))
-        rows = [start[0], i * r1, 1.0 / (r1 * self.c1), start[1], i - self.self_discharge_a]
-        rows += [1.0 / self.capacity_c, i * r0]
-        if self.chemistry.has_hysteresis:
-            rows += [start[2], np.sign(i), hysteresis_rate]
-        self._span = np.array(rows)  # in the order of SPAN_ROWS
+        self.voltage = ocv + ir0 + self.v_rc
+        self._source = (float((ocv + self.v_rc).sum()), float(r0.sum()))
+        net_a = i - self.self_discharge_a
+        rows = [start_v_rc, rc_rest, inv_tau, start_charge, net_a, 1.0 / self.capacity_c, ir0]
+        self._span = np.array(rows + hysteresis)  # in the order of SPAN_ROWS
+
+    def _per_cell(self, value: np.ndarray | float) -> np.ndarray:
+        array = np.asarray(value, np.float64)
+        return array if array.shape == (self.n,) else np.broadcast_to(array, (self.n,))
 
     def voltage_at(self, elapsed: np.ndarray, blocks: np.ndarray, width: int) -> np.ndarray:
         """``(samples, width)`` terminal voltages ``elapsed`` seconds (``(samples, 1)``) into

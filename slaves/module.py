@@ -72,6 +72,7 @@ class _Events(NamedTuple):
     rank: np.ndarray  # (events,) how many earlier instants of its module the step holds
     first: np.ndarray  # (events,) index of its module's first event in the step
     last: np.ndarray  # (events,) bool: its module's last event in the step
+    single: bool  # no module has two: a step no longer than the period
 
 
 class _Schedule:
@@ -87,6 +88,8 @@ class _Schedule:
         self.instants = phase.copy()  # each module's next send instant
         self.next = float(phase.min())  # nothing is due before it
         self._modules = np.arange(phase.size)
+        self._zeros = np.zeros(phase.size, np.int64)
+        self._true = np.ones(phase.size, bool)
 
     def due(self, t: float) -> _Events | None:
         """The instants in ``(last t, t]``; None when there is none."""
@@ -101,9 +104,11 @@ class _Schedule:
         stamps = self.instants[due]
         self.n[due] += 1
         self.instants[due] = following
-        self.next = float(self.instants.min())
-        single = np.arange(due.size)
-        return _Events(due, stamps, single * 0, single, np.ones(due.size, bool))
+        self.next = float(np.minimum.reduce(self.instants))
+        size = due.size
+        return _Events(
+            due, stamps, self._zeros[:size], self._modules[:size], self._true[:size], True
+        )
 
     def _many(self, limit: float) -> _Events:
         phase, period = self.phase, self.period
@@ -117,8 +122,8 @@ class _Schedule:
         stamps = phase[modules] + (self.n[modules] + rank) * period
         self.n += count
         self.instants = phase + self.n * period
-        self.next = float(self.instants.min())
-        return _Events(modules, stamps, rank, first, rank == count[modules] - 1)
+        self.next = float(np.minimum.reduce(self.instants))
+        return _Events(modules, stamps, rank, first, rank == count[modules] - 1, False)
 
 
 class _SlotKind:
@@ -414,7 +419,10 @@ class SlaveModules:
         if not self.faults.healthy:
             values[:, 3] = self.faults.masks.open_wire[due].any(axis=1)
         values[:, 6] = self.balancer.overtemp[due]
-        self.reported_status[due[events.last]] = values[events.last]
+        if events.single:
+            self.reported_status[due] = values
+        else:
+            self.reported_status[due[events.last]] = values[events.last]
         raw = self.status_packer.to_raw(values, slice(None))
         return self.status_packer.pack(raw)[:, None]
 
@@ -429,28 +437,33 @@ class SlaveModules:
         counter = self._counters[kind]
         groups = payloads.shape[1]
         due, stamps, rank = events.modules, events.stamps, events.rank
+        xor = None
         if self.faults.healthy:
-            steps: np.ndarray | int = 1
-            step = np.ones(due.size, np.int64)
-            xor = None
+            first = counter[due] + rank * groups
+            counters = first[:, None] + self._group_offsets[:groups]
+            if events.single:
+                counter[due] = (first + groups) % COUNTER_MODULO
+            else:
+                counter += np.bincount(due, minlength=counter.size) * groups
+                counter %= COUNTER_MODULO
         else:
             masks = self.faults.masks
             talking = ~masks.silent[due]
             due, stamps, rank = due[talking], stamps[talking], rank[talking]
             payloads = payloads[talking]
-            steps = masks.counter_step
-            step = steps[due]
+            step = masks.counter_step[due]
+            first = counter[due] + rank * groups * step
+            counters = first[:, None] + self._group_offsets[:groups] * step[:, None]
+            counter += np.bincount(due, minlength=counter.size) * groups * masks.counter_step
+            counter %= COUNTER_MODULO
             xor = np.where(masks.crc_corrupt[due], CRC_CORRUPTION, 0).astype(np.uint8)
-        first = counter[due] + rank * groups * step
-        counters = (first[:, None] + self._group_offsets[:groups] * step[:, None]) % COUNTER_MODULO
-        sent = np.bincount(due, minlength=counter.size)
-        counter[:] = (counter + sent * groups * steps) % COUNTER_MODULO
+            xor = xor.repeat(groups)
         return _Frames(
-            np.repeat(stamps, groups),
-            np.repeat(ids[due], groups),
+            stamps.repeat(groups),
+            ids[due].repeat(groups),
             payloads.reshape(-1, payloads.shape[2]),
-            counters.ravel(),
-            None if xor is None else np.repeat(xor, groups),
+            counters.ravel(),  # protection takes them modulo COUNTER_MODULO
+            xor,
         )
 
     def _protected(self, parts: list[_Frames]) -> SlaveFrames:
@@ -477,11 +490,12 @@ class SlaveModules:
         data = protect_batch(ids, data, dlc, counters)
         if not self.faults.healthy:
             data[:, 0] ^= np.concatenate([p.xor for p in parts if p.xor is not None])
+        fd, extended = self.topology.fd, self.topology.extended_ids
+        sent = [p.stamps for p in parts if p.stamps.size]  # silent modules send nothing
+        if all(s[0] == sent[0][0] == s[-1] for s in sent):  # one instant: already in order
+            return SlaveFrames(stamps, ids, dlc, data, extended, fd)
         order = np.argsort(stamps, kind="stable")
-        fd = self.topology.fd
-        return SlaveFrames(
-            stamps[order], ids[order], dlc[order], data[order], self.topology.extended_ids, fd
-        )
+        return SlaveFrames(stamps[order], ids[order], dlc[order], data[order], extended, fd)
 
 
 def _holding(
@@ -495,8 +509,8 @@ def _holding(
     what that instant reported at its later ones (faults change only between steps)."""
     held = np.where(np.isnan(fixed), reported[events.modules], fixed)
     out = reading(held)
-    later = events.rank > 0
-    if later.any():
+    if not events.single:
+        later = events.rank > 0
         held = np.where(later[:, None] & np.isnan(fixed), out[events.first], held)
         out = reading(held)
     return out
@@ -510,6 +524,9 @@ def _report(
     reported_flags: np.ndarray,
 ) -> None:
     """Keep what each module sent at its last instant of the step."""
+    if events.single:
+        reported[events.modules], reported_flags[events.modules] = values, flags
+        return
     last = events.last
     reported[events.modules[last]] = values[last]
     reported_flags[events.modules[last]] = flags[last]
