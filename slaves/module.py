@@ -177,11 +177,11 @@ class _SlotKind:
     def groups(self) -> int:
         return self.channels.shape[0]
 
-    def encode(self, value: np.ndarray, bad: np.ndarray) -> np.ndarray:
+    def encode(self, value: np.ndarray, bad: np.ndarray | None) -> np.ndarray:
         """``(rows, groups, length)`` payloads for the rows of ``value`` (physical, per
-        channel) and ``bad`` (invalid flags); unused slots stay zero."""
+        channel) and ``bad`` (invalid flags; None: all valid); unused slots stay zero."""
         raw = self.values.to_raw(value, 0) & self._value_mask
-        slot = raw | bad.astype(np.int64) << self._value_bits
+        slot = raw if bad is None else raw | bad.astype(np.int64) << self._value_bits
         columns = slot[:, self._channel]  # (rows, groups, slots)
         if not self._all_used:
             columns = np.where(self._used, columns, 0)
@@ -370,10 +370,11 @@ class SlaveModules:
 
     def _send_voltages(self, events: _Events) -> np.ndarray:
         true = self._voltages_at(events)
-        measured = true + self.params.voltage_noise_v * self.rng.standard_normal(true.shape)
-        if self.faults.healthy:
-            bad = np.zeros(measured.shape, bool)
-        else:
+        measured = self.rng.standard_normal(true.shape)
+        measured *= self.params.voltage_noise_v
+        measured += true
+        bad: np.ndarray | None = None
+        if not self.faults.healthy:
             f = self.faults.masks
             due = events.modules
             measured = measured + f.voltage_offset[due]
@@ -388,10 +389,11 @@ class SlaveModules:
 
     def _send_temperatures(self, events: _Events) -> np.ndarray:
         true = self._sensor_temperatures_at(events)
-        measured = true + self.params.temperature_noise_k * self.rng.standard_normal(true.shape)
-        if self.faults.healthy:
-            bad = np.zeros(measured.shape, bool)
-        else:
+        measured = self.rng.standard_normal(true.shape)
+        measured *= self.params.temperature_noise_k
+        measured += true
+        bad: np.ndarray | None = None
+        if not self.faults.healthy:
             f = self.faults.masks
             due = events.modules
             stuck, opened, shorted = f.sensor_stuck[due], f.sensor_open[due], f.sensor_short[due]
@@ -467,29 +469,28 @@ class SlaveModules:
         )
 
     def _protected(self, parts: list[_Frames]) -> SlaveFrames:
-        """Protect all frames of the step at once, oldest first (kinds and groups in
-        order at one instant)."""
-        if len(parts) == 1:
-            (p,) = parts
-            stamps, ids, data, counters = p.stamps, p.ids, p.payload, p.counters
-            dlc = np.full(ids.size, data.shape[1])
-        else:
-            stamps = np.concatenate([p.stamps for p in parts])
-            ids = np.concatenate([p.ids for p in parts])
+        """Protect all frames of the step, oldest first (kinds and groups in order at one
+        instant): at once where all have one length, else kind by kind."""
+        widths = [p.payload.shape[1] for p in parts]
+        stamps = np.concatenate([p.stamps for p in parts])
+        ids = np.concatenate([p.ids for p in parts])
+        if len(set(widths)) == 1:
+            dlc = np.full(ids.size, widths[0])
             counters = np.concatenate([p.counters for p in parts])
+            data = protect_batch(ids, np.concatenate([p.payload for p in parts]), dlc, counters)
+            if not self.faults.healthy:
+                data[:, 0] ^= np.concatenate([p.xor for p in parts if p.xor is not None])
+        else:
             dlc = np.concatenate([np.full(p.ids.size, p.payload.shape[1]) for p in parts])
-            widths = {p.payload.shape[1] for p in parts}
-            if len(widths) == 1:
-                data = np.concatenate([p.payload for p in parts])
-            else:
-                data = np.zeros((dlc.size, max(widths)), np.uint8)
-                row = 0
-                for p in parts:
-                    data[row : row + p.ids.size, : p.payload.shape[1]] = p.payload
-                    row += p.ids.size
-        data = protect_batch(ids, data, dlc, counters)
-        if not self.faults.healthy:
-            data[:, 0] ^= np.concatenate([p.xor for p in parts if p.xor is not None])
+            data = np.zeros((dlc.size, max(widths)), np.uint8)
+            row = 0
+            for p in parts:
+                frames, width = p.payload.shape
+                part = protect_batch(p.ids, p.payload, dlc[row : row + frames], p.counters)
+                if p.xor is not None:
+                    part[:, 0] ^= p.xor
+                data[row : row + frames, :width] = part
+                row += frames
         fd, extended = self.topology.fd, self.topology.extended_ids
         sent = [p.stamps for p in parts if p.stamps.size]  # silent modules send nothing
         if all(s[0] == sent[0][0] == s[-1] for s in sent):  # one instant: already in order
@@ -520,13 +521,13 @@ def _report(
     events: _Events,
     values: np.ndarray,
     reported: np.ndarray,
-    flags: np.ndarray,
+    flags: np.ndarray | None,
     reported_flags: np.ndarray,
 ) -> None:
-    """Keep what each module sent at its last instant of the step."""
-    if events.single:
-        reported[events.modules], reported_flags[events.modules] = values, flags
-        return
-    last = events.last
-    reported[events.modules[last]] = values[last]
-    reported_flags[events.modules[last]] = flags[last]
+    """Keep what each module sent at its last instant of the step (``flags`` None: valid)."""
+    modules = events.modules
+    if not events.single:
+        modules, values = modules[events.last], values[events.last]
+        flags = None if flags is None else flags[events.last]
+    reported[modules] = values
+    reported_flags[modules] = False if flags is None else flags
