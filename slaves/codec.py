@@ -4,7 +4,8 @@ A `Packer` is compiled once from cantools signals (start bit, length, scale, off
 signedness); ``pack`` then turns a ``(frames, signals)`` matrix of raw values into a
 ``(frames, length)`` byte matrix with a few whole-array shifts and ORs, instead of one
 cantools ``encode_message`` call per frame. cantools stays the reference: the tests decode
-every packed frame with it.
+every packed frame with it. A value and the 1-bit flag right above it (`joined`) pack as one
+column, half the columns for the cell and sensor slots.
 """
 
 from __future__ import annotations

@@ -368,11 +368,15 @@ class SlaveModules:
 
     # --- measuring --------------------------------------------------------------------
 
-    def _send_voltages(self, events: _Events) -> np.ndarray:
-        true = self._voltages_at(events)
+    def _measured(self, true: np.ndarray, sigma: float) -> np.ndarray:
+        """``true`` plus Gaussian noise of ``sigma``, drawn and added in place."""
         measured = self.rng.standard_normal(true.shape)
-        measured *= self.params.voltage_noise_v
+        measured *= sigma
         measured += true
+        return measured
+
+    def _send_voltages(self, events: _Events) -> np.ndarray:
+        measured = self._measured(self._voltages_at(events), self.params.voltage_noise_v)
         bad: np.ndarray | None = None
         if not self.faults.healthy:
             f = self.faults.masks
@@ -389,9 +393,7 @@ class SlaveModules:
 
     def _send_temperatures(self, events: _Events) -> np.ndarray:
         true = self._sensor_temperatures_at(events)
-        measured = self.rng.standard_normal(true.shape)
-        measured *= self.params.temperature_noise_k
-        measured += true
+        measured = self._measured(true, self.params.temperature_noise_k)
         bad: np.ndarray | None = None
         if not self.faults.healthy:
             f = self.faults.masks
