@@ -3,9 +3,10 @@
 The CRC is linear over GF(2) (see ``dbc.e2e.span_table``): each payload bit flips a fixed
 set of CRC bits, and the data ID adds a constant. So CRC byte XOR the CRC of the rest is
 zero exactly when, for each CRC bit j, the payload bits that flip bit j (the CRC byte's
-own bit j among them) have the parity of the data ID's bit j. A classic payload is one
-64-bit word: its check is eight masks and a popcount per frame (`WordParityCrc`). Longer
-payloads gather each byte's part from a table and XOR the parts (`ByteTableCrc`).
+own bit j among them) have the parity of the data ID's bit j. Where every protected
+message has one length that fits one 64-bit word (classic frames), the check is eight
+masks and a popcount per frame (`WordParityCrc`); otherwise each byte's part comes from
+a table and the parts are XORed (`ByteTableCrc`).
 """
 
 from __future__ import annotations
@@ -37,36 +38,40 @@ def _id_part(row: CrcRow) -> int:
 
 
 class WordParityCrc:
-    """CRC check of payloads of up to 8 bytes: per row, the mask of the payload bits that
-    flip each CRC bit, and the data ID's part to XOR into the CRC byte first.
+    """CRC check of payloads that fit one 64-bit word, where every message with a CRC has
+    the same length: the mask of the payload bits that flip each CRC bit (the same for all
+    of them), and per row the data ID's part to XOR into the CRC byte first and whether
+    the row has a CRC at all (all ones or zero).
 
     ``columns`` (one column per row) go into the caller's per-row table, so that one
     gather of that table fetches them with the rest.
     """
 
-    def __init__(self, rows: Sequence[CrcRow]) -> None:
-        table = np.zeros((_CRC_BITS + 1, len(rows)), np.uint64)  # column-major: one per row
-        for r, row in enumerate(rows):
-            if row.data_id is None:
-                continue  # zero masks: parity 0, the check always holds
-            masks = [1 << j for j in range(_CRC_BITS)]  # the CRC byte's own bit j
-            for k in range(1, row.length):
-                for bit in range(8):
-                    flips = int(_SPAN[row.length - 1 - k, 1 << bit])
-                    for j in range(_CRC_BITS):
-                        if flips >> j & 1:
-                            masks[j] |= 1 << (8 * k + bit)
-            table[:_CRC_BITS, r] = masks
-            table[_CRC_BITS, r] = _id_part(row)
-        self.columns = table.view(np.int64)
+    def __init__(self, rows: Sequence[CrcRow], length: int) -> None:
+        masks = [1 << j for j in range(_CRC_BITS)]  # the CRC byte's own bit j
+        for k in range(1, length):
+            for bit in range(8):
+                flips = int(_SPAN[length - 1 - k, 1 << bit])
+                for j in range(_CRC_BITS):
+                    if flips >> j & 1:
+                        masks[j] |= 1 << (8 * k + bit)
+        self._masks = np.array(masks, np.uint64)[:, None]
+        checked = [row.data_id is not None for row in rows]
+        self.columns = np.array(
+            [
+                [_id_part(row) if check else 0 for row, check in zip(rows, checked, strict=True)],
+                [-1 if check else 0 for check in checked],
+            ],
+            np.int64,
+        )
 
     def ok(self, data: np.ndarray, columns: np.ndarray) -> bool:
         """Every frame's CRC matches (``data``: the payloads as bytes, C-contiguous rows
         of whole words; ``columns``: `columns` gathered for each frame's message row)."""
-        table = columns.view(np.uint64)
+        id_part, checked = columns.view(np.uint64)
         words = data.view("<u8")[:, 0]  # byte k at bits 8k to 8k + 7
-        flips = (words ^ table[_CRC_BITS]) & table[:_CRC_BITS]
-        parity = np.bitwise_count(flips)
+        covered = (words ^ id_part) & checked
+        parity = np.bitwise_count(covered & self._masks)
         parity &= 1
         return np.count_nonzero(parity) == 0
 
@@ -119,7 +124,9 @@ class ByteTableCrc:
 
 
 def crc_check(rows: Sequence[CrcRow]) -> WordParityCrc | ByteTableCrc:
-    """The cheaper check for these rows: word parity where every payload fits one word."""
-    if max((row.length for row in rows), default=0) <= _WORD_BYTES:
-        return WordParityCrc(rows)
+    """The cheaper check for these rows: word parity where every message with a CRC has
+    one length that fits one word."""
+    lengths = {row.length for row in rows if row.data_id is not None}
+    if len(lengths) == 1 and (length := lengths.pop()) <= _WORD_BYTES:
+        return WordParityCrc(rows, length)
     return ByteTableCrc(rows)

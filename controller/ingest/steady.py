@@ -116,7 +116,7 @@ class SteadyPath:
         sentinel = [0, -1] + [0] * 7  # a length no frame has
         # column-major: one contiguous row per column after a gather of the frames' rows
         own = np.array([rows[k][0] for k in ordered] + [sentinel], np.int64).T
-        self._messages = np.concatenate((own, self._crc.columns))
+        self._messages = np.ascontiguousarray(np.concatenate((own, self._crc.columns)))
         # the same columns by 11-bit ID (the sentinel's for others), and of IDs above, clipped
         standard = np.full(_STANDARD_IDS + 1, len(ordered), np.intp)
         for row, key in enumerate(ordered):
