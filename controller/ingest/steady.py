@@ -8,10 +8,11 @@ of that with a few whole-batch operations on tables built per message, and only 
 everything holds does it touch the state: counters, counts and the measurements. When any
 check fails it returns None before changing anything, and the general path decides.
 
-The tables: per message its length, the CRC of its data ID and the CRC row of each payload
-byte (the CRC is linear, see ``dbc.e2e``), the multiplexer and counter as shift and mask of
-the first 64-bit word of the payload, a dense multiplexer-value-to-slot table, and per
-counter kind a table of (previous counter, counter) pairs that step 1..K. Decoding reads
+The tables: per message its length, the columns of its CRC check
+(``controller.ingest.crc_check``), the multiplexer and counter as shift and mask of the
+first 64-bit word of the payload, a dense multiplexer-value-to-slot table, and per counter
+kind a table of (previous counter, counter) pairs that step 1..K; for 11-bit IDs the
+message columns are also laid out by ID, so one gather by ID fetches them all. Decoding reads
 the payload as little-endian 64-bit words: a little-endian signal is a shift and a mask of
 one word or of two neighbouring ones.
 """
@@ -61,10 +62,12 @@ def _word_field(field: Field) -> bool:
 
 
 # Columns of the per-message table (one int64 row per message, the sentinel row last).
-# _SHIFTS and _MASKS: the multiplexer's and the counter's, side by side.
-_MSG, _LENGTH, _SOURCE, _LUT, _HAS_COUNTER = range(5)
-_SHIFTS, _MASKS = slice(5, 7), slice(7, 9)
-_CRC = 9  # then the CRC check's columns
+# _SHIFTS and _MASKS: the multiplexer's and the counter's, side by side; a message without
+# a counter has counter mask 0.
+_MSG, _LENGTH, _SOURCE, _LUT = range(4)
+_SHIFTS, _MASKS = slice(4, 6), slice(6, 8)
+_COUNTER_MASK = 7
+_CRC = 8  # then the CRC check's columns
 
 
 class SteadyPath:
@@ -104,16 +107,16 @@ class SteadyPath:
                 kind = (int(e2e.modulo[m]), int(e2e.max_jump[m]))
                 self._counter_base[m] = kinds.setdefault(kind, len(kinds))
             crc = CrcRow(length, int(e2e.data_id[m]) if e2e.has_crc[m] else None)
-            columns = [m, length, int(source[m]), base, counter is not None, 0, 0, 0, 0]
+            columns = [m, length, int(source[m]), base, 0, 0, 0, 0]
             if mux is not None:
-                columns[5], columns[7] = mux.shift, mux.mask
+                columns[4], columns[6] = mux.shift, mux.mask
             if counter is not None:
-                columns[6], columns[8] = counter.shift, counter.mask
+                columns[5], columns[7] = counter.shift, counter.mask
             rows[layout.frame_id] = (columns, crc)
         ordered = sorted(rows)
         self._keys = np.array([*ordered, _KEY_SENTINEL], np.uint32)
         self._crc = crc_check([rows[k][1] for k in ordered] + [CrcRow(0, None)])
-        sentinel = [0, -1] + [0] * 7  # a length no frame has
+        sentinel = [0, -1] + [0] * 6  # a length no frame has
         # column-major: one contiguous row per column after a gather of the frames' rows
         own = np.array([rows[k][0] for k in ordered] + [sentinel], np.int64).T
         self._messages = np.ascontiguousarray(np.concatenate((own, self._crc.columns)))
@@ -192,7 +195,7 @@ class SteadyPath:
         """The messages and their newest counters, to store as received and reference, if
         every counter steps 1..K from the previous frame of its message (or the message's
         first frame ever), else None."""
-        has = message[_HAS_COUNTER]
+        has = message[_COUNTER_MASK]
         k = np.count_nonzero(has)
         if k == 0:
             return _NO_COUNTERS
@@ -362,7 +365,7 @@ class _SlotWords:
         measured = value[:, :width]
         if self.scaled:
             measured *= floats[self._UNIT_OR_INVALID, :, :width]
-        good = value[:, width:] != floats[self._UNIT_OR_INVALID, :, width:]
+        good = (value != floats[self._UNIT_OR_INVALID])[:, width:]  # whole rows: contiguous
         if not self.finite:
             good &= np.isfinite(measured)
         elem = self.element.take(s, axis=0)
