@@ -203,8 +203,7 @@ class SteadyPath:
         if k < has.shape[0]:
             at = positions(has)
             msg, value = msg.take(at), value.take(at)
-        msg = msg.astype(self._index_type)
-        order = msg.argsort(kind="stable")
+        order = msg.astype(self._index_type).argsort(kind="stable")
         msg, value = msg.take(order), value.take(order)
         bounds = np.empty(k + 1, bool)  # a message's first frame and the end
         bounds[0] = bounds[k] = True
@@ -365,7 +364,7 @@ class _SlotWords:
         measured = value[:, :width]
         if self.scaled:
             measured *= floats[self._UNIT_OR_INVALID, :, :width]
-        good = (value != floats[self._UNIT_OR_INVALID])[:, width:]  # whole rows: contiguous
+        good = value[:, width:] != floats[self._UNIT_OR_INVALID, :, width:]
         if not self.finite:
             good &= np.isfinite(measured)
         elem = self.element.take(s, axis=0)
