@@ -5,7 +5,8 @@ that judges it: up to a cycle earlier, more when the reader was late. Counting t
 from the sample's arrival instead of from the step bounds the reaction by the set delay plus
 one cycle, whatever the phase of the frame against the cycle. Only directly measured
 quantities are dated (cell voltages, temperatures, the pack current); derived values
-(spreads, plausibility, timeouts) start at the step. The credit never exceeds the time since
+(spreads, plausibility, timeouts) and a value that violates by being unknown start at the
+step. The credit never exceeds the time since
 the previous step: a violation is never dated before a step that judged its quantity healthy.
 """
 
@@ -31,8 +32,9 @@ def sample_ages(
 ) -> np.ndarray | None:
     """Seconds since the samples of ``check``'s elements ``local`` arrived; None where the
     check's value has no sample time of its own."""
-    if check in _CURRENT:
-        return np.full(local.size, inputs.current_sensor_age)
+    if check in _CURRENT:  # a current not valid violates from the step that finds it so
+        valid = inputs.pack_current_valid and np.isfinite(inputs.pack_current)
+        return np.full(local.size, inputs.current_sensor_age) if valid else None
     at = (
         inputs.cell_voltage_at
         if check in _CELL
