@@ -92,3 +92,26 @@ def test_a_sample_older_than_the_previous_step_counts_from_that_step(case, late)
     arrival, previous, t_set = _set_time(check, level, disturb, gaps, -late)
     assert arrival < previous
     assert previous + delay - EPS <= t_set < previous + delay + 0.01 + EPS
+
+
+def test_a_current_that_is_not_valid_counts_from_the_step_that_found_it():
+    """An unknown current violates the over-current checks (fail safe) from the step that
+    found it unknown; its last frame's age says nothing of when that began."""
+    protection = Protection(CFG)
+    state, now, base = protection.initial_state(), 0.0, healthy(20.0)
+    for _ in range(100):
+        now += 0.01
+        state, _ = protection.step(state, _dated(base, now, now), now)
+    lost = replace(base, pack_current_valid=False, pack_current=float("nan"))
+    first = now + 0.01
+    delay = CFG.checks[Check.OVERCURRENT_CHARGE].levels[Level.FAULT].set_delay_ms / 1000
+    while True:
+        now += 0.01
+        state, events = protection.step(state, replace(lost, current_sensor_age=0.5), now)
+        if any(
+            (e.diagnosis, e.level, e.kind) == (Check.OVERCURRENT_CHARGE, Level.FAULT, "set")
+            for e in events
+        ):
+            break
+        assert now < first + 5.0
+    assert abs(now - (first + delay)) < 1e-6
