@@ -16,6 +16,12 @@ are at a fixed point of the debounce (counter full, no clear condition): they ar
 one mask per check and leave it, with exactly the state the debounce would have given
 them, when they stop violating. A pack that lost all data costs a few whole-array
 comparisons per step, not a debounce over every element.
+
+More generally, a tracked state whose every level is either set, violated and with a full
+counter, or unset, not violated and without a counter is left as it is by a step that
+violates the same levels (hysteresis is never negative, so a violated level never meets its
+clear condition): such a state is kept with its per-entry tables (`_Rest`), and while the
+violation pattern holds a step compares it and nothing more.
 """
 
 from __future__ import annotations
@@ -63,6 +69,7 @@ class ProtectionState:
     charging: bool | None = None  # None: direction unknown (current not valid)
     plausibility: PlausibilityState = PlausibilityState()
     highest: Level = Level.OK
+    rest: _Rest | None = None  # `tracked` at rest, with its per-entry tables
 
     @property
     def fault_active(self) -> bool:
@@ -164,6 +171,31 @@ class _Segments:
         return np.logical_or.reduceat(mask, self.bounds[self.slots])
 
 
+@dataclass(frozen=True, eq=False)
+class _Rest:
+    """A tracked state at the debounce's fixed point for its own violation pattern, with
+    the tables a step needs to see whether that pattern still holds."""
+
+    tracked: DebounceState
+    segments: _Segments
+    threshold: np.ndarray  # per entry
+    configured: np.ndarray  # per entry
+    applying: Mapping[tuple[bool, bool], np.ndarray]  # per current direction, per entry
+    settled: tuple[np.ndarray | None, ...]  # the settled masks ``tops`` was found with
+    tops: Mapping[int, tuple[int, np.ndarray]]  # see `Protection._tops`
+
+
+def _at_rest(state: DebounceState, set_us: np.ndarray) -> bool:
+    """Every level set, violated and with a full counter, or none of these, and no clear
+    condition held: a step that violates the same levels changes nothing."""
+    return (
+        not state.prev_clear_ok.any()
+        and not state.clear_counter.any()
+        and bool((state.active == state.prev_violated).all())
+        and bool((state.counter == set_us * state.active).all())
+    )
+
+
 def _merge(a: DebounceState, b: DebounceState) -> DebounceState:
     """Two states over disjoint entries as one, sorted by entry."""
     if b.quiet:
@@ -185,7 +217,7 @@ def _merge(a: DebounceState, b: DebounceState) -> DebounceState:
 
 def _union(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Sorted union of two sorted entry arrays (a merge of two runs, linear)."""
-    if b.size == 0 or np.array_equal(a, b):
+    if b.size == 0 or (a.size == b.size and bool((a == b).all())):
         return a
     if a.size == 0:
         return b
@@ -276,13 +308,18 @@ class Protection:
         candidates = self._candidates(readings, scalars, applies, settled, stale, layout)
         cols = _union(tracked.cols, candidates)
         events: list[Event] = []
+        rest = None
         if cols.size:
-            (tracked, settled), events = self._advance(
-                tracked.aligned(cols),
+            aligned = tracked.aligned(cols)
+            if state.rest is not None and state.rest.tracked is aligned:
+                rest = state.rest
+            (tracked, settled, rest), events = self._advance(
+                aligned,
                 settled,
+                rest,
                 readings,
                 scalars,
-                applies,
+                windows,
                 layout,
                 dt_us,
                 reset_requested,
@@ -290,7 +327,11 @@ class Protection:
             )
         else:
             tracked = _QUIET
-        levels, worst = self._levels(tracked, settled, readings, layout)
+        if rest is not None and rest.settled is settled:
+            tops = rest.tops
+        else:
+            tops = self._tops(tracked, settled, layout)
+        levels, worst = self._levels(tops, settled, readings)
 
         charging = None if windows[0] and windows[1] else windows[0]
         new_state = ProtectionState(
@@ -304,6 +345,7 @@ class Protection:
             charging=charging,
             plausibility=plausibility,
             highest=max(levels.values(), default=Level.OK),
+            rest=rest,
         )
         return new_state, tuple(events)
 
@@ -383,12 +425,12 @@ class Protection:
     def _gather(
         self,
         cols: np.ndarray,
+        segments: _Segments,
         readings: Readings,
         scalars: tuple[np.ndarray, np.ndarray],
         layout: Layout,
-    ) -> tuple[np.ndarray, np.ndarray, _Segments]:
-        """(value in common form, judged) of every entry in ``cols``, and its checks."""
-        segments = _Segments.of(cols, layout)
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(value in common form, judged) of every entry in ``cols`` (cut by ``segments``)."""
         touched = segments.slots
         values, judged = [], []
         for slot in touched.tolist():
@@ -403,30 +445,41 @@ class Protection:
             values.append(value[local] * self.table.sign[slot])
             judged.append(np.ones(local.size, bool) if valid is None else valid[local])
         if touched.size == 1:
-            return values[0], judged[0], segments
-        return np.concatenate(values), np.concatenate(judged), segments
+            return values[0], judged[0]
+        return np.concatenate(values), np.concatenate(judged)
 
     def _advance(
         self,
         state: DebounceState,
         settled: tuple[np.ndarray | None, ...],
+        rest: _Rest | None,
         readings: Readings,
         scalars: tuple[np.ndarray, np.ndarray],
-        applies: np.ndarray,
+        windows: tuple[bool, bool],
         layout: Layout,
         dt_us: int,
         reset: bool,
         now: float,
-    ) -> tuple[tuple[DebounceState, tuple[np.ndarray | None, ...]], list[Event]]:
+    ) -> tuple[tuple[DebounceState, tuple[np.ndarray | None, ...], _Rest | None], list[Event]]:
         """One debounce step of every tracked entry; entries that reached the fixed point
-        in a step that set a level move to the settled masks."""
+        in a step that set a level move to the settled masks. A state at rest (``rest``,
+        found for ``state``) whose violation pattern holds is returned as it is."""
         table = self.table
-        x, judged, segments = self._gather(state.cols, readings, scalars, layout)
-        per = segments.per_entry
-        applying = per(applies)
-        violated = ~(x <= per(table.threshold))
-        violated &= per(table.configured)
+        if rest is not None:
+            segments, threshold, configured = rest.segments, rest.threshold, rest.configured
+            applying = rest.applying[windows]
+        else:
+            segments = _Segments.of(state.cols, layout)
+            threshold = segments.per_entry(table.threshold)
+            configured = segments.per_entry(table.configured)
+            applying = segments.per_entry(self._applies[windows])
+        x, judged = self._gather(state.cols, segments, readings, scalars, layout)
+        violated = ~(x <= threshold)
+        violated &= configured
         violated &= judged & applying
+        if rest is not None and bool((violated == state.prev_violated).all()):
+            return (state, settled, rest), []
+        per = segments.per_entry
         clear_ok = x <= per(table.release)
         clear_ok |= ~applying
         clear_ok &= judged
@@ -442,8 +495,21 @@ class Protection:
         if transitions.set_now.any() or transitions.cleared.any():
             events = self._events(transitions, x, segments, readings, layout, now)
         if transitions.set_now.any() and new.cols.size >= SETTLE_MIN:
-            return self._settle(new, settled, layout), events
-        return (new, settled), events
+            kept, settled = self._settle(new, settled, layout)
+            if kept is not new:
+                return (kept, settled, None), events
+        if new.cols is state.cols and _at_rest(new, timing.set_us):
+            rest = _Rest(
+                tracked=new,
+                segments=segments,
+                threshold=threshold,
+                configured=configured,
+                applying={key: per(applies) for key, applies in self._applies.items()},
+                settled=settled,
+                tops=MappingProxyType(self._tops(new, settled, layout)),
+            )
+            return (new, settled, rest), events
+        return (new, settled, None), events
 
     def _onset_credit(
         self,
@@ -580,16 +646,13 @@ class Protection:
         value = float("nan") if np.isnan(x).any() else float(x.max() * sign)
         return [Event(time, check.value, level, kind, value, threshold, local, spec.element)]
 
-    def _levels(
-        self,
-        state: DebounceState,
-        settled: tuple[np.ndarray | None, ...],
-        readings: Readings,
-        layout: Layout,
-    ) -> tuple[dict[Check, Level], dict[Check, tuple[str, int]]]:
-        """The active level of every check that has one, and its worst element there."""
+    def _tops(
+        self, state: DebounceState, settled: tuple[np.ndarray | None, ...], layout: Layout
+    ) -> dict[int, tuple[int, np.ndarray]]:
+        """Per check with an active level: (its most severe active row, the tracked elements
+        there); settled elements are at the most severe level."""
         table = self.table
-        tops: dict[int, tuple[int, np.ndarray]] = {}  # slot: (top row, its elements there)
+        tops: dict[int, tuple[int, np.ndarray]] = {}
         if state.active.any():
             bounds = layout.bounds(state.cols)
             for slot in np.flatnonzero(np.diff(bounds)).tolist():
@@ -600,11 +663,21 @@ class Protection:
                     at = state.cols[a:b][state.active[top, a:b]] - layout.offsets[slot]
                     tops[slot] = (top, at)
         for slot, mask in enumerate(settled):
-            if mask is not None:  # settled elements are at the most severe level
+            if mask is not None:
                 top = int(table.top[slot])
                 tracked = tops.get(slot)
                 at = tracked[1] if tracked is not None and tracked[0] == top else _EMPTY
                 tops[slot] = (top, at)
+        return tops
+
+    def _levels(
+        self,
+        tops: Mapping[int, tuple[int, np.ndarray]],
+        settled: tuple[np.ndarray | None, ...],
+        readings: Readings,
+    ) -> tuple[dict[Check, Level], dict[Check, tuple[str, int]]]:
+        """The active level of every check that has one, and its worst element there."""
+        table = self.table
         levels: dict[Check, Level] = {}
         worst: dict[Check, tuple[str, int]] = {}
         for slot in sorted(tops):
