@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from protection_support import CELL, healthy, preset
 
@@ -68,7 +68,6 @@ def _same(fast: ProtectionState, general: ProtectionState) -> None:
         assert np.array_equal(ds.prev_clear_ok, other.prev_clear_ok), check
 
 
-@settings(max_examples=100, deadline=None)
 @given(st.lists(held(), min_size=1, max_size=10))
 def test_a_state_at_rest_steps_as_the_general_debounce(sequence) -> None:
     fast = general = PROTECTION.initial_state()

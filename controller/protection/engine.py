@@ -39,7 +39,7 @@ from controller.protection.checks import PLAUSIBILITY, Check, Direction, Window
 from controller.protection.config import ProtectionConfig
 from controller.protection.debounce import DebounceState, Timing, Transitions, advance
 from controller.protection.inputs import ProtectionInputs
-from controller.protection.measures import Readings, directions, locate, split
+from controller.protection.measures import ELEMENTS, Readings, directions, locate, split
 from controller.protection.onset import credit_us, sample_ages
 from controller.protection.plausibility import (
     PlausibilityState,
@@ -264,6 +264,19 @@ class Protection:
             for discharge in (False, True)
         }
         self._layouts: dict[tuple[int, int, int], Layout] = {}
+        self._element_slot = {table.checks[slot]: slot for slot in self._element_slots}
+        # screening: per measured quantity one check, its (max, -min) picked per element check
+        screened = [s for s in self._element_slots if table.checks[s] in ELEMENTS]
+        first: dict[object, Check] = {}  # measured quantity: the first check screening it
+        for slot in screened:
+            first.setdefault(ELEMENTS[table.checks[slot]], table.checks[slot])
+        sources = list(first)
+        self._screened = tuple(first.values())
+        self._screened_slots = np.array(screened, np.intp)
+        self._screened_ends = np.array(
+            [2 * sources.index(ELEMENTS[table.checks[s]]) + (table.sign[s] < 0) for s in screened],
+            np.intp,
+        )
 
     def initial_state(self) -> ProtectionState:
         return ProtectionState(time_us=None, table=self.table)
@@ -386,14 +399,15 @@ class Protection:
         highest = self._unknown.copy()  # NaN: look at every element
         judged = self._everywhere.copy()
         highest[self._scalar_slots], judged[self._scalar_slots] = scalars
-        for slot in self._element_slots:
-            check = table.checks[slot]
-            if check in stale:
-                highest[slot] = -np.inf  # a held value: what it violates is tracked already
-                continue
+        ends: list[float] = []  # per measured quantity: its max and its negated min
+        for check in self._screened:
             extremes = readings.extremes(check)
-            if extremes is not None:
-                highest[slot] = extremes[0] if table.sign[slot] > 0 else -extremes[1]
+            ends.extend((np.nan, np.nan) if extremes is None else (extremes[0], -extremes[1]))
+        highest[self._screened_slots] = np.array(ends)[self._screened_ends]
+        for check in stale:
+            slot = self._element_slot.get(check)
+            if slot is not None:
+                highest[slot] = -np.inf  # a held value: what it violates is tracked already
         over = ~(highest <= table.loosest)
         over &= judged
         over &= applies
