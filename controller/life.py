@@ -101,12 +101,8 @@ def step_life(config: LifeConfig, state: LifeState, inputs: LifeInputs, now: flo
     v, i = state.voltage, state.current
     if dt > 0.0 and math.isfinite(v) and math.isfinite(i):
         ah, kwh = abs(i) * dt / 3600.0, abs(v * i) * dt / 3.6e6
-        if i > 0:
-            c = replace(c, charged_ah=c.charged_ah + ah, charged_kwh=c.charged_kwh + kwh)
-        elif i < 0:
-            c = replace(
-                c, discharged_ah=c.discharged_ah + ah, discharged_kwh=c.discharged_kwh + kwh
-            )
+        if i != 0:
+            c = _throughput(c, ah, kwh, i > 0)
     if inputs.before != inputs.after:
         c = _operations(config, c, inputs)
     if inputs.resets_accepted or inputs.resets_refused or inputs.faults_latched:
@@ -121,6 +117,26 @@ def step_life(config: LifeConfig, state: LifeState, inputs: LifeInputs, now: flo
         now if state.time is None else max(now, state.time),
         _known(inputs.voltage, inputs.voltage_valid),
         _known(inputs.current, inputs.current_valid),
+    )
+
+
+def _throughput(c: LifeCounters, ah: float, kwh: float, charging: bool) -> LifeCounters:
+    """``c`` with one interval's charge and energy added (built field by field: every step
+    with current makes one)."""
+    return LifeCounters(
+        charged_kwh=c.charged_kwh + kwh if charging else c.charged_kwh,
+        discharged_kwh=c.discharged_kwh if charging else c.discharged_kwh + kwh,
+        charged_ah=c.charged_ah + ah if charging else c.charged_ah,
+        discharged_ah=c.discharged_ah if charging else c.discharged_ah + ah,
+        contactor_closings=c.contactor_closings,
+        contactor_openings=c.contactor_openings,
+        contactor_openings_under_load=c.contactor_openings_under_load,
+        contactor_openings_current_unknown=c.contactor_openings_current_unknown,
+        contactor_broken_a_sum=c.contactor_broken_a_sum,
+        contactor_broken_a_max=c.contactor_broken_a_max,
+        resets_accepted=c.resets_accepted,
+        resets_refused=c.resets_refused,
+        faults_latched=c.faults_latched,
     )
 
 

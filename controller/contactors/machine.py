@@ -199,6 +199,21 @@ class ContactorStatus:
     faults: tuple[ContactorFault, ...]  # sequence and feedback faults since the last reset
     agreed_at: tuple[float, float, float]  # s, last time each aux contact matched its command
 
+    def agreeing(self, agreed_at: tuple[float, float, float]) -> ContactorStatus:
+        """This status with new agreement times (built field by field: every step makes one)."""
+        return ContactorStatus(
+            self.state,
+            self.phase,
+            self.mode,
+            self.commands,
+            self.since,
+            self.attempt,
+            self.opened_at,
+            self.fault_since,
+            self.faults,
+            agreed_at,
+        )
+
     @property
     def current_allowed(self) -> bool:
         """True only when closed and staying closed: limits must be zero otherwise."""
@@ -267,7 +282,7 @@ class ContactorMachine:
         ctx = _Step(self.config, inputs, now)
         agreed, found = self._supervise(status, ctx.feedback, now)
         new = [f for f in found if f not in status.faults]
-        s = replace(status, agreed_at=agreed) if agreed != status.agreed_at else status
+        s = status.agreeing(agreed) if agreed != status.agreed_at else status
         logged = new
         if s.state is not ContactorState.FAULT and (inputs.fault_open or new):
             cause, which = new[0] if new else (Cause.PROTECTION_FAULT, None)

@@ -23,7 +23,7 @@ for their counter, since the last step, and the request the newest accepted fram
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 from cantools.database.can import Database
@@ -40,10 +40,9 @@ from controller.security.config import SecurityConfig
 from dbc import secoc
 
 SECOND_SOURCE = "ems_second_source"
-_COUNTER_REASONS = (
-    RejectReason.COUNTER_FROZEN,
-    RejectReason.COUNTER_JUMP,
-    RejectReason.COUNTER_OUT_OF_ORDER,
+_COUNTER_REASONS = np.array(
+    (RejectReason.COUNTER_FROZEN, RejectReason.COUNTER_JUMP, RejectReason.COUNTER_OUT_OF_ORDER),
+    np.intp,
 )
 
 
@@ -106,7 +105,7 @@ class CommandGate:
     ) -> GateOutput:
         accepted = int(counts.accepted[self.source])
         row = counts.rejected[self.source]
-        counter_rejected = int(row[np.array(_COUNTER_REASONS, np.intp)].sum())
+        counter_rejected = int(row[_COUNTER_REASONS].sum())
         new_accepted = accepted - state.accepted
         new_counter = counter_rejected - state.counter_rejected
         fresh = (new_accepted, new_counter, now)
@@ -139,8 +138,7 @@ class CommandGate:
         else:
             acting = Request.STANDBY
         passed_reset = reset and reset_confirmed and now >= suspect_until
-        new_state = replace(
-            state,
+        new_state = GateState(
             accepted=accepted,
             counter_rejected=counter_rejected,
             streak=0 if now < suspect_until else streak,
