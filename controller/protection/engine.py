@@ -183,6 +183,7 @@ class _Rest:
     applying: Mapping[tuple[bool, bool], np.ndarray]  # per current direction, per entry
     settled: tuple[np.ndarray | None, ...]  # the settled masks ``tops`` was found with
     tops: Mapping[int, tuple[int, np.ndarray]]  # see `Protection._tops`
+    levels: tuple[Mapping[Check, Level], Level]  # see `Protection._levels`
 
 
 def _at_rest(state: DebounceState, set_us: np.ndarray) -> bool:
@@ -341,10 +342,11 @@ class Protection:
         else:
             tracked = _QUIET
         if rest is not None and rest.settled is settled:
-            tops = rest.tops
+            tops, (levels, highest) = rest.tops, rest.levels
         else:
             tops = self._tops(tracked, settled, layout)
-        levels, worst = self._levels(tops, settled, readings)
+            levels, highest = self._levels(tops)
+        worst = self._worst_elements(tops, settled, readings)
 
         charging = None if windows[0] and windows[1] else windows[0]
         new_state = ProtectionState(
@@ -353,11 +355,11 @@ class Protection:
             layout=layout,
             tracked=tracked,
             settled=settled,
-            levels=MappingProxyType({**_ALL_OK, **levels}) if levels else _ALL_OK,
+            levels=levels,
             worst=MappingProxyType(worst) if worst else _NONE,
             charging=charging,
             plausibility=plausibility,
-            highest=max(levels.values(), default=Level.OK),
+            highest=highest,
             rest=rest,
         )
         return new_state, tuple(events)
@@ -513,6 +515,7 @@ class Protection:
             if kept is not new:
                 return (kept, settled, None), events
         if new.cols is state.cols and _at_rest(new, timing.set_us):
+            tops = MappingProxyType(self._tops(new, settled, layout))
             rest = _Rest(
                 tracked=new,
                 segments=segments,
@@ -520,7 +523,8 @@ class Protection:
                 configured=configured,
                 applying={key: per(applies) for key, applies in self._applies.items()},
                 settled=settled,
-                tops=MappingProxyType(self._tops(new, settled, layout)),
+                tops=tops,
+                levels=self._levels(tops),
             )
             return (new, settled, rest), events
         return (new, settled, None), events
@@ -685,25 +689,31 @@ class Protection:
         return tops
 
     def _levels(
+        self, tops: Mapping[int, tuple[int, np.ndarray]]
+    ) -> tuple[Mapping[Check, Level], Level]:
+        """The level of every check (OK where none is active) and the highest of them."""
+        if not tops:
+            return _ALL_OK, Level.OK
+        active = {self.table.checks[slot]: ROWS[top] for slot, (top, _) in tops.items()}
+        return MappingProxyType({**_ALL_OK, **active}), max(active.values())
+
+    def _worst_elements(
         self,
         tops: Mapping[int, tuple[int, np.ndarray]],
         settled: tuple[np.ndarray | None, ...],
         readings: Readings,
-    ) -> tuple[dict[Check, Level], dict[Check, tuple[str, int]]]:
-        """The active level of every check that has one, and its worst element there."""
+    ) -> dict[Check, tuple[str, int]]:
+        """Per element check with an active level, its worst element there."""
         table = self.table
-        levels: dict[Check, Level] = {}
         worst: dict[Check, tuple[str, int]] = {}
         for slot in sorted(tops):
-            top, at = tops[slot]
-            check = table.checks[slot]
-            levels[check] = ROWS[top]
             if self._per_element[slot]:
-                index = self._worst(slot, at, settled[slot], readings)
+                check = table.checks[slot]
+                index = self._worst(slot, tops[slot][1], settled[slot], readings)
                 kind, element = locate(check, table.specs[slot].element, index, readings.inputs)
                 assert kind is not None and element is not None
                 worst[check] = (kind, element)
-        return levels, worst
+        return worst
 
     def _worst(
         self, slot: int, local: np.ndarray, mask: np.ndarray | None, readings: Readings
