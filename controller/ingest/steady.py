@@ -12,14 +12,13 @@ The tables: per message its length, the columns of its CRC check
 (``controller.ingest.crc_check``), the multiplexer and counter as shift and mask of the
 first 64-bit word of the payload, a dense multiplexer-value-to-slot table, and per counter
 kind a table of (previous counter, counter) pairs that step 1..K; for 11-bit IDs the
-message columns are also laid out by ID, so one gather by ID fetches them all. Decoding reads
-the payload as little-endian 64-bit words: a little-endian signal is a shift and a mask of
-one word or of two neighbouring ones.
+message columns are also laid out by ID, so one gather by ID fetches them all. The newest
+frame of each mapped slot is decoded from the payload's 64-bit words and written by
+`controller.ingest.slot_words`.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
@@ -31,6 +30,7 @@ from controller.ingest.e2e import E2ETable
 from controller.ingest.fields import Field, field_of
 from controller.ingest.layout import MessageLayout
 from controller.ingest.routing import Routes
+from controller.ingest.slot_words import SlotWords
 from controller.measurements import Measurements
 from dbc.e2e_counter import CounterState
 from dbc.masks import every, positions, some
@@ -39,7 +39,6 @@ _WORD_BITS = 64
 _LUT_VALUES = 256  # multiplexer and counter values up to which the tables are dense
 _KEY_SENTINEL = np.uint32(0xFFFF_FFFF)  # above every frame key, never a message
 _STANDARD_IDS = 0x800
-_SCAN_PER_GATHER = 8  # elements scanned for a max at the cost of one gathered and compared
 
 
 class Steady(NamedTuple):
@@ -133,7 +132,7 @@ class SteadyPath:
         self._counter_ok = np.concatenate(
             [_counter_table(n, k) for n, k in kinds] or [np.zeros(0, bool)]
         )
-        self._scatter = _SlotWords.build(routes, layouts, slot_message)
+        self._scatter = SlotWords.build(routes, layouts, slot_message)
 
     def decode(
         self,
@@ -147,7 +146,7 @@ class SteadyPath:
         steady; else None, with nothing changed.
 
         ``general_scatter(rows, slot)`` writes the accepted frames where the slot tables
-        here do not apply (elements fed by several slots, index signals, Motorola signals).
+        do not apply (elements fed by several slots, index signals, unsigned 64-bit signals).
         """
         n = len(batch)
         times = batch.timestamps
@@ -235,157 +234,3 @@ def _counter_table(modulo: int, max_step: int) -> np.ndarray:
     step = (counter - previous) % modulo
     ok = (counter < modulo) & ((previous < 0) | ((step >= 1) & (step <= max_step)))
     return ok.ravel()
-
-
-class _SlotWords:
-    """Per slot and mapped column (values, then their flags): where the field sits in the
-    payload's 64-bit words and how it scales, for the newest frame of each slot.
-
-    ``table[:, s, c]`` holds, as 64-bit words: shift, mask, sign bit, word, next word, the
-    next word's left shift (64, which shifts everything out, for a field inside one word),
-    then as floats the scale, the offset and the unit scale of a value column or the
-    invalid value of a flag column (NaN where the column has no flag: never equal), then
-    the element a value column feeds; one gather of the slots' rows fetches it all. A slot
-    with fewer columns than the widest repeats its first column in the rest: the same value
-    written twice to the same element, which costs less than leaving the padding out.
-    """
-
-    _SHIFT, _MASK, _SIGN, _WORD, _NEXT_WORD, _NEXT_SHIFT = range(6)
-    _SCALE, _OFFSET, _UNIT_OR_INVALID, _ELEMENT = range(6, 10)  # _ELEMENT: while building
-
-    def __init__(self, routes: Routes, fields: list[list[tuple[Field, Field | None]]]) -> None:
-        k, width = routes.target.shape
-        table = np.zeros((10, k, 2 * width), np.uint64)
-        self._floats = table.view(np.float64)
-        table[self._NEXT_SHIFT] = _WORD_BITS
-        self._floats[self._SCALE] = 1.0
-        self._floats[self._UNIT_OR_INVALID, :, :width] = 1.0
-        self._floats[self._UNIT_OR_INVALID, :, width:] = np.nan
-        self._table = table
-        finite = True
-        for s, row in enumerate(fields):
-            for w, (value, flag) in enumerate(row):
-                unit = float(routes.scale[s, w])
-                finite &= math.isfinite((abs(value.scale) * 2.0**64 + abs(value.offset)) * unit)
-                self._place(s, w, value)
-                self._floats[self._UNIT_OR_INVALID, s, w] = unit
-                if flag is not None:
-                    self._place(s, width + w, flag)
-                    self._floats[self._UNIT_OR_INVALID, s, width + w] = routes.flag_invalid[s, w]
-                table[self._ELEMENT, s, w] = routes.target[s, w]
-            for w in range(len(row), width):  # padding: a copy of the first column
-                table[:, s, w] = table[:, s, 0]
-                table[:, s, width + w] = table[:, s, width]
-        self.width = width
-        self.element = np.ascontiguousarray(table[self._ELEMENT, :, :width].view(np.int64))
-        self.real = routes.target >= 0
-        self.mapped = routes.has_mapped
-        self.none = np.full(k, -1, np.intp)  # per slot: no frame yet
-        self.arange = np.arange(1024)  # frame numbers, grown with the largest batch
-        self.one_word = not table[self._WORD : self._NEXT_WORD + 1].any()
-        self.signed = bool(table[self._SIGN].any())
-        self.scaled = routes.scaled
-        self.finite = finite  # no raw value can give an infinite or NaN value
-        scales = self._floats[self._SCALE]
-        # adding a zero offset changes nothing unless a negative scale made a -0.0
-        self.offset = bool(self._floats[self._OFFSET].any() or (scales < 0).any())
-
-    def _place(self, s: int, column: int, field: Field) -> None:
-        word, shift = divmod(field.shift, _WORD_BITS)
-        high = (word, _WORD_BITS)
-        if shift + field.mask.bit_length() > _WORD_BITS:
-            high = (word + 1, _WORD_BITS - shift)
-        self._table[: self._SCALE, s, column] = (shift, field.mask, field.sign, word, *high)
-        self._floats[self._SCALE : self._UNIT_OR_INVALID, s, column] = (field.scale, field.offset)
-
-    @classmethod
-    def build(
-        cls, routes: Routes, layouts: Sequence[MessageLayout], slot_message: Sequence[int]
-    ) -> _SlotWords | None:
-        """None where the tables do not apply: an element fed by several slots or moved by
-        an index signal, a Motorola signal, or an unsigned 64-bit one (read as signed)."""
-        if not routes.slot_exclusive or routes.indexed:
-            return None
-        fields = []
-        for s, m in enumerate(slot_message):
-            row = routes.table.rows[s]
-            length = layouts[m].length
-            columns = []
-            for w in range(routes.target.shape[1]):
-                if routes.target[s, w] < 0:
-                    continue
-                value = field_of(row[routes.column[s, w]], length)
-                flag = (
-                    field_of(row[routes.flag_column[s, w]], length)
-                    if routes.has_flag[s, w]
-                    else None
-                )
-                for f in (value, flag):
-                    if f is not None and (f.big or (f.mask.bit_length() == 64 and not f.sign)):
-                        return None
-                columns.append((value, flag))
-            fields.append(columns)
-        return cls(routes, fields)
-
-    def write(
-        self, words: np.ndarray, slot: np.ndarray, times: np.ndarray, meas: Measurements
-    ) -> int:
-        """Decode the last frame of each mapped slot (the batch is in time order) and write
-        it where the element holds nothing newer; returns the elements written."""
-        last = self.none.copy()
-        if self.arange.shape[0] < slot.shape[0]:
-            self.arange = np.arange(2 * slot.shape[0])
-        np.maximum.at(last, slot, self.arange[: slot.shape[0]])
-        rows = last[self.mapped & (last >= 0)]
-        if rows.size == 0:
-            return 0
-        s = slot.take(rows)
-        fields = self._table.take(s, axis=1)
-        floats = fields.view(np.float64)
-        words = words.view(np.uint64)
-        if self.one_word:
-            raw = words[:, 0].take(rows)[:, None] >> fields[self._SHIFT]
-        else:
-            frame = (rows * words.shape[1])[:, None]
-            flat = words.reshape(-1)
-            at = fields.view(np.int64)
-            raw = flat.take(frame + at[self._WORD]) >> fields[self._SHIFT]
-            raw |= flat.take(frame + at[self._NEXT_WORD]) << fields[self._NEXT_SHIFT]
-        raw &= fields[self._MASK]
-        if self.signed:
-            raw ^= fields[self._SIGN]
-            raw -= fields[self._SIGN]
-            raw = raw.view(np.int64)
-        value = raw.astype(np.float64)
-        value *= floats[self._SCALE]
-        if self.offset:
-            value += floats[self._OFFSET]
-        width = self.width
-        measured = value[:, :width]
-        if self.scaled:
-            measured *= floats[self._UNIT_OR_INVALID, :, :width]
-        good = value[:, width:] != floats[self._UNIT_OR_INVALID, :, width:]
-        if not self.finite:
-            good &= np.isfinite(measured)
-        elem = self.element.take(s, axis=0)
-        when = times.take(rows)[:, None]
-        if self._all_newer(elem, when, times[0], meas.updated_at):
-            written = np.count_nonzero(self.real.take(s, axis=0))
-        else:
-            newer = when >= meas.updated_at.take(elem)
-            written = np.count_nonzero(newer & self.real.take(s, axis=0))
-            when = np.broadcast_to(when, elem.shape)[newer]
-            elem, measured, good = elem[newer], measured[newer], good[newer]
-        meas.value[elem] = measured
-        meas.reported_valid[elem] = good
-        meas.updated_at[elem] = when
-        return int(written)
-
-    @staticmethod
-    def _all_newer(elem: np.ndarray, when: np.ndarray, first: float, held: np.ndarray) -> bool:
-        """No element holds anything newer than its frame: one scan of all times against
-        the batch's first (no frame is older), where that is less work than a gather."""
-        if elem.size * _SCAN_PER_GATHER >= held.size:
-            if first >= held.max(initial=-np.inf):
-                return True
-        return every(when >= held.take(elem))
