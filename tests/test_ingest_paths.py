@@ -5,7 +5,9 @@ counters, corrupted CRCs, wrong lengths, unknown IDs and multiplexer values, equ
 unordered and missing (NaN) timestamps) and must leave identical state and reports:
 measured values and their times, counters, per-source counts. The databases cover the
 slave protocol (classic and FD with 29-bit IDs) and third-party layouts: Motorola and
-signed signals, scaling, validity flags, index signals and a plain alive counter.
+signed signals, scaling, validity flags, index signals and a plain alive counter, and
+Motorola signals of FD frames across 64-bit words. A steady batch is written in one pass
+over all slot shapes or in one pass per shape, depending on its size: both are checked.
 """
 
 from __future__ import annotations
@@ -17,13 +19,15 @@ from pathlib import Path
 import cantools
 import numpy as np
 import pytest
+from cantools.database import Database, Message, Signal
+from cantools.database.conversion import BaseConversion
 from conftest import CORPUS
 from hypothesis import given
 from hypothesis import strategies as st
 from ingest_support import slave_targets, with_mux
 
 from controller.frames import MAX_PAYLOAD, FrameBatch
-from controller.ingest import compile_decoder, load_mapping, parse_mapping
+from controller.ingest import compile_decoder, load_mapping, parse_mapping, slot_words
 from controller.ingest.layout import compile_message
 from dbc import e2e
 from dbc.slave_protocol import build_database
@@ -51,6 +55,55 @@ INDEXED_MAPPING = {
     ],
     "e2e": [{"message": "^TempBlock$", "counter": "ModuleId", "max_jump": 3}],
 }
+WORDS_MAPPING = {
+    "rule": [
+        {
+            "target": "cell_voltage",
+            "message": "^Wide$",
+            "signal": r"^Value(?P<index>[01])$",
+            "validity": "{signal}_Invalid",
+            "unit_scale": 0.001,
+        },
+        {
+            "target": "cell_voltage",
+            "message": "^(Wide|Long|Short)$",
+            "signal": r"^Value(?P<index>[2-6])$",
+        },
+    ]
+}
+CASES = ["slaves", "slaves_fd", "indexed", "foxbms", "words"]
+
+
+def _signal(name, start, length, big=False, signed=False, scale=1.0, offset=0.0) -> Signal:
+    order = "big_endian" if big else "little_endian"
+    return Signal(
+        name, start, length, order, signed, conversion=BaseConversion.factory(scale, offset)
+    )
+
+
+def _words_database() -> Database:
+    """FD frames with Motorola and little-endian signals inside and across 64-bit words,
+    of lengths that are and are not whole words."""
+    wide = [
+        _signal("Value0", 59, 20, big=True, signed=True, scale=0.5, offset=-3),  # bytes 7-9
+        _signal("Value0_Invalid", 60, 1, big=True),
+        _signal("Value1", 28, 13, scale=0.25),
+        _signal("Value1_Invalid", 41, 1),
+        _signal("Value2", 87, 16, big=True),
+    ]
+    long = [
+        _signal("Value3", 239, 32, big=True, signed=True, scale=0.001),  # bytes 29-32
+        _signal("Value4", 495, 24, big=True, scale=2),  # bytes 61-63
+        _signal("Value5", 420, 40, signed=True, scale=-0.5),  # bytes 52-57
+    ]
+    short = [_signal("Value6", 7, 20, big=True, signed=True)]
+    return Database(
+        [
+            Message(0x120, "Wide", 12, wide, is_fd=True),
+            Message(0x1ABCDE0, "Long", 64, long, is_extended_frame=True, is_fd=True),
+            Message(0x121, "Short", 3, short),
+        ]
+    )
 
 
 @functools.cache
@@ -63,6 +116,9 @@ def _case(name: str):
         decoder = compile_decoder(
             db, load_mapping("canbms_slaves", params), slave_targets(topology)
         )
+    elif name == "words":
+        db = _words_database()
+        decoder = compile_decoder(db, parse_mapping(WORDS_MAPPING), {"cell_voltage": 7})
     elif name == "indexed":
         db = cantools.database.load_file(HERE / "data" / "indexed_slaves.dbc")
         targets = {"cell_voltage": 40, "cell_temperature": 24}
@@ -155,35 +211,44 @@ def _snapshot(state, report) -> list:
     ]
 
 
+def _compare(decoder, batches, one_pass: int) -> object:
+    """Decode ``batches`` frame by frame and as arrays (steady batches written in one pass
+    up to ``one_pass`` frames times columns); the per-frame state."""
+    frames, arrays = decoder.new_state(), decoder.new_state()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(slot_words, "_ONE_PASS", one_pass)
+        for batch in batches:
+            got = _snapshot(frames, decoder.decode_frames(batch, frames))
+            expected = _snapshot(arrays, decoder.decode_arrays(batch, arrays))
+            for a, b in zip(got, expected, strict=True):
+                np.testing.assert_array_equal(a, b)
+    return frames
+
+
+ONE_PASS = [slot_words._ONE_PASS, 0]  # as built, and one pass per shape always
+
+
 @pytest.mark.filterwarnings("ignore:invalid value encountered in maximum:RuntimeWarning")
-@pytest.mark.parametrize("name", ["slaves", "slaves_fd", "indexed", "foxbms"])
+@pytest.mark.parametrize("one_pass", ONE_PASS)
+@pytest.mark.parametrize("name", CASES)
 @given(data=st.data())
-def test_per_frame_and_array_paths_leave_the_same_state(name, data) -> None:
+def test_per_frame_and_array_paths_leave_the_same_state(name, one_pass, data) -> None:
     if name == "foxbms" and not CORPUS.is_dir():
         pytest.skip(f"DBC corpus not found at {CORPUS}")
     db, decoder = _case(name)
     batches = data.draw(_batches(db, decoder))
-    frames, arrays = decoder.new_state(), decoder.new_state()
-    for batch in batches:
-        got = _snapshot(frames, decoder.decode_frames(batch, frames))
-        expected = _snapshot(arrays, decoder.decode_arrays(batch, arrays))
-        for a, b in zip(got, expected, strict=True):
-            np.testing.assert_array_equal(a, b)
+    frames = _compare(decoder, batches, one_pass)
     assert frames.accepted.sum() + frames.rejected.sum() + frames.unknown == sum(map(len, batches))
 
 
-@pytest.mark.parametrize("name", ["slaves", "slaves_fd", "indexed", "foxbms"])
+@pytest.mark.parametrize("one_pass", ONE_PASS)
+@pytest.mark.parametrize("name", CASES)
 @given(data=st.data())
-def test_steady_batches_decode_alike_on_both_paths(name, data) -> None:
+def test_steady_batches_decode_alike_on_both_paths(name, one_pass, data) -> None:
     """Healthy traffic, which the array path decodes as a steady batch."""
     if name == "foxbms" and not CORPUS.is_dir():
         pytest.skip(f"DBC corpus not found at {CORPUS}")
     db, decoder = _case(name)
     batches = data.draw(_batches(db, decoder, faults=False))
-    frames, arrays = decoder.new_state(), decoder.new_state()
-    for batch in batches:
-        got = _snapshot(frames, decoder.decode_frames(batch, frames))
-        expected = _snapshot(arrays, decoder.decode_arrays(batch, arrays))
-        for a, b in zip(got, expected, strict=True):
-            np.testing.assert_array_equal(a, b)
+    frames = _compare(decoder, batches, one_pass)
     assert frames.rejected.sum() == 0
