@@ -17,6 +17,7 @@ composed map when the cell is corrected or read.
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -41,7 +42,7 @@ class StepMap(NamedTuple):
     v1_in: float
     b: float
     h_in: float
-    noise: tuple[float, ...]
+    noise: Sequence[float]
 
 
 @dataclass(frozen=True, eq=False)
@@ -170,7 +171,7 @@ class DeferredState(CellEstimate):
     """A filter state whose V1, h and covariance entries other than (SOC, SOC), (SOC, q),
     (q, q) lack the steps ``groups`` holds; ``x`` and ``cov_packed`` apply them."""
 
-    eager: np.ndarray  # (6, cells) rows SOC, q, R0, then `Entries.eager`: up to date
+    eager: np.ndarray  # (6, cells) SOC, q, R0, (SOC, SOC), (SOC, q), (q, q): up to date
     rest: Columns  # (width, cells) V1[, h] and the `Entries.lazy` entries, as of each group
     groups: Groups
     states: int
