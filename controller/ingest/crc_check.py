@@ -76,51 +76,53 @@ class WordParityCrc:
         return np.count_nonzero(parity) == 0
 
 
+_FOLD_SHIFTS = tuple(np.uint64(bits) for bits in (32, 16, 8))  # byte 0 XORs in all eight
 # rows of the byte table: the span rows, then a zero row (bytes the CRC does not cover),
-# then row _CRC_BYTE_ROW + x: the CRC byte XOR x
+# then the CRC byte's row: the byte itself
 _ZERO_ROW = _SPAN.shape[0]
 _CRC_BYTE_ROW = _ZERO_ROW + 1
 _BYTE_PARTS = np.concatenate(
-    (
-        _SPAN,
-        np.zeros((1, 256), np.uint8),
-        np.arange(256, dtype=np.uint8)[None, :] ^ np.arange(256, dtype=np.uint8)[:, None],
-    )
+    (_SPAN, np.zeros((1, 256), np.uint8), np.arange(256, dtype=np.uint8)[None, :])
 ).ravel()
 
 
 class ByteTableCrc:
-    """CRC check of longer payloads: per row, the table row of each payload byte (the
-    CRC byte's row XORs in the data ID's part) over a whole number of 64-bit words.
+    """CRC check of longer payloads: per payload length, the table row of each byte over a
+    whole number of 64-bit words; the parts of a frame's bytes XOR to its data ID's part.
 
-    Its one column in the caller's per-row table is the row itself.
+    Its two columns in the caller's per-row table: the row's length (0 for a row without
+    a CRC, whose bytes all read the zero row) and its data ID's part. Rows share the byte
+    rows of their length, so that table stays small whatever the number of messages.
     """
 
     def __init__(self, rows: Sequence[CrcRow]) -> None:
         longest = max((row.length for row in rows), default=1)
         self._width = max(_WORD_BYTES, 1 << (longest - 1).bit_length())
-        table = np.full((len(rows), self._width), _ZERO_ROW, np.intp)
-        for r, row in enumerate(rows):
-            if row.data_id is not None:
-                table[r, 0] = _CRC_BYTE_ROW + _id_part(row)
-                table[r, 1 : row.length] = row.length - 1 - np.arange(1, row.length)
+        table = np.full((longest + 1, self._width), _ZERO_ROW, np.intp)
+        for length in {row.length for row in rows if row.data_id is not None}:
+            table[length, 0] = _CRC_BYTE_ROW
+            table[length, 1:length] = length - 1 - np.arange(1, length)
         self._rows = table * 256
-        self.columns = np.arange(len(rows), dtype=np.int64)[None, :]  # the row itself
+        self.columns = np.array(
+            [
+                [row.length if row.data_id is not None else 0 for row in rows],
+                [_id_part(row) if row.data_id is not None else 0 for row in rows],
+            ],
+            np.int64,
+        )
 
     def ok(self, data: np.ndarray, columns: np.ndarray) -> bool:
-        """Every frame's CRC matches: the parts XOR to zero (``data``: the payloads as
-        bytes; ``columns``: `columns` gathered for each frame's message row)."""
+        """Every frame's CRC matches (``data``: the payloads as bytes; ``columns``:
+        `columns` gathered for each frame's message row)."""
         width = self._width
         part = _BYTE_PARTS.take(data[:, :width] + self._rows.take(columns[0], axis=0))
-        words = part.view(np.uint64)  # XOR halves: 64-bit words, then 32, 16 and 8 bits
-        while words.shape[1] > 1:
-            half = words.shape[1] // 2
-            words = words[:, :half] ^ words[:, half:]
-        folded = words.reshape(-1)
-        for narrower in (np.uint32, np.uint16, np.uint8):
-            halves = folded.view(narrower)
-            folded = halves[0::2] ^ halves[1::2]
-        return np.count_nonzero(folded) == 0
+        words = part.view("<u8")  # XOR the 64-bit words, then the eight bytes of the word
+        folded = words[:, 0].copy()
+        for k in range(1, words.shape[1]):
+            folded ^= words[:, k]
+        for shift in _FOLD_SHIFTS:
+            folded ^= folded >> shift
+        return np.count_nonzero(folded.view(np.uint8)[::_WORD_BYTES] != columns[1]) == 0
 
 
 def crc_check(rows: Sequence[CrcRow]) -> WordParityCrc | ByteTableCrc:
