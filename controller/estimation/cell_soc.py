@@ -55,9 +55,7 @@ it is corrected or read (`controller.estimation.deferred`); it reads the same.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import TypeVar
 
 import numpy as np
 
@@ -82,7 +80,6 @@ CAPACITY_MEASURED = 0.01  # ... of a capacity [soh] measured
 CAPACITY_DRIFT = 0.01  # relative capacity change the filter allows per sqrt(hour)
 HYSTERESIS_DRIFT = 0.1  # hysteresis state change the filter allows per sqrt(hour)
 LINEARISED_OVER = 3.0  # % SOC: the OCV curve is linearised over +- the SOC uncertainty, up to this
-T = TypeVar("T")
 DEFER_FROM_CELLS = 50_000  # packs from this size defer the prediction (`DeferredState`)
 
 
@@ -213,16 +210,12 @@ class CellSocFilter:
         resistance_ohm: np.ndarray,
     ) -> CellEstimate:
         """`predict`, then `update` with the readings, on one copy of the arrays."""
+        reading = (voltage, fresh, updated_at, resistance_ohm)
         if self.deferred:
             d = self._deferred_predicted(s, current, dt, capacity_ah, r_factor)
-            d = self._deferred_corrected(
-                d, voltage, fresh, updated_at, resistance_ohm, current, r_factor
-            )
-            return self._sealed(d)
+            return self._sealed(self._deferred_corrected(d, *reading, current, r_factor))
         x, cov = self._predicted(s, current, dt, capacity_ah, r_factor)
-        measured_at = self._correct(
-            s, x, cov, voltage, fresh, updated_at, resistance_ohm, current, r_factor
-        )
+        measured_at = self._correct(s, x, cov, *reading, current, r_factor)
         return self._with(s, x, cov, measured_at, capacity_ah, current)
 
     def predict(
@@ -265,7 +258,7 @@ class CellSocFilter:
         unknown = abs(s.last_current) * dt * self._per_a * s.q
         if isinstance(s, DeferredState):
             eager = s.eager.copy()
-            eager[3] += unknown**2  # the (SOC, SOC) row
+            eager[3] += unknown**2  # (SOC, SOC)
             return replace(s, eager=frozen(eager))
         cov = s.cov_packed.copy()
         cov[0] += unknown**2
@@ -292,7 +285,7 @@ class CellSocFilter:
             if abs(current) > cfg.current_accuracy_a:
                 b = math.exp(-self._rate * abs(m) / 100.0)  # at the nominal capacity
                 h_in = math.copysign(1.0, current) * (1.0 - b)
-        return StepMap(m, a, r1 * (1.0 - a) * current, b, h_in, noise)
+        return StepMap(m, a, r1 * (1.0 - a) * current, b, h_in, tuple(noise))
 
     def _renewed(self, s: CellEstimate, capacity_ah: np.ndarray) -> bool:
         return s.capacity_in is None or (
@@ -367,39 +360,32 @@ class CellSocFilter:
         every = idx.size == self.cells  # then views of the whole arrays: no gathering
         cells = slice(None) if every else idx
         xs, ps = x[:, cells], cov[:, cells]
-
-        def written() -> np.ndarray:
-            if every:
-                return frozen(updated_at.copy())
-            x[:, idx], cov[:, idx] = xs, ps
-            measured_at = s.measured_at.copy()
-            measured_at[idx] = updated_at[idx]
-            return frozen(measured_at)
-
-        v = voltage[cells]
-        return self._correct_cells(s, xs, ps, cells, v, resistance_ohm, current, r_factor, written)
+        first = np.isinf(s.measured_at[cells])
+        self._correct_cells(
+            s, xs, ps, first, voltage[cells], resistance_ohm[cells], current, r_factor
+        )
+        if every:
+            return frozen(updated_at.copy())
+        x[:, idx], cov[:, idx] = xs, ps
+        measured_at = s.measured_at.copy()
+        measured_at[idx] = updated_at[idx]
+        return frozen(measured_at)
 
     def _correct_cells(
         self,
         s: CellEstimate,
         xs: np.ndarray,
         ps: np.ndarray,
-        cells: np.ndarray | slice,
+        first: np.ndarray,
         v: np.ndarray,
         resistance_ohm: np.ndarray,
         current: float,
         r_factor: float,
-        written: Callable[[], T],
-    ) -> T:
-        """Correct the state ``xs`` and covariance ``ps`` of ``cells`` in place by their
-        readings ``v``; the cells read for the first time are initialised first. Then what
-        ``written`` stores and returns, while this step's temporaries are still held: freed
-        first, they can leave enough free memory at the top of the heap for it to be given
-        back to the system, and the next step's arrays then fault their pages in again."""
-        first = np.isinf(s.measured_at[cells])
+    ) -> None:
+        """Correct the cells' state ``xs`` and covariance ``ps`` in place by readings ``v``;
+        the cells read ``first`` are initialised first."""
         if first.any():
-            resistance = resistance_ohm[cells]
-            self._first_reading(s, xs, ps, first, v, current, resistance, r_factor)
+            self._first_reading(s, xs, ps, first, v, current, resistance_ohm, r_factor)
         layout, jacobian = self._layout, self._jacobian[:, : v.size].copy()
         soc = xs[SOC]
         spread = np.maximum(ps[0], 0.0)
@@ -429,7 +415,6 @@ class CellSocFilter:
         ps -= gain[layout.rows] * ph[layout.cols]
         if self._states > HYS:
             np.minimum(np.maximum(xs[HYS], -1.0, out=xs[HYS]), 1.0, out=xs[HYS])
-        return written()
 
     # -- the same for a `DeferredState` --------------------------------------------------
 
@@ -453,18 +438,17 @@ class CellSocFilter:
         # SOC += m q; of F P F^T + Q the entries no deferred entry enters, as `_predicted`
         soc, q, resistance, ss, sq, qq = d.eager
         eager = np.empty_like(d.eager)
-        soc2, _, _, ss2, sq2, qq2 = eager  # views of the new rows
-        np.multiply(q, m, out=soc2)
-        soc2 += soc
+        np.multiply(q, m, out=eager[0])
+        eager[0] += soc
         eager[1:3] = q, resistance
         if m:
-            np.add(sq, m * qq, out=sq2)
-            np.add(ss, m * sq, out=ss2)
-            ss2 += m * sq2
+            np.add(sq, m * qq, out=eager[4])
+            np.add(ss, m * sq, out=eager[3])
+            eager[3] += m * eager[4]
         else:
-            ss2[:], sq2[:] = ss, sq
-        ss2 += step.noise[SOC]
-        np.add(qq, step.noise[CAP], out=qq2)
+            eager[3:5] = ss, sq
+        eager[3] += step.noise[SOC]
+        np.add(qq, step.noise[CAP], out=eager[5])
         return replace(d, eager=eager, groups=d.groups.advanced(step))
 
     def _deferred_corrected(
@@ -491,24 +475,23 @@ class CellSocFilter:
         cells = slice(None) if every else idx
         xs, ps, were = d.gathered(cells, entries)
         d.groups.bring_up_to_date(xs, ps, cells, entries)
-
-        def written() -> DeferredState:
-            if every:
-                return replace(DeferredState.of(xs, ps, d), measured_at=frozen(updated_at.copy()))
-            eager = _writable(d.eager)
-            eager[:, idx] = entries.eager_of(xs, ps)
-            measured_at = d.measured_at.copy()
-            measured_at[idx] = updated_at[idx]
-            return replace(
-                d,
-                eager=eager,
-                rest=d.rest.replaced(idx, entries.rest_of(xs, ps), were),
-                groups=groups,
-                measured_at=frozen(measured_at),
-            )
-
-        v = voltage[cells]
-        return self._correct_cells(d, xs, ps, cells, v, resistance_ohm, current, r_factor, written)
+        first = np.isinf(d.measured_at[cells])
+        self._correct_cells(
+            d, xs, ps, first, voltage[cells], resistance_ohm[cells], current, r_factor
+        )
+        if every:
+            return replace(DeferredState.of(xs, ps, d), measured_at=frozen(updated_at.copy()))
+        eager = _writable(d.eager)
+        eager[:, idx] = entries.eager_of(xs, ps)
+        measured_at = d.measured_at.copy()
+        measured_at[idx] = updated_at[idx]
+        return replace(
+            d,
+            eager=eager,
+            rest=d.rest.replaced(idx, entries.rest_of(xs, ps), were),
+            groups=groups,
+            measured_at=frozen(measured_at),
+        )
 
     @staticmethod
     def _sealed(d: DeferredState) -> DeferredState:

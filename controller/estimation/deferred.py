@@ -17,7 +17,6 @@ composed map when the cell is corrected or read.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -42,7 +41,7 @@ class StepMap(NamedTuple):
     v1_in: float
     b: float
     h_in: float
-    noise: Sequence[float]
+    noise: tuple[float, ...]
 
 
 @dataclass(frozen=True, eq=False)
@@ -171,7 +170,7 @@ class DeferredState(CellEstimate):
     """A filter state whose V1, h and covariance entries other than (SOC, SOC), (SOC, q),
     (q, q) lack the steps ``groups`` holds; ``x`` and ``cov_packed`` apply them."""
 
-    eager: np.ndarray  # (6, cells) SOC, q, R0, (SOC, SOC), (SOC, q), (q, q): up to date
+    eager: np.ndarray  # (6, cells) rows SOC, q, R0, then `Entries.eager`: up to date
     rest: Columns  # (width, cells) V1[, h] and the `Entries.lazy` entries, as of each group
     groups: Groups
     states: int

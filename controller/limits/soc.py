@@ -142,10 +142,8 @@ class SocEstimator:
         worst = math.sqrt(max(float(f.soc_variance.max()), 0.0))  # the largest SOC std
         if math.isnan(lowest) or not worst <= self.config.valid_uncertainty_percent:
             return SocState(now, f, counting, steady, since)
-        highest = float(soc.max())
-        cells = soc  # clipped to 0..100 only when a cell is outside: two passes over all cells
-        if lowest < 0.0 or highest > 100.0:
-            cells = np.minimum(np.maximum(soc, 0.0), 100.0)
+        cells = np.maximum(soc, 0.0)
+        np.minimum(cells, 100.0, out=cells)
         return SocState(
             now,
             f,
@@ -153,7 +151,7 @@ class SocEstimator:
             steady,
             since,
             soc_min=min(100.0, max(0.0, float(lowest))),
-            soc_max=min(100.0, max(0.0, highest)),
+            soc_max=min(100.0, max(0.0, float(soc.max()))),
             soc_mean=float(cells.sum() / cells.size),
             pack=pack_soc(cells, f.capacity_ah),
             valid=True,
