@@ -47,29 +47,17 @@ with ``CAPACITY_MEASURED`` as its uncertainty.
 
 Prediction runs over all cells, correction over the cells with a fresh reading; a reading is
 used once (``measured_at`` keeps the arrival time of the last one used). A step does both on
-one new copy of the arrays. A large pack (from ``DEFER_FROM_CELLS`` cells) applies to every
-cell at each step only SOC and its variance, and the rest of the prediction to a cell when
-it is corrected or read (`controller.estimation.deferred`); it reads the same.
+one new copy of the arrays.
 """
 
 from __future__ import annotations
 
+import functools
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
-from controller.estimation.cell_estimate import (
-    CAP,
-    HYS,
-    RES,
-    SOC,
-    V1,
-    CellEstimate,
-    Layout,
-    frozen,
-)
-from controller.estimation.deferred import DeferredState, Entries, StepMap
 from controller.limits.config import SocConfig
 
 BIAS_HORIZON_S = 3600.0  # a current offset's drift is modelled right over this horizon
@@ -80,11 +68,31 @@ CAPACITY_MEASURED = 0.01  # ... of a capacity [soh] measured
 CAPACITY_DRIFT = 0.01  # relative capacity change the filter allows per sqrt(hour)
 HYSTERESIS_DRIFT = 0.1  # hysteresis state change the filter allows per sqrt(hour)
 LINEARISED_OVER = 3.0  # % SOC: the OCV curve is linearised over +- the SOC uncertainty, up to this
-DEFER_FROM_CELLS = 50_000  # packs from this size defer the prediction (`DeferredState`)
+SOC, V1, CAP, RES, HYS = range(5)  # rows of the state
 
 
 @dataclass(frozen=True, eq=False)
-class FilterState(CellEstimate):
+class Layout:
+    """Where each covariance entry (i, j), i <= j, sits in ``cov_packed``: row by row, so
+    the SOC row is the first ``states`` entries and (SOC, SOC) entry 0."""
+
+    rows: np.ndarray  # (entries,) i of each entry
+    cols: np.ndarray  # (entries,) j of each entry
+    full: np.ndarray  # (states, states) the entry of (i, j) and of (j, i)
+    diagonal: np.ndarray  # (states,) the entries (i, i)
+    off_diagonal: np.ndarray  # the entries i < j
+
+    @classmethod
+    @functools.cache
+    def of(cls, states: int) -> Layout:
+        rows, cols = np.triu_indices(states)
+        full = np.zeros((states, states), np.intp)
+        full[rows, cols] = full[cols, rows] = np.arange(rows.size)
+        return cls(rows, cols, full, full.diagonal().copy(), np.flatnonzero(rows != cols))
+
+
+@dataclass(frozen=True, eq=False)
+class FilterState:
     """Per-cell estimate and covariance; arrays are replaced, never changed."""
 
     x: np.ndarray  # (states, cells): SOC %, V1 V, q, R0 at 25 degC Ohm[, h]
@@ -97,31 +105,46 @@ class FilterState(CellEstimate):
 
     @property
     def soc(self) -> np.ndarray:
+        """SOC per cell (%), not clipped; NaN: never measured."""
         return self.x[SOC]
 
     @property
-    def soc_variance(self) -> np.ndarray:
-        return self.cov_packed[0]
+    def v_rc(self) -> np.ndarray:
+        return self.x[V1]
 
     @property
-    def q(self) -> np.ndarray:
-        return self.x[CAP]
+    def capacity_ah(self) -> np.ndarray:
+        """The capacity per cell the filter works with (Ah)."""
+        return self.nominal_ah / self.x[CAP]
 
     @property
     def resistance_ohm(self) -> np.ndarray:
         """The ohmic resistance per cell at 25 degC the filter works with (Ohm)."""
         return self.x[RES]
 
+    @property
+    def h(self) -> np.ndarray:
+        """Hysteresis state per cell, -1 .. +1 (0 for a cell type without hysteresis)."""
+        return self.x[HYS] if self.x.shape[0] > HYS else np.zeros(self.x.shape[1])
+
+    @property
+    def cov(self) -> np.ndarray:
+        """The full covariance, (states, states, cells)."""
+        return self.cov_packed[Layout.of(self.x.shape[0]).full]
+
+    @property
+    def std(self) -> np.ndarray:
+        """SOC standard deviation per cell (%); inf where never measured."""
+        variance = self.cov_packed[0]
+        return np.where(np.isnan(self.soc), np.inf, np.sqrt(np.maximum(variance, 0.0)))
+
 
 class CellSocFilter:
-    """The filter for one configuration and pack size. ``deferred``: whether its states are
-    `DeferredState`; by default from ``DEFER_FROM_CELLS`` cells, where that saves more than
-    its bookkeeping costs."""
+    """The filter for one configuration and pack size."""
 
-    def __init__(self, config: SocConfig, cells: int, deferred: bool | None = None) -> None:
+    def __init__(self, config: SocConfig, cells: int) -> None:
         self.config = config
         self.cells = cells
-        self.deferred = cells >= DEFER_FROM_CELLS if deferred is None else deferred
         self._x = np.asarray(config.ocv.x, np.float64)
         self._y = np.asarray(config.ocv.y, np.float64)
         slope = np.diff(self._y) / np.diff(self._x)  # V per % per segment
@@ -132,7 +155,6 @@ class CellSocFilter:
         self._hy = np.asarray(config.hysteresis.y, np.float64)
         self._states = HYS + 1 if self._hy.any() else HYS
         self._layout = Layout.of(self._states)
-        self._entries = Entries.of(self._states)
         self._diagonal = self._layout.diagonal.tolist()
         # how often V1 and h are among the two states of each covariance entry
         rows, cols = self._layout.rows, self._layout.cols
@@ -147,7 +169,7 @@ class CellSocFilter:
         # d(measured voltage)/d(state) per cell, copied per step: rows V1 (1) and q (0) stay
         self._jacobian = np.zeros((self._states, cells))
         self._jacobian[V1] = 1.0
-        frozen(self._jacobian)
+        _frozen(self._jacobian)
 
     def initial_state(self, soc: np.ndarray | None = None, std: float | None = None) -> FilterState:
         """Nothing known (``soc`` None), or a per-cell SOC a previous run stored, trusted to
@@ -171,9 +193,9 @@ class CellSocFilter:
         if k > HYS:
             cov[diagonal[HYS]] = 1.0
         return FilterState(
-            x=frozen(x),
-            cov_packed=frozen(cov),
-            measured_at=frozen(np.full(n, -np.inf)),
+            x=_frozen(x),
+            cov_packed=_frozen(cov),
+            measured_at=_frozen(np.full(n, -np.inf)),
             capacity_in=None,
             nominal_ah=cfg.capacity_ah,
             start_std=start,
@@ -199,7 +221,7 @@ class CellSocFilter:
 
     def step(
         self,
-        s: CellEstimate,
+        s: FilterState,
         current: float,
         dt: float,
         capacity_ah: np.ndarray,
@@ -208,66 +230,66 @@ class CellSocFilter:
         fresh: np.ndarray,
         updated_at: np.ndarray,
         resistance_ohm: np.ndarray,
-    ) -> CellEstimate:
+    ) -> FilterState:
         """`predict`, then `update` with the readings, on one copy of the arrays."""
-        reading = (voltage, fresh, updated_at, resistance_ohm)
-        if self.deferred:
-            d = self._deferred_predicted(s, current, dt, capacity_ah, r_factor)
-            return self._sealed(self._deferred_corrected(d, *reading, current, r_factor))
         x, cov = self._predicted(s, current, dt, capacity_ah, r_factor)
-        measured_at = self._correct(s, x, cov, *reading, current, r_factor)
+        measured_at = self._correct(
+            s, x, cov, voltage, fresh, updated_at, current, resistance_ohm, r_factor
+        )
         return self._with(s, x, cov, measured_at, capacity_ah, current)
 
     def predict(
-        self, s: CellEstimate, current: float, dt: float, capacity_ah: np.ndarray, r_factor: float
-    ) -> CellEstimate:
+        self, s: FilterState, current: float, dt: float, capacity_ah: np.ndarray, r_factor: float
+    ) -> FilterState:
         """Move every cell by ``current`` (A, + = charging) held for ``dt`` seconds;
         ``capacity_ah`` is each cell's capacity as ``[soh]`` knows it."""
-        if self.deferred:
-            return self._sealed(self._deferred_predicted(s, current, dt, capacity_ah, r_factor))
         x, cov = self._predicted(s, current, dt, capacity_ah, r_factor)
         return self._with(s, x, cov, s.measured_at, capacity_ah, current)
 
     def update(
         self,
-        s: CellEstimate,
+        s: FilterState,
         voltage: np.ndarray,
         fresh: np.ndarray,
         updated_at: np.ndarray,
         current: float,
         resistance_ohm: np.ndarray,
         r_factor: float,
-    ) -> CellEstimate:
+    ) -> FilterState:
         """Correct the cells with a ``fresh`` reading; a cell's first reading initialises it.
 
         ``resistance_ohm`` is each cell's ohmic resistance as ``[soh]`` measured it at the
         present temperature (NaN: not measured, ``r0_mohm`` then), where the filter's own
         estimate starts."""
-        reading = (voltage, fresh, updated_at, resistance_ohm)
-        if self.deferred:
-            d = self._as_deferred(s)
-            return self._sealed(self._deferred_corrected(d, *reading, current, r_factor))
         x, cov = s.x.copy(), s.cov_packed.copy()
-        measured_at = self._correct(s, x, cov, *reading, current, r_factor)
+        measured_at = self._correct(
+            s, x, cov, voltage, fresh, updated_at, current, resistance_ohm, r_factor
+        )
         return self._with(s, x, cov, measured_at, s.capacity_in, s.last_current)
 
-    def lost_current(self, s: CellEstimate, dt: float) -> CellEstimate:
+    def lost_current(self, s: FilterState, dt: float) -> FilterState:
         """No valid current for ``dt``: the charge moved is unknown, up to the last current."""
         if dt <= 0.0:
             return s
-        unknown = abs(s.last_current) * dt * self._per_a * s.q
-        if isinstance(s, DeferredState):
-            eager = s.eager.copy()
-            eager[3] += unknown**2  # (SOC, SOC)
-            return replace(s, eager=frozen(eager))
+        unknown = abs(s.last_current) * dt * self._per_a * s.x[CAP]
         cov = s.cov_packed.copy()
         cov[0] += unknown**2
         return self._with(s, s.x, cov, s.measured_at, s.capacity_in, s.last_current)
 
     # -- the work ------------------------------------------------------------------------
 
-    def _step_map(self, current: float, dt: float, r_factor: float) -> StepMap:
-        """The model's map for ``dt`` (> 0) at ``current``, the same for every cell."""
+    def _predicted(
+        self, s: FilterState, current: float, dt: float, capacity_ah: np.ndarray, r_factor: float
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """New (writable) state and covariance arrays after ``dt`` at ``current``."""
+        x, cov = s.x, s.cov_packed
+        renewed = s.capacity_in is None or (
+            capacity_ah is not s.capacity_in and not np.array_equal(capacity_ah, s.capacity_in)
+        )
+        if renewed:
+            x, cov = self._new_capacity(s, capacity_ah)
+        if dt <= 0.0:
+            return (x, cov) if renewed else (x.copy(), cov.copy())
         cfg = self.config
         m = current * dt * self._per_a  # % moved at q = 1
         a = math.exp(-dt / (cfg.tau_s * r_factor))  # tau = R1 C1, and R1 follows f(T)
@@ -279,52 +301,32 @@ class CellSocFilter:
             CAPACITY_DRIFT**2 * dt / 3600.0,
             (self._sigma_r * self._r0) ** 2 * dt / BIAS_HORIZON_S,
         ]
-        b, h_in = 1.0, 0.0
-        if self._states > HYS:
-            noise.append(HYSTERESIS_DRIFT**2 * dt / 3600.0)
-            if abs(current) > cfg.current_accuracy_a:
-                b = math.exp(-self._rate * abs(m) / 100.0)  # at the nominal capacity
-                h_in = math.copysign(1.0, current) * (1.0 - b)
-        return StepMap(m, a, r1 * (1.0 - a) * current, b, h_in, tuple(noise))
-
-    def _renewed(self, s: CellEstimate, capacity_ah: np.ndarray) -> bool:
-        return s.capacity_in is None or (
-            capacity_ah is not s.capacity_in and not np.array_equal(capacity_ah, s.capacity_in)
-        )
-
-    def _predicted(
-        self, s: CellEstimate, current: float, dt: float, capacity_ah: np.ndarray, r_factor: float
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """New (writable) state and covariance arrays after ``dt`` at ``current``."""
-        renewed = self._renewed(s, capacity_ah)
-        x, cov = self._new_capacity(s, capacity_ah) if renewed else (s.x, s.cov_packed)
-        if dt <= 0.0:
-            return (x, cov) if renewed else (x.copy(), cov.copy())
-        step = self._step_map(current, dt, r_factor)
-        m = step.m
         x = x.copy()
-        x[V1] *= step.a
-        x[V1] += step.v1_in
+        x[V1] *= a
+        x[V1] += r1 * (1.0 - a) * current
         x[SOC] += m * x[CAP]
         # F P F^T with F = D + m e_SOC e_q^T, D the diagonal (1, a, 1, 1[, b]): D P D, then m
         # times the q row (of D P D) added to the SOC row, and to (SOC, SOC) again m P_q,SOC
         # + m^2 P_qq
-        scale = step.a**self._v1_in_entry
-        if step.b != 1.0:
-            x[HYS] *= step.b
-            x[HYS] += step.h_in
-            scale *= step.b**self._hys_in_entry
+        scale = a**self._v1_in_entry
+        if self._states > HYS:
+            noise.append(HYSTERESIS_DRIFT**2 * dt / 3600.0)
+            if abs(current) > cfg.current_accuracy_a:
+                toward = math.exp(-self._rate * abs(m) / 100.0)  # at the nominal capacity
+                x[HYS] *= toward
+                x[HYS] += math.copysign(1.0, current) * (1.0 - toward)
+                scale *= toward**self._hys_in_entry
         cov = cov * scale[:, None]
         if m:
             q_row = cov[self._layout.full[CAP]]
             cov[: self._states] += m * q_row
             cov[0] += m * (q_row[SOC] + m * q_row[CAP])
-        for entry, variance in zip(self._diagonal, step.noise, strict=True):
+        for entry, variance in zip(self._diagonal, noise, strict=True):
             cov[entry] += variance
         return x, cov
 
     def _new_capacity(
-        self, s: CellEstimate, capacity_ah: np.ndarray
+        self, s: FilterState, capacity_ah: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
         """q taken from the cells whose capacity changed (all of them the first time)."""
         changed = (
@@ -341,14 +343,14 @@ class CellSocFilter:
 
     def _correct(
         self,
-        s: CellEstimate,
+        s: FilterState,
         x: np.ndarray,
         cov: np.ndarray,
         voltage: np.ndarray,
         fresh: np.ndarray,
         updated_at: np.ndarray,
-        resistance_ohm: np.ndarray,
         current: float,
+        resistance_ohm: np.ndarray,
         r_factor: float,
     ) -> np.ndarray:
         """Correct ``x`` and ``cov`` in place where a reading is fresh; the new
@@ -359,34 +361,12 @@ class CellSocFilter:
             return s.measured_at
         every = idx.size == self.cells  # then views of the whole arrays: no gathering
         cells = slice(None) if every else idx
+        v = voltage[cells]
         xs, ps = x[:, cells], cov[:, cells]
         first = np.isinf(s.measured_at[cells])
-        self._correct_cells(
-            s, xs, ps, first, voltage[cells], resistance_ohm[cells], current, r_factor
-        )
-        if every:
-            return frozen(updated_at.copy())
-        x[:, idx], cov[:, idx] = xs, ps
-        measured_at = s.measured_at.copy()
-        measured_at[idx] = updated_at[idx]
-        return frozen(measured_at)
-
-    def _correct_cells(
-        self,
-        s: CellEstimate,
-        xs: np.ndarray,
-        ps: np.ndarray,
-        first: np.ndarray,
-        v: np.ndarray,
-        resistance_ohm: np.ndarray,
-        current: float,
-        r_factor: float,
-    ) -> None:
-        """Correct the cells' state ``xs`` and covariance ``ps`` in place by readings ``v``;
-        the cells read ``first`` are initialised first."""
         if first.any():
-            self._first_reading(s, xs, ps, first, v, current, resistance_ohm, r_factor)
-        layout, jacobian = self._layout, self._jacobian[:, : v.size].copy()
+            self._first_reading(s, xs, ps, first, v, current, resistance_ohm[cells], r_factor)
+        layout, jacobian = self._layout, self._jacobian[:, : idx.size].copy()
         soc = xs[SOC]
         spread = np.maximum(ps[0], 0.0)
         np.sqrt(spread, out=spread)
@@ -415,92 +395,16 @@ class CellSocFilter:
         ps -= gain[layout.rows] * ph[layout.cols]
         if self._states > HYS:
             np.minimum(np.maximum(xs[HYS], -1.0, out=xs[HYS]), 1.0, out=xs[HYS])
-
-    # -- the same for a `DeferredState` --------------------------------------------------
-
-    def _as_deferred(self, s: CellEstimate) -> DeferredState:
-        return s if isinstance(s, DeferredState) else DeferredState.of(s.x, s.cov_packed, s)
-
-    def _deferred_predicted(
-        self, s: CellEstimate, current: float, dt: float, capacity_ah: np.ndarray, r_factor: float
-    ) -> DeferredState:
-        """`_predicted` for every cell's SOC and its variance, the rest composed per group;
-        the new arrays left writable for `_deferred_corrected`."""
-        if self._renewed(s, capacity_ah):  # rare: every cell brought up to date
-            d = DeferredState.of(*self._new_capacity(s, capacity_ah), s)
-        else:
-            d = self._as_deferred(s)
-        d = replace(d, capacity_in=capacity_ah, last_current=current)
-        if dt <= 0.0:
-            return d
-        step = self._step_map(current, dt, r_factor)
-        m = step.m
-        # SOC += m q; of F P F^T + Q the entries no deferred entry enters, as `_predicted`
-        soc, q, resistance, ss, sq, qq = d.eager
-        eager = np.empty_like(d.eager)
-        np.multiply(q, m, out=eager[0])
-        eager[0] += soc
-        eager[1:3] = q, resistance
-        if m:
-            np.add(sq, m * qq, out=eager[4])
-            np.add(ss, m * sq, out=eager[3])
-            eager[3] += m * eager[4]
-        else:
-            eager[3:5] = ss, sq
-        eager[3] += step.noise[SOC]
-        np.add(qq, step.noise[CAP], out=eager[5])
-        return replace(d, eager=eager, groups=d.groups.advanced(step))
-
-    def _deferred_corrected(
-        self,
-        d: DeferredState,
-        voltage: np.ndarray,
-        fresh: np.ndarray,
-        updated_at: np.ndarray,
-        resistance_ohm: np.ndarray,
-        current: float,
-        r_factor: float,
-    ) -> DeferredState:
-        """`_correct` on the fresh cells brought up to date, then made a new group; only
-        their rows are written."""
-        idx = (fresh & np.isfinite(voltage)).nonzero()[0]
-        if idx.size == 0:
-            return d
-        entries = self._entries
-        groups = d.groups.regrouped(idx)
-        if groups is None:  # rare: no group free, every cell brought up to date
-            d = DeferredState.of(d.x, d.cov_packed, d)
-            groups = d.groups.regrouped(idx)
-        every = idx.size == self.cells
-        cells = slice(None) if every else idx
-        xs, ps, were = d.gathered(cells, entries)
-        d.groups.bring_up_to_date(xs, ps, cells, entries)
-        first = np.isinf(d.measured_at[cells])
-        self._correct_cells(
-            d, xs, ps, first, voltage[cells], resistance_ohm[cells], current, r_factor
-        )
         if every:
-            return replace(DeferredState.of(xs, ps, d), measured_at=frozen(updated_at.copy()))
-        eager = _writable(d.eager)
-        eager[:, idx] = entries.eager_of(xs, ps)
-        measured_at = d.measured_at.copy()
+            return _frozen(updated_at.copy())
+        x[:, idx], cov[:, idx] = xs, ps
+        measured_at = s.measured_at.copy()
         measured_at[idx] = updated_at[idx]
-        return replace(
-            d,
-            eager=eager,
-            rest=d.rest.replaced(idx, entries.rest_of(xs, ps), were),
-            groups=groups,
-            measured_at=frozen(measured_at),
-        )
-
-    @staticmethod
-    def _sealed(d: DeferredState) -> DeferredState:
-        frozen(d.eager)
-        return d
+        return _frozen(measured_at)
 
     def _first_reading(
         self,
-        s: CellEstimate,
+        s: FilterState,
         x: np.ndarray,
         cov: np.ndarray,
         first: np.ndarray,
@@ -530,7 +434,7 @@ class CellSocFilter:
 
     @staticmethod
     def _with(
-        s: CellEstimate,
+        s: FilterState,
         x: np.ndarray,
         cov: np.ndarray,
         measured_at: np.ndarray,
@@ -538,10 +442,11 @@ class CellSocFilter:
         current: float,
     ) -> FilterState:
         return FilterState(
-            frozen(x), frozen(cov), measured_at, capacity_in, s.nominal_ah, s.start_std, current
+            _frozen(x), _frozen(cov), measured_at, capacity_in, s.nominal_ah, s.start_std, current
         )
 
 
-def _writable(array: np.ndarray) -> np.ndarray:
-    """``array`` if this step made it, else a copy."""
-    return array if array.flags.writeable else array.copy()
+def _frozen(array: np.ndarray) -> np.ndarray:
+    """``array`` made read-only: states share arrays, so nothing may write into them."""
+    array.flags.writeable = False
+    return array

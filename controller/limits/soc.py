@@ -29,8 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from controller.estimation.cell_estimate import CellEstimate
-from controller.estimation.cell_soc import CellSocFilter
+from controller.estimation.cell_soc import CellSocFilter, FilterState
 from controller.estimation.counting import CountingSoc, CountingState, SocSource
 from controller.limits.config import SocConfig
 from controller.measurements import ArrayStats
@@ -56,7 +55,7 @@ class SocInputs:
 @dataclass(frozen=True)
 class SocState:
     time: float | None
-    filter: CellEstimate
+    filter: FilterState
     counting: CountingState
     steady_current: float  # A, where the current settled; NaN: unknown
     steady_since: float  # s
@@ -132,14 +131,14 @@ class SocEstimator:
     def _published(
         self,
         now: float | None,
-        f: CellEstimate,
+        f: FilterState,
         counting: CountingState,
         steady: float,
         since: float,
     ) -> SocState:
         soc = f.soc
         lowest = soc.min()  # NaN when a cell was never measured
-        worst = math.sqrt(max(float(f.soc_variance.max()), 0.0))  # the largest SOC std
+        worst = math.sqrt(max(float(f.cov_packed[0].max()), 0.0))  # the largest SOC std
         if math.isnan(lowest) or not worst <= self.config.valid_uncertainty_percent:
             return SocState(now, f, counting, steady, since)
         cells = np.maximum(soc, 0.0)
