@@ -108,9 +108,9 @@ class _Group:
         self.flagged = flagged
         self.table = table
         self.elements = np.ascontiguousarray(np.concatenate(elements))  # (members, width)
-        self.sizes = np.array(sizes, np.int64)  # per member its real columns
-        self.real = np.arange(width) < self.sizes[:, None]
-        self.padded = bool((self.sizes < width).any())
+        real = np.array(sizes, np.int64)[:, None]
+        self.real = np.arange(width) < real  # per member: which columns are its own
+        self.padded = bool((real < width).any())
         self.variant = np.array(variant, np.intp) if len(shapes) > 1 else None
         word = table[self._WORD].view(np.int64)
         self.word = word[0].astype(np.intp)  # of the first shape
@@ -203,7 +203,9 @@ class _Group:
         when = times.take(rows)[:, None]
         newer = None if all_newer else when >= meas.updated_at.take(elem)
         if newer is None or every(newer):
-            written = int(self.sizes.take(members).sum()) if self.padded else elem.size
+            written = (
+                np.count_nonzero(self.real.take(members, axis=0)) if self.padded else elem.size
+            )
         else:
             written = np.count_nonzero(newer & self.real.take(members, axis=0))
             when = np.broadcast_to(when, elem.shape)[newer]
