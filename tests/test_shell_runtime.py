@@ -448,3 +448,23 @@ def test_a_changed_contactor_command_leaves_before_the_rest_of_the_step() -> Non
     assert seen_in_finish[0] == [0x0E8]
     assert all(ids == [0x0F1, 0x0E8] for ids in seen_in_finish[1:])
     assert after == [0x0F1]
+
+
+def test_the_loop_runs_at_a_short_thread_switch_interval_and_restores_it() -> None:
+    """Reader threads hand the interpreter back within a twentieth of the period while the
+    loop runs; the process's own setting is back afterwards."""
+    import sys
+
+    seen: list[float] = []
+
+    class Core:
+        def step(self, state, batch, now):  # noqa: ANN001, ANN202
+            seen.append(sys.getswitchinterval())
+            return SimpleNamespace(state=state, frames=(), events=())
+
+    before = sys.getswitchinterval()
+    runtime = Runtime(Core(), None, {}, 0.01)
+    runtime._safe_stop = lambda timeout: None
+    runtime.run(duration=0.05)
+    assert seen and all(s == pytest.approx(0.0005) for s in seen)
+    assert sys.getswitchinterval() == before
