@@ -54,7 +54,9 @@ def injections(draw: st.DrawFn, topology: Topology) -> list[tuple[int, int, f.Fa
     out = []
     for _ in range(draw(st.integers(0, 4))):
         start = draw(st.integers(0, SECONDS - 1))
-        out.append((start, draw(st.integers(start + 1, SECONDS + 1)), draw(fault)))
+        end, drawn = draw(st.integers(start + 1, SECONDS + 1)), draw(fault)
+        if all(drawn != other for _, _, other in out):  # an active fault is injected once
+            out.append((start, end, drawn))
     return out
 
 
