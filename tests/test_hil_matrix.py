@@ -70,9 +70,17 @@ def test_bounds_follow_the_configuration() -> None:
     )
 
 
-def test_the_quick_matrix_passes_in_lock_step_and_writes_the_report(tmp_path: Path) -> None:
-    out = tmp_path / "report"
-    assert main(["hil", "--quick", "-o", str(out)]) == 0
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, Path]:
+    """One lock-step run of the quick matrix (deterministic), shared: its exit code and
+    report directory."""
+    out = tmp_path_factory.mktemp("quick") / "report"
+    return main(["hil", "--quick", "-o", str(out)]), out
+
+
+def test_the_quick_matrix_passes_in_lock_step_and_writes_the_report(quick_run) -> None:  # noqa: ANN001
+    code, out = quick_run
+    assert code == 0
     suite = ET.parse(out / "junit.xml").getroot()
     assert int(suite.get("tests")) == len(QUICK)
     assert suite.get("failures") == "0"
@@ -117,7 +125,7 @@ def _toml(value: object) -> str:
     return '"' + str(value).replace('"', '\\"') + '"'
 
 
-def test_the_published_reaction_times_are_those_of_a_run(tmp_path: Path) -> None:
+def test_the_published_reaction_times_are_those_of_a_run(quick_run) -> None:  # noqa: ANN001
     """docs/reaction-times.md holds a run of the default matrix: every row of the matrix
     in its table, and the quick rows with the times a fresh run measures (lock-step is
     deterministic)."""
@@ -128,9 +136,7 @@ def test_the_published_reaction_times_are_those_of_a_run(tmp_path: Path) -> None
         if line.startswith("| ") and " | " in line and not line.startswith("| fault")
     }
     assert {(f"| {r.fault}", r.state) for r in ROWS} == set(table)
-    out = tmp_path / "fresh"
-    main(["hil", "--quick", "-o", str(out)])
-    fresh = (out / "report.md").read_text(encoding="utf-8")
+    fresh = (quick_run[1] / "report.md").read_text(encoding="utf-8")
     for line in fresh.splitlines():
         if line.startswith("| ") and not line.startswith("| fault"):
             assert table[tuple(line.split(" | ")[:2])] == line
