@@ -516,7 +516,7 @@ class Controller:
         )
 
         counters = j.counters
-        changed = contactors.commands != state.contactors.commands
+        changed = bool(j.urgent)  # judge found the commands changed
         old = state.published
         cut = (limits.ccl == 0 < old.ccl) or (limits.dcl == 0 < old.dcl)
         force = ("ContactorCommand",) * changed + ("BMS_Limits",) * cut  # safety news at once
