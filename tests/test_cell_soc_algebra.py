@@ -55,7 +55,9 @@ def random_state(f: CellSocFilter, seed: int) -> FilterState:
     packed = dense[:, layout.rows, layout.cols].T.copy()
     start = f.initial_state()
     capacity = np.full(CELLS, f.config.capacity_ah)
-    return FilterState(x, packed, np.zeros(CELLS), capacity, start.nominal_ah, start.start_std, 0.0)
+    return FilterState.of(
+        x, packed, np.zeros(CELLS), capacity, start.nominal_ah, start.start_std, 0.0
+    )
 
 
 def dense(s: FilterState) -> np.ndarray:

@@ -47,7 +47,10 @@ with ``CAPACITY_MEASURED`` as its uncertainty.
 
 Prediction runs over all cells, correction over the cells with a fresh reading; a reading is
 used once (``measured_at`` keeps the arrival time of the last one used). A step does both on
-one new copy of the arrays.
+one new copy of the arrays. State and covariance are rows of one (states + entries, cells)
+array, so the prediction is one pass over it and the fresh cells are gathered and written
+back at once; cells whose readings arrive together (a slave's frame group, neighbours in
+pack order) are moved as contiguous blocks (`Columns`), not cell by cell.
 """
 
 from __future__ import annotations
@@ -90,53 +93,124 @@ class Layout:
         full[rows, cols] = full[cols, rows] = np.arange(rows.size)
         return cls(rows, cols, full, full.diagonal().copy(), np.flatnonzero(rows != cols))
 
+    @staticmethod
+    def states_of(rows: int) -> int:
+        """The states k of a stacked array of k state rows and k (k + 1) / 2 entries."""
+        return (math.isqrt(9 + 8 * rows) - 3) // 2
+
 
 @dataclass(frozen=True, eq=False)
 class FilterState:
     """Per-cell estimate and covariance; arrays are replaced, never changed."""
 
-    x: np.ndarray  # (states, cells): SOC %, V1 V, q, R0 at 25 degC Ohm[, h]
-    cov_packed: np.ndarray  # (entries, cells): the covariance's upper triangle (`Layout`)
+    values: np.ndarray  # (states + entries, cells): the state rows, then the covariance entries
     measured_at: np.ndarray  # s, arrival time of the last reading used; -inf: none
     capacity_in: np.ndarray | None  # Ah, the capacity q was last taken from; None: none yet
     nominal_ah: float  # C_nom
     start_std: float  # % standard deviation a cell's first reading starts from
     last_current: float = 0.0  # A, the last valid current
 
+    @classmethod
+    def of(
+        cls,
+        x: np.ndarray,
+        cov_packed: np.ndarray,
+        measured_at: np.ndarray,
+        capacity_in: np.ndarray | None,
+        nominal_ah: float,
+        start_std: float,
+        last_current: float = 0.0,
+    ) -> FilterState:
+        """The state from its estimate ``x`` and packed covariance, stacked into one array."""
+        values = _frozen(np.concatenate((x, cov_packed)))
+        return cls(values, measured_at, capacity_in, nominal_ah, start_std, last_current)
+
+    @property
+    def states(self) -> int:
+        return Layout.states_of(self.values.shape[0])
+
+    @property
+    def x(self) -> np.ndarray:
+        """(states, cells): SOC %, V1 V, q, R0 at 25 degC Ohm[, h]."""
+        return self.values[: self.states]
+
+    @property
+    def cov_packed(self) -> np.ndarray:
+        """(entries, cells): the covariance's upper triangle (`Layout`)."""
+        return self.values[self.states :]
+
     @property
     def soc(self) -> np.ndarray:
         """SOC per cell (%), not clipped; NaN: never measured."""
-        return self.x[SOC]
+        return self.values[SOC]
 
     @property
     def v_rc(self) -> np.ndarray:
-        return self.x[V1]
+        return self.values[V1]
 
     @property
     def capacity_ah(self) -> np.ndarray:
         """The capacity per cell the filter works with (Ah)."""
-        return self.nominal_ah / self.x[CAP]
+        return self.nominal_ah / self.values[CAP]
 
     @property
     def resistance_ohm(self) -> np.ndarray:
         """The ohmic resistance per cell at 25 degC the filter works with (Ohm)."""
-        return self.x[RES]
+        return self.values[RES]
 
     @property
     def h(self) -> np.ndarray:
         """Hysteresis state per cell, -1 .. +1 (0 for a cell type without hysteresis)."""
-        return self.x[HYS] if self.x.shape[0] > HYS else np.zeros(self.x.shape[1])
+        return self.values[HYS] if self.states > HYS else np.zeros(self.values.shape[1])
 
     @property
     def cov(self) -> np.ndarray:
         """The full covariance, (states, states, cells)."""
-        return self.cov_packed[Layout.of(self.x.shape[0]).full]
+        return self.cov_packed[Layout.of(self.states).full]
 
     @property
     def std(self) -> np.ndarray:
         """SOC standard deviation per cell (%); inf where never measured."""
         variance = self.cov_packed[0]
         return np.where(np.isnan(self.soc), np.inf, np.sqrt(np.maximum(variance, 0.0)))
+
+
+@dataclass(frozen=True, eq=False)
+class Columns:
+    """The cells a step corrects (``cells``, ascending), gathered and written back in
+    aligned blocks of ``width`` neighbouring cells where the cells come in such runs:
+    a block is one contiguous copy, where a cell-by-cell gather costs per cell."""
+
+    cells: np.ndarray
+    width: int
+    blocks: np.ndarray  # the block numbers, in cells of ``width``
+
+    @classmethod
+    def of(cls, cells: np.ndarray, total: int) -> Columns:
+        """``cells`` of ``total``, in the widest blocks every run of them is made of."""
+        breaks = np.flatnonzero(np.diff(cells) != 1)
+        edges = np.concatenate((cells[[0, -1]], cells[breaks], cells[breaks + 1], [total]))
+        edges[1] += 1  # a run's end is past its last cell
+        edges[2 : 2 + breaks.size] += 1
+        width = int(np.gcd.reduce(edges))
+        return cls(cells, width, cells[::width] // width)
+
+    def take(self, array: np.ndarray) -> np.ndarray:
+        """The columns of ``array`` (..., total), as a new (..., cells) array."""
+        if self.width == 1:
+            return array.take(self.cells, axis=-1)
+        lead = array.shape[:-1]
+        grouped = array.reshape(*lead, -1, self.width).take(self.blocks, axis=-2)
+        return grouped.reshape(*lead, self.cells.size)
+
+    def put(self, array: np.ndarray, values: np.ndarray) -> None:
+        """Write ``values`` (..., cells) into the columns of ``array``, in place."""
+        if self.width == 1:
+            array[..., self.cells] = values
+            return
+        lead = array.shape[:-1]
+        grouped = array.reshape(*lead, -1, self.width)
+        grouped[..., self.blocks, :] = values.reshape(*lead, -1, self.width)
 
 
 class CellSocFilter:
@@ -192,9 +266,9 @@ class CellSocFilter:
         cov[diagonal[RES]] = (self._sigma_r * self._r0) ** 2
         if k > HYS:
             cov[diagonal[HYS]] = 1.0
-        return FilterState(
-            x=_frozen(x),
-            cov_packed=_frozen(cov),
+        return FilterState.of(
+            x=x,
+            cov_packed=cov,
             measured_at=_frozen(np.full(n, -np.inf)),
             capacity_in=None,
             nominal_ah=cfg.capacity_ah,
@@ -232,19 +306,19 @@ class CellSocFilter:
         resistance_ohm: np.ndarray,
     ) -> FilterState:
         """`predict`, then `update` with the readings, on one copy of the arrays."""
-        x, cov = self._predicted(s, current, dt, capacity_ah, r_factor)
+        values = self._predicted(s, current, dt, capacity_ah, r_factor)
         measured_at = self._correct(
-            s, x, cov, voltage, fresh, updated_at, current, resistance_ohm, r_factor
+            s, values, voltage, fresh, updated_at, current, resistance_ohm, r_factor
         )
-        return self._with(s, x, cov, measured_at, capacity_ah, current)
+        return self._with(s, values, measured_at, capacity_ah, current)
 
     def predict(
         self, s: FilterState, current: float, dt: float, capacity_ah: np.ndarray, r_factor: float
     ) -> FilterState:
         """Move every cell by ``current`` (A, + = charging) held for ``dt`` seconds;
         ``capacity_ah`` is each cell's capacity as ``[soh]`` knows it."""
-        x, cov = self._predicted(s, current, dt, capacity_ah, r_factor)
-        return self._with(s, x, cov, s.measured_at, capacity_ah, current)
+        values = self._predicted(s, current, dt, capacity_ah, r_factor)
+        return self._with(s, values, s.measured_at, capacity_ah, current)
 
     def update(
         self,
@@ -261,36 +335,37 @@ class CellSocFilter:
         ``resistance_ohm`` is each cell's ohmic resistance as ``[soh]`` measured it at the
         present temperature (NaN: not measured, ``r0_mohm`` then), where the filter's own
         estimate starts."""
-        x, cov = s.x.copy(), s.cov_packed.copy()
+        values = s.values.copy()
         measured_at = self._correct(
-            s, x, cov, voltage, fresh, updated_at, current, resistance_ohm, r_factor
+            s, values, voltage, fresh, updated_at, current, resistance_ohm, r_factor
         )
-        return self._with(s, x, cov, measured_at, s.capacity_in, s.last_current)
+        return self._with(s, values, measured_at, s.capacity_in, s.last_current)
 
     def lost_current(self, s: FilterState, dt: float) -> FilterState:
         """No valid current for ``dt``: the charge moved is unknown, up to the last current."""
         if dt <= 0.0:
             return s
         unknown = abs(s.last_current) * dt * self._per_a * s.x[CAP]
-        cov = s.cov_packed.copy()
-        cov[0] += unknown**2
-        return self._with(s, s.x, cov, s.measured_at, s.capacity_in, s.last_current)
+        values = s.values.copy()
+        values[self._states] += unknown**2  # (SOC, SOC)
+        return self._with(s, values, s.measured_at, s.capacity_in, s.last_current)
 
     # -- the work ------------------------------------------------------------------------
 
     def _predicted(
         self, s: FilterState, current: float, dt: float, capacity_ah: np.ndarray, r_factor: float
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """New (writable) state and covariance arrays after ``dt`` at ``current``."""
-        x, cov = s.x, s.cov_packed
+    ) -> np.ndarray:
+        """New (writable) stacked state and covariance after ``dt`` at ``current``."""
+        values = s.values
         renewed = s.capacity_in is None or (
             capacity_ah is not s.capacity_in and not np.array_equal(capacity_ah, s.capacity_in)
         )
         if renewed:
-            x, cov = self._new_capacity(s, capacity_ah)
+            values = self._new_capacity(s, capacity_ah)
         if dt <= 0.0:
-            return (x, cov) if renewed else (x.copy(), cov.copy())
+            return values if renewed else values.copy()
         cfg = self.config
+        k = self._states
         m = current * dt * self._per_a  # % moved at q = 1
         a = math.exp(-dt / (cfg.tau_s * r_factor))  # tau = R1 C1, and R1 follows f(T)
         r1 = self._r1 * r_factor
@@ -301,51 +376,51 @@ class CellSocFilter:
             CAPACITY_DRIFT**2 * dt / 3600.0,
             (self._sigma_r * self._r0) ** 2 * dt / BIAS_HORIZON_S,
         ]
-        x = x.copy()
-        x[V1] *= a
-        x[V1] += r1 * (1.0 - a) * current
-        x[SOC] += m * x[CAP]
-        # F P F^T with F = D + m e_SOC e_q^T, D the diagonal (1, a, 1, 1[, b]): D P D, then m
-        # times the q row (of D P D) added to the SOC row, and to (SOC, SOC) again m P_q,SOC
-        # + m^2 P_qq
-        scale = a**self._v1_in_entry
-        if self._states > HYS:
+        # F P F^T with F = D + m e_SOC e_q^T, D the diagonal (1, a, 1, 1[, b]): D x and D P D
+        # as one scaling of the rows, then m times the q row (of D P D) added to the SOC row,
+        # and to (SOC, SOC) again m P_q,SOC + m^2 P_qq
+        scale = np.concatenate((np.ones(k), a**self._v1_in_entry))
+        scale[V1] = a
+        toward = 1.0
+        if k > HYS:
             noise.append(HYSTERESIS_DRIFT**2 * dt / 3600.0)
             if abs(current) > cfg.current_accuracy_a:
                 toward = math.exp(-self._rate * abs(m) / 100.0)  # at the nominal capacity
-                x[HYS] *= toward
-                x[HYS] += math.copysign(1.0, current) * (1.0 - toward)
-                scale *= toward**self._hys_in_entry
-        cov = cov * scale[:, None]
+                scale[HYS] = toward
+                scale[k:] *= toward**self._hys_in_entry
+        new = np.multiply(values, scale[:, None], out=np.empty_like(values))
+        x, cov = new[:k], new[k:]
+        x[V1] += r1 * (1.0 - a) * current
+        if toward != 1.0:
+            x[HYS] += math.copysign(1.0, current) * (1.0 - toward)
         if m:
+            x[SOC] += m * x[CAP]
             q_row = cov[self._layout.full[CAP]]
-            cov[: self._states] += m * q_row
+            cov[:k] += m * q_row
             cov[0] += m * (q_row[SOC] + m * q_row[CAP])
         for entry, variance in zip(self._diagonal, noise, strict=True):
             cov[entry] += variance
-        return x, cov
+        return new
 
-    def _new_capacity(
-        self, s: FilterState, capacity_ah: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
+    def _new_capacity(self, s: FilterState, capacity_ah: np.ndarray) -> np.ndarray:
         """q taken from the cells whose capacity changed (all of them the first time)."""
         changed = (
             np.ones(self.cells, bool) if s.capacity_in is None else capacity_ah != s.capacity_in
         )
         std = CAPACITY_ERROR if s.capacity_in is None else CAPACITY_MEASURED
-        x, cov = s.x.copy(), s.cov_packed.copy()
+        values = s.values.copy()
+        x, cov = values[: self._states], values[self._states :]
         cells = changed.nonzero()[0]
         q = s.nominal_ah / capacity_ah[cells]
         x[CAP, cells] = q
         cov[self._layout.full[CAP][:, None], cells] = 0.0
         cov[self._layout.diagonal[CAP], cells] = (std * q) ** 2
-        return x, cov
+        return values
 
     def _correct(
         self,
         s: FilterState,
-        x: np.ndarray,
-        cov: np.ndarray,
+        values: np.ndarray,
         voltage: np.ndarray,
         fresh: np.ndarray,
         updated_at: np.ndarray,
@@ -353,19 +428,21 @@ class CellSocFilter:
         resistance_ohm: np.ndarray,
         r_factor: float,
     ) -> np.ndarray:
-        """Correct ``x`` and ``cov`` in place where a reading is fresh; the new
+        """Correct the stacked ``values`` in place where a reading is fresh; the new
         ``measured_at``. The work is done on the fresh cells only: readings arrive spread
         over the cycles."""
         idx = (fresh & np.isfinite(voltage)).nonzero()[0]
         if idx.size == 0:
             return s.measured_at
         every = idx.size == self.cells  # then views of the whole arrays: no gathering
-        cells = slice(None) if every else idx
-        v = voltage[cells]
-        xs, ps = x[:, cells], cov[:, cells]
-        first = np.isinf(s.measured_at[cells])
+        columns = None if every else Columns.of(idx, self.cells)
+        gathered = values if columns is None else columns.take(values)
+        xs, ps = gathered[: self._states], gathered[self._states :]
+        v = voltage if columns is None else columns.take(voltage)
+        first = np.isinf(s.measured_at if columns is None else columns.take(s.measured_at))
         if first.any():
-            self._first_reading(s, xs, ps, first, v, current, resistance_ohm[cells], r_factor)
+            resistance = resistance_ohm if columns is None else columns.take(resistance_ohm)
+            self._first_reading(s, xs, ps, first, v, current, resistance, r_factor)
         layout, jacobian = self._layout, self._jacobian[:, : idx.size].copy()
         soc = xs[SOC]
         spread = np.maximum(ps[0], 0.0)
@@ -395,11 +472,11 @@ class CellSocFilter:
         ps -= gain[layout.rows] * ph[layout.cols]
         if self._states > HYS:
             np.minimum(np.maximum(xs[HYS], -1.0, out=xs[HYS]), 1.0, out=xs[HYS])
-        if every:
+        if columns is None:
             return _frozen(updated_at.copy())
-        x[:, idx], cov[:, idx] = xs, ps
+        columns.put(values, gathered)
         measured_at = s.measured_at.copy()
-        measured_at[idx] = updated_at[idx]
+        columns.put(measured_at, columns.take(updated_at))
         return _frozen(measured_at)
 
     def _first_reading(
@@ -435,14 +512,13 @@ class CellSocFilter:
     @staticmethod
     def _with(
         s: FilterState,
-        x: np.ndarray,
-        cov: np.ndarray,
+        values: np.ndarray,
         measured_at: np.ndarray,
         capacity_in: np.ndarray | None,
         current: float,
     ) -> FilterState:
         return FilterState(
-            _frozen(x), _frozen(cov), measured_at, capacity_in, s.nominal_ah, s.start_std, current
+            _frozen(values), measured_at, capacity_in, s.nominal_ah, s.start_std, current
         )
 
 
