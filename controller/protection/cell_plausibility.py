@@ -55,7 +55,12 @@ def module_median(values: np.ndarray, valid: np.ndarray, modules: int) -> np.nda
     per = values.size // modules
     grid = values.reshape(modules, per)
     if valid.all():
-        median = np.median(grid, axis=1)
+        # np.median's value (the middle one, or the mean of the middle two; NaN where a
+        # NaN is among them) from one vectorised sort: several times cheaper than its
+        # partition of each module's few cells
+        ordered = np.sort(grid, axis=1)
+        median = (ordered[:, (per - 1) // 2] + ordered[:, per // 2]) / 2.0
+        median[np.isnan(ordered[:, -1])] = np.nan  # NaNs sort last
     else:
         masked = np.where(valid.reshape(modules, per), grid, np.nan)
         known = ~np.isnan(masked).all(axis=1)
