@@ -2,74 +2,34 @@
 
 Slots whose mapped columns sit at the same places and scale alike (the cell-voltage frames
 of every module, say) share one shape: per column where the field sits in the payload's
-64-bit words and how it scales. A batch sorts its frames by slot once and keeps the newest
-of each. A small batch decodes them all in one pass, each frame gathering its shape's row
+64-bit words and how it scales (`controller.ingest.slot_columns`). A batch finds the
+newest frame of each slot in one pass (the latest row per slot, by ``np.maximum.at``).
+Where that is a frame of every mapped slot, as in a batch of a second or so on a healthy
+bus, and the slots are few, `controller.ingest.every_slot` writes them from flat tables.
+Otherwise a small batch decodes them all in one pass, each frame gathering its shape's row
 of a small table, padded to the widest shape; a large one decodes each shape present in a
 pass of its own on exactly its columns, where the per-frame gathers and the padding would
 cost more than the passes. The loop runs over the shapes present, which the DBC bounds,
 never over frames, modules or signals.
-
-A little-endian field is a shift and mask of one word or of two neighbouring ones. A
-Motorola field is the same in the payload's byte-swapped words, which follow the words.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import NamedTuple
 
 import numpy as np
 
-from controller.frames import MAX_PAYLOAD
-from controller.ingest.fields import Field, field_of
+from controller.ingest.every_slot import EverySlot
+from controller.ingest.fields import Field
 from controller.ingest.layout import MessageLayout
 from controller.ingest.routing import Routes
+from controller.ingest.slot_columns import WORD_BITS, WORDS, Column, Place, columns_of
 from controller.measurements import Measurements
 from dbc.masks import every, positions
 
-_WORD_BITS = 64
-_WORD_BYTES = 8
-_WORDS = MAX_PAYLOAD // _WORD_BYTES  # the byte-swapped words are numbered after these
 _SCAN_PER_GATHER = 8  # elements scanned for a max at the cost of one gathered and compared
 _ONE_PASS = 4096  # frames times columns up to which one pass over all shapes costs less
-
-
-class _Place(NamedTuple):
-    """Where a field sits: ``(words[word] >> shift | words[next_word] << next_shift)``;
-    a next shift of 64 shifts everything out (a field inside one word)."""
-
-    word: int
-    shift: int
-    next_word: int
-    next_shift: int
-
-
-def _place(field: Field, length: int) -> _Place:
-    """A little-endian field counts from bit 0 of word 0. Bit b of a Motorola field's
-    big-endian reading is bit b % 8 of payload byte ``length - 1 - b // 8``, which that
-    byte's byte-swapped word holds at ``8 * (7 - byte % 8) + b % 8``; its more
-    significant bits go on in the byte-swapped word before it."""
-    if field.big:
-        byte = length - 1 - field.shift // _WORD_BYTES
-        word = _WORDS + byte // _WORD_BYTES
-        shift = _WORD_BYTES * (7 - byte % _WORD_BYTES) + field.shift % _WORD_BYTES
-        higher = word - 1
-    else:
-        word, shift = divmod(field.shift, _WORD_BITS)
-        higher = word + 1
-    if shift + field.mask.bit_length() > _WORD_BITS:
-        return _Place(word, shift, higher, _WORD_BITS - shift)
-    return _Place(word, shift, word, _WORD_BITS)
-
-
-class _Column(NamedTuple):
-    """One mapped value column of a slot: its field, unit scale and validity flag."""
-
-    value: _Place
-    field: Field
-    unit: float
-    flag: tuple[_Place, Field, float] | None  # the flag's place, field and invalid value
 
 
 class _Group:
@@ -86,12 +46,12 @@ class _Group:
     _SHIFT, _MASK, _SIGN, _WORD, _NEXT_WORD, _NEXT_SHIFT = range(6)
     _SCALE, _OFFSET, _UNIT_OR_INVALID = range(6, 9)
 
-    def __init__(self, shapes: Sequence[tuple[tuple[_Column, ...], np.ndarray]]) -> None:
+    def __init__(self, shapes: Sequence[tuple[tuple[Column, ...], np.ndarray]]) -> None:
         width = max(len(columns) for columns, _ in shapes)
         flagged = any(c.flag is not None for columns, _ in shapes for c in columns)
         table = np.zeros((9, len(shapes), 2 * width if flagged else width), np.uint64)
         floats = table.view(np.float64)
-        table[self._NEXT_SHIFT] = _WORD_BITS
+        table[self._NEXT_SHIFT] = WORD_BITS
         floats[self._SCALE] = 1.0
         floats[self._UNIT_OR_INVALID, :, width:] = np.nan
         elements, sizes, variant = [], [], []
@@ -115,10 +75,10 @@ class _Group:
         word = table[self._WORD].view(np.int64)
         self.word = word[0].astype(np.intp)  # of the first shape
         self.next_word = table[self._NEXT_WORD, 0].astype(np.intp)
-        self.two_words = bool((table[self._NEXT_SHIFT] < _WORD_BITS).any())
+        self.two_words = bool((table[self._NEXT_SHIFT] < WORD_BITS).any())
         same = not self.two_words and bool((word == word.flat[0]).all())
         self.same_word = int(word.flat[0]) if same else None
-        self.swapped = bool((word >= _WORDS).any())
+        self.swapped = bool((word >= WORDS).any())
         self.signed = bool(table[self._SIGN].any())
         scale = floats[self._SCALE]
         self.unscaled = bool((scale == 1).all())  # times 1.0 changes no value
@@ -133,7 +93,7 @@ class _Group:
 
     @classmethod
     def _put(
-        cls, table: np.ndarray, v: int, column: int, place: _Place, field: Field, unit: float
+        cls, table: np.ndarray, v: int, column: int, place: Place, field: Field, unit: float
     ) -> None:
         """One column: ``unit`` is a value's unit scale or a flag's invalid value."""
         words = (place.shift, field.mask, field.sign, place.word, *place[2:])
@@ -218,14 +178,18 @@ class _Group:
 
 class SlotWords:
     """The shapes of a decoder's mapped slots, for `write`: each shape as a group of its
-    own, and all of them as one group for batches with few frames."""
+    own, all of them as one group for batches with few frames, and every mapped value as
+    one entry for batches with a frame of every mapped slot."""
 
-    def __init__(self, shapes: Sequence[_Group], whole: _Group, rank: np.ndarray) -> None:
+    def __init__(
+        self, shapes: Sequence[_Group], whole: _Group, every: EverySlot, rank: np.ndarray
+    ) -> None:
         self._shapes = tuple(shapes)
         sizes = [shape.elements.shape[0] for shape in shapes]
         self._starts = np.cumsum([0, *sizes])  # first rank of each shape, then the end
         self._whole = whole
-        self._rank = rank.astype(np.int16 if rank.size < 2**15 else np.intp)  # sorts faster
+        self._every = every
+        self._rank = rank.astype(np.int16 if rank.size < 2**15 else np.intp)  # gathers less
 
     @classmethod
     def build(
@@ -236,9 +200,9 @@ class SlotWords:
         feeds any element."""
         if not routes.slot_exclusive or routes.indexed:
             return None
-        shapes: dict[tuple[_Column, ...], list[int]] = {}  # the slots of each shape
+        shapes: dict[tuple[Column, ...], list[int]] = {}  # the slots of each shape
         for s, m in enumerate(slot_message):
-            columns = _columns(routes, s, layouts[m].length)
+            columns = columns_of(routes, s, layouts[m].length)
             if columns is None:
                 return None
             if columns:
@@ -250,34 +214,32 @@ class SlotWords:
         rank = np.full(len(slot_message), len(order), np.int64)
         rank[order] = np.arange(len(order))
         members = [(key, routes.target[slots, : len(key)]) for key, slots in shapes.items()]
-        return cls([_Group([shape]) for shape in members], _Group(members), rank)
+        groups = [_Group([shape]) for shape in members]
+        return cls(groups, _Group(members), EverySlot(members), rank)
 
     def write(
         self, words: np.ndarray, slot: np.ndarray, times: np.ndarray, meas: Measurements
     ) -> int:
         """Decode the last frame of each mapped slot (the batch is in time order) and write
         it where the element holds nothing newer; returns the elements written."""
-        rank = self._rank.take(slot)
-        order = rank.argsort(kind="stable")  # arrival order within a slot
-        ranked = rank.take(order)
-        newest = np.empty(ranked.shape[0], bool)
-        newest[-1:] = True
-        np.not_equal(ranked[1:], ranked[:-1], out=newest[:-1])
-        keep = positions(newest)
-        if keep.size == 0:
-            return 0
-        rows, ranked = order.take(keep), ranked.take(keep)
+        newest = np.full(self._every.ranks + 1, -1, np.intp)  # unmapped slots rank last
+        np.maximum.at(newest, self._rank.take(slot), np.arange(slot.shape[0]))
+        newest = newest[:-1]
         held = meas.updated_at
-        whole = self._whole
-        all_newer = (
-            rows.shape[0] * whole.width * _SCAN_PER_GATHER >= held.shape[0]
-            and times[0] >= held.max(initial=-np.inf)  # no frame is older than the first
-        )
         words = words.view(np.uint64)
-        bounds = ranked.searchsorted(self._starts)
+        whole = self._whole
+        one_pass = newest.shape[0] * whole.table.shape[2] <= _ONE_PASS
+        if one_pass and np.count_nonzero(newest < 0) == 0:  # a frame of every mapped slot
+            all_newer = self._all_newer(newest, times, held)
+            return self._every.write(words, newest, times, meas, all_newer)
+        ranked = positions(newest >= 0)
+        if ranked.size == 0:
+            return 0
+        rows = newest.take(ranked)
+        all_newer = self._all_newer(rows, times, held)
         if rows.shape[0] * whole.table.shape[2] <= _ONE_PASS:
-            mapped = bounds[-1]  # unmapped slots rank last
-            return whole.write(words, rows[:mapped], ranked[:mapped], times, meas, all_newer)
+            return whole.write(words, rows, ranked, times, meas, all_newer)
+        bounds = ranked.searchsorted(self._starts)
         written = 0
         for f in positions(bounds[1:] > bounds[:-1]).tolist():
             a, b = bounds[f], bounds[f + 1]
@@ -285,27 +247,8 @@ class SlotWords:
             written += self._shapes[f].write(words, rows[a:b], members, times, meas, all_newer)
         return written
 
-
-def _columns(routes: Routes, s: int, length: int) -> list[_Column] | None:
-    """The mapped value columns of slot ``s`` (None if one cannot be read from words)."""
-    row = routes.table.rows[s]
-    columns = []
-    for w in range(routes.target.shape[1]):
-        if routes.target[s, w] < 0:
-            continue
-        value = field_of(row[routes.column[s, w]], length)
-        flag = None
-        if routes.has_flag[s, w]:
-            flag_field = field_of(row[routes.flag_column[s, w]], length)
-            if _unsigned_64(flag_field):
-                return None
-            flag = (_place(flag_field, length), flag_field, float(routes.flag_invalid[s, w]))
-        if _unsigned_64(value):
-            return None
-        columns.append(_Column(_place(value, length), value, float(routes.scale[s, w]), flag))
-    return columns
-
-
-def _unsigned_64(field: Field) -> bool:
-    """An unsigned 64-bit field, which a shape with a signed column would read as signed."""
-    return field.mask.bit_length() == _WORD_BITS and not field.sign
+    def _all_newer(self, rows: np.ndarray, times: np.ndarray, held: np.ndarray) -> bool:
+        """No frame is older than what the elements hold, judged by the first frame where
+        scanning ``held`` for its newest costs less than comparing per element."""
+        cheap = rows.shape[0] * self._whole.width * _SCAN_PER_GATHER >= held.shape[0]
+        return cheap and times[0] >= held.max(initial=-np.inf)
