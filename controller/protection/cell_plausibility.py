@@ -83,7 +83,8 @@ def step_cells(
     modules = groups(v.size, inputs.module_age.size)
     median = module_median(v, valid, modules)
     known = valid & ~np.isnan(median)
-    deviation = np.abs(v - median)
+    deviation = np.subtract(v, median)
+    np.abs(deviation, out=deviation)
 
     if state.last is None or state.last.shape != v.shape or state.median_at_change is None:
         last, at_change = v.copy(), median
@@ -91,10 +92,13 @@ def step_cells(
         changed = (v != state.last) | ~known | np.isnan(state.median_at_change)
         last = v.copy()
         at_change = np.where(changed, median, state.median_at_change)
-    stuck = np.abs(median - at_change)
+    stuck = np.subtract(median, at_change)
+    np.abs(stuck, out=stuck)
 
     current = inputs.pack_current if inputs.pack_current_valid else np.nan
-    signal = np.append(np.where(valid, v, np.nan), current)  # invalid: never a reference
+    signal = np.full(v.size + 1, np.nan)  # an invalid reading is never a reference
+    np.copyto(signal[:-1], v, where=valid)
+    signal[-1] = current
     lag = state.lag.advance(signal, now, config.step_window_s / 2.0, steady)
     change = lag.change(signal)
     judged = np.zeros(v.size, bool)

@@ -56,4 +56,6 @@ def follow(
     if filtered_at_25c is None or filtered_at_25c.shape != held.shape:
         return held
     reach = held * (config.resistance_follow_per_hour * max(dt, 0.0) / SECONDS_PER_HOUR)
-    return np.clip(filtered_at_25c, held - reach, held + reach)
+    low = np.subtract(held, reach)
+    high = np.add(held, reach, out=reach)
+    return np.clip(filtered_at_25c, low, high, out=low)
