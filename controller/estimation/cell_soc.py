@@ -188,7 +188,7 @@ class Columns:
     @classmethod
     def of(cls, cells: np.ndarray, total: int) -> Columns:
         """``cells`` of ``total``, in the widest blocks every run of them is made of."""
-        breaks = np.flatnonzero(np.diff(cells) != 1)
+        breaks = (cells[1:] - cells[:-1] != 1).nonzero()[0]
         edges = np.concatenate((cells[[0, -1]], cells[breaks], cells[breaks + 1], [total]))
         edges[1] += 1  # a run's end is past its last cell
         edges[2 : 2 + breaks.size] += 1
@@ -431,7 +431,9 @@ class CellSocFilter:
         """Correct the stacked ``values`` in place where a reading is fresh; the new
         ``measured_at``. The work is done on the fresh cells only: readings arrive spread
         over the cycles."""
-        idx = (fresh & np.isfinite(voltage)).nonzero()[0]
+        usable = np.isfinite(voltage)
+        usable &= fresh
+        idx = usable.nonzero()[0]
         if idx.size == 0:
             return s.measured_at
         every = idx.size == self.cells  # then views of the whole arrays: no gathering
@@ -469,7 +471,9 @@ class CellSocFilter:
         total += self._sigma_v2
         gain = ph / total
         xs += gain * innovation
-        ps -= gain[layout.rows] * ph[layout.cols]
+        change = gain[layout.rows]
+        change *= ph[layout.cols]
+        ps -= change
         if self._states > HYS:
             np.minimum(np.maximum(xs[HYS], -1.0, out=xs[HYS]), 1.0, out=xs[HYS])
         if columns is None:
