@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from controller.adapters.registry import ADAPTERS, build_adapters
 from controller.balancing import BalancingConfig
 from controller.canopen_node.config import BatteryNodeConfig
 from controller.config.declare import Context, load, setting
@@ -39,10 +38,19 @@ from controller.stage import Stage
 
 
 def _adapters_schema() -> dict[str, Any]:
+    from controller.adapters.registry import ADAPTERS
     from controller.config.schema import section_schema
 
     variants = [section_schema(t.config) for t in ADAPTERS.values()]
     return {"type": "array", "items": {"oneOf": variants}}
+
+
+def _build_adapters(tables: Any) -> tuple[Stage, ...]:
+    """The stages of ``[[adapters]]``; the protocols are imported only by a configuration
+    that has some, so a pack without an inverter or charger starts without them."""
+    from controller.adapters.registry import build_adapters
+
+    return tuple(build_adapters(tables))
 
 
 def _open(doc: str) -> Any:
@@ -82,7 +90,7 @@ class ControllerConfig:
     life: LifeConfig = setting(LifeConfig(), doc="life counters (contactor wear, throughput)")
     adapters: tuple[Stage, ...] = setting(
         (),
-        parse=lambda d, w, c: tuple(build_adapters(d)),
+        parse=lambda d, w, c: _build_adapters(d),
         schema=_adapters_schema,
         doc="protocols towards inverters and chargers ([[adapters]])",
     )
