@@ -140,6 +140,7 @@ def _batches(draw, db, decoder, faults: bool = True, every_slot: bool = False):
     slots = [(m, s.mux_value) for m in messages for s in compile_message(m).slots if every_slot]
     protected = decoder.protected
     running = {m.frame_id: draw(st.integers(0, 14)) for m in messages}
+    backwards = draw(st.booleans())  # each batch older than the one before (a log replayed)
     batches = []
     for b in range(draw(st.integers(1, 3))):
         n = len(slots) + draw(st.integers(0, 2 * decoder.small_batch + 2))
@@ -176,7 +177,7 @@ def _batches(draw, db, decoder, faults: bool = True, every_slot: bool = False):
         times = draw(st.lists(st.integers(0, 4), min_size=n, max_size=n))
         if not faults or draw(st.booleans()):
             times.sort()
-        stamps = 10.0 * b + np.array(times, float) / 1000.0
+        stamps = 10.0 * (-b if backwards else b) + np.array(times, float) / 1000.0
         if faults and n and draw(st.integers(0, 9)) == 0:  # a receiver without a clock
             stamps[draw(st.integers(0, n - 1))] = np.nan
         batches.append(_batch(rows, stamps))

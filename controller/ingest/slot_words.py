@@ -189,7 +189,7 @@ class SlotWords:
         self._starts = np.cumsum([0, *sizes])  # first rank of each shape, then the end
         self._whole = whole
         self._every = every
-        self._rank = rank.astype(np.int16 if rank.size < 2**15 else np.intp)  # gathers less
+        self._rank = rank
 
     @classmethod
     def build(
@@ -217,14 +217,24 @@ class SlotWords:
         groups = [_Group([shape]) for shape in members]
         return cls(groups, _Group(members), EverySlot(members), rank)
 
+    def ranks(self, slots: Sequence[int]) -> np.ndarray:
+        """The rank of each slot in ``slots``: unmapped slots rank after the mapped ones,
+        -1 (no slot) ranks after them."""
+        slot = np.asarray(slots, np.intp)
+        return np.where(slot >= 0, self._rank.take(slot), self._every.ranks + 1)
+
+    def newest(self, rank: np.ndarray) -> np.ndarray | None:
+        """The last row of each mapped rank (-1 where none) of a batch in time order with
+        ``ranks`` of its slots, or None where a frame has no slot."""
+        newest = np.full(self._every.ranks + 2, -1, np.intp)
+        np.maximum.at(newest, rank, np.arange(rank.shape[0]))
+        return newest[:-2] if newest[-1] < 0 else None
+
     def write(
-        self, words: np.ndarray, slot: np.ndarray, times: np.ndarray, meas: Measurements
+        self, words: np.ndarray, newest: np.ndarray, times: np.ndarray, meas: Measurements
     ) -> int:
-        """Decode the last frame of each mapped slot (the batch is in time order) and write
-        it where the element holds nothing newer; returns the elements written."""
-        newest = np.full(self._every.ranks + 1, -1, np.intp)  # unmapped slots rank last
-        np.maximum.at(newest, self._rank.take(slot), np.arange(slot.shape[0]))
-        newest = newest[:-1]
+        """Decode the last frame of each mapped slot (`newest`) and write it where the
+        element holds nothing newer; returns the elements written."""
         held = meas.updated_at
         words = words.view(np.uint64)
         whole = self._whole

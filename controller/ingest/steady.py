@@ -10,10 +10,12 @@ check fails it returns None before changing anything, and the general path decid
 
 The tables: per message its length, the columns of its CRC check
 (``controller.ingest.crc_check``), the multiplexer and counter as shift and mask of the
-first 64-bit word of the payload, a dense multiplexer-value-to-slot table, and per counter
-kind a table of (previous counter, counter) pairs that step 1..K; for 11-bit IDs the
-message columns are also laid out by ID, so one gather by ID fetches them all. The newest
-frame of each mapped slot is decoded from the payload's 64-bit words and written by
+first 64-bit word of the payload, a dense multiplexer-value-to-slot table (to the slot's
+rank in the tables of `controller.ingest.slot_words` where they apply, so that finding the
+newest frame of each slot also finds an unknown multiplexer value), and per counter kind a
+table of (previous counter, counter) pairs that step 1..K; for 11-bit IDs the message
+columns are also laid out by ID, so one gather by ID fetches them all. The newest frame of
+each mapped slot is decoded from the payload's 64-bit words and written by
 `controller.ingest.slot_words`.
 """
 
@@ -125,14 +127,15 @@ class SteadyPath:
             if key < _STANDARD_IDS:
                 standard[key] = row
         self._by_standard_id = self._messages.take(standard, axis=1)
-        self._lut = np.array(lut, np.int64)
+        self._scatter = SlotWords.build(routes, layouts, slot_message)
+        # where the slot tables apply, the table gives the slot's rank in them instead
+        self._lut = np.array(lut, np.int64) if self._scatter is None else self._scatter.ranks(lut)
         self._counter_base *= (_LUT_VALUES + 1) * _LUT_VALUES
         self._one_kind = len(kinds) <= 1  # every counter base is 0
         self._index_type = np.int16 if len(layouts) < 2**15 else np.intp  # sorts faster
         self._counter_ok = np.concatenate(
             [_counter_table(n, k) for n, k in kinds] or [np.zeros(0, bool)]
         )
-        self._scatter = SlotWords.build(routes, layouts, slot_message)
 
     def decode(
         self,
@@ -172,21 +175,28 @@ class SteadyPath:
         words = data.view("<i8")
         # signed words: the fields read here end below bit 64, see `_word_field`
         mux_counter = (words[:, 0] >> message[_SHIFTS]) & message[_MASKS]
-        slot = self._lut.take(mux_counter[0] + message[_LUT])
-        if some(slot < 0):
-            return None
+        slot = self._lut.take(mux_counter[0] + message[_LUT])  # or its rank
+        scatter = self._scatter
+        if scatter is None:
+            if some(slot < 0):
+                return None
+            newest = None
+        else:
+            newest = scatter.newest(slot)
+            if newest is None:
+                return None
         advance = self._counters(mux_counter[1], message, counters)
         if advance is None:
             return None
-        group, newest = advance
-        counters.received[group] = newest
-        counters.reference[group] = newest
+        group, counter = advance
+        counters.received[group] = counter
+        counters.reference[group] = counter
         source = message[_SOURCE]
         accepted = np.bincount(source, minlength=self._n_sources)
         np.maximum.at(last_seen, source, times)
-        if self._scatter is None:
+        if newest is None:
             return Steady(accepted, general_scatter(np.arange(n), slot))
-        return Steady(accepted, self._scatter.write(words, slot, times, meas))
+        return Steady(accepted, scatter.write(words, newest, times, meas))
 
     def _counters(
         self, value: np.ndarray, message: np.ndarray, counters: CounterState
