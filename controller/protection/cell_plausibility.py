@@ -89,7 +89,9 @@ def step_cells(
     if state.last is None or state.last.shape != v.shape or state.median_at_change is None:
         last, at_change = v.copy(), median
     else:
-        changed = (v != state.last) | ~known | np.isnan(state.median_at_change)
+        changed = v != state.last
+        changed |= ~known
+        changed |= np.isnan(state.median_at_change)
         last = v.copy()
         at_change = np.where(changed, median, state.median_at_change)
     stuck = np.subtract(median, at_change)
@@ -101,22 +103,22 @@ def step_cells(
     signal[-1] = current
     lag = state.lag.advance(signal, now, config.step_window_s / 2.0, steady)
     change = lag.change(signal)
-    judged = np.zeros(v.size, bool)
-    outlier = np.zeros(v.size)
+    held = state.outlier
+    if held is None or held.shape != v.shape:
+        held = np.full(v.size, np.nan)
+    if at_rest:
+        held = np.where(np.isnan(held), held, 0.0)
+    verdict = held  # no current step: every cell keeps its last verdict
     if change is not None and abs(change[-1]) >= config.min_step_a:
         d_cell = change[:-1]
         judged = known & ~np.isnan(d_cell)  # valid now and at the reference
         d_median = module_median(d_cell, judged, modules)
         outlier = np.abs(d_cell - d_median) / (abs(change[-1]) * r0)
         judged &= ~np.isnan(d_median)
-    held = state.outlier
-    if held is None or held.shape != v.shape:
-        held = np.full(v.size, np.nan)
-    if at_rest:
-        held = np.where(np.isnan(held), held, 0.0)
-    verdict = np.where(judged, outlier, held)
+        verdict = np.where(judged, outlier, held)
     new_state = CellState(last, at_change, lag, verdict)
+    at_rest_known = known if at_rest else np.zeros(v.size, bool)
     measures = CellMeasures(
-        deviation, known & at_rest, verdict, known & ~np.isnan(verdict), stuck, known
+        deviation, at_rest_known, verdict, known & ~np.isnan(verdict), stuck, known
     )
     return new_state, measures
