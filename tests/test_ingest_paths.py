@@ -135,18 +135,25 @@ def _case(name: str):
 def _batches(draw, db, decoder, faults: bool = True, every_slot: bool = False):
     """One to three batches of frames of ``db``: mostly well formed, some broken (none
     without ``faults``: known IDs, right lengths, good CRCs, counters in sequence); with
-    ``every_slot``, each batch begins with a frame of every slot of every message."""
+    ``every_slot``, each batch begins with a frame of every slot of every message; maybe
+    each batch with the messages of the first in the same order, as periodic traffic."""
     messages = [m for m in db.messages if m.name not in decoder.unsupported]
     slots = [(m, s.mux_value) for m in messages for s in compile_message(m).slots if every_slot]
     protected = decoder.protected
     running = {m.frame_id: draw(st.integers(0, 14)) for m in messages}
     backwards = draw(st.booleans())  # each batch older than the one before (a log replayed)
+    repeated = draw(st.booleans())  # every batch carries the first one's messages (periodic)
     batches = []
     for b in range(draw(st.integers(1, 3))):
-        n = len(slots) + draw(st.integers(0, 2 * decoder.small_batch + 2))
+        if b == 0 or not repeated:
+            n = len(slots) + draw(st.integers(0, 2 * decoder.small_batch + 2))
+            plan = [
+                slots[i] if i < len(slots) else (draw(st.sampled_from(messages)), None)
+                for i in range(n)
+            ]
         rows = []
         for i in range(n):
-            message, mux = slots[i] if i < len(slots) else (draw(st.sampled_from(messages)), None)
+            message, mux = plan[i]
             payload = bytearray(draw(st.binary(min_size=message.length, max_size=message.length)))
             layout = compile_message(message)
             if mux is not None:
