@@ -18,15 +18,15 @@ from dbc.masks import every, positions
 
 
 class CounterOrder(NamedTuple):
-    """The frames with a counter, sorted by message (stable, so in time order within each),
-    with the first and last frame of each message in that order."""
+    """The frames with a counter and, for each, where its predecessor's counter is: the
+    previous frame of its message (an index among those frames) or, for a message's first
+    frame, its message's stored counter (index ``k + g`` for message ``group[g]``)."""
 
     frames: np.ndarray | None  # (k,) rows of the frames with a counter, None: every row
-    order: np.ndarray  # (k,) those frames sorted by message
-    starts: np.ndarray  # (G,) first frame of each message in ``order``
-    ends: np.ndarray  # (G,) last frame of each message in ``order``
+    previous: np.ndarray  # (k,) intp
     group: np.ndarray  # (G,) message of each group, ascending
-    base: np.ndarray | None  # (k,) offset of each sorted frame's counter table, None: all 0
+    newest: np.ndarray  # (G,) index among the k frames of each message's last frame
+    base: np.ndarray | None  # (k,) int64 offset of each frame's counter table, None: all 0
 
     @classmethod
     def build(
@@ -43,17 +43,21 @@ class CounterOrder(NamedTuple):
         else:
             msg = msg.take(frames)
         order = msg.argsort(kind="stable")
-        msg = msg.take(order)
-        bounds = np.empty(k + 1, bool)  # a message's first frame and the end
-        bounds[0] = bounds[k] = True
-        np.not_equal(msg[1:], msg[:-1], out=bounds[1:k])
-        starts = positions(bounds)
+        ordered = msg.take(order)
+        first = np.ones(k, bool)
+        np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
+        starts = positions(first)
+        previous_ordered = np.empty(k, np.intp)
+        previous_ordered[1:] = order[:-1]
+        previous_ordered[starts] = k + np.arange(starts.shape[0])
+        previous = np.empty(k, np.intp)
+        previous[order] = previous_ordered
+        ends = np.append(starts[1:], k) - 1
         return cls(
             frames,
-            order,
-            starts[:-1],
-            starts[1:] - 1,
-            msg.take(starts[:-1]),
+            previous,
+            ordered.take(starts),
+            order.take(ends),
             None if base is None else base.take(msg),
         )
 
@@ -61,19 +65,15 @@ class CounterOrder(NamedTuple):
         self, value: np.ndarray, counters: CounterState, ok: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray] | None:
         """The messages and their newest counters, to store as received and reference, if
-        every counter ``value`` (one per row of the batch) steps 1..K from the previous
-        frame of its message, or from its stored counter for its first frame, by
-        ``ok[(previous + 1) * 256 + counter]``; else None."""
+        every counter ``value`` (one per row of the batch) steps 1..K from its predecessor
+        by ``ok[(previous + 1) * 256 + counter]``, else None."""
         if self.frames is not None:
             value = value.take(self.frames)
-        value = value.take(self.order)
         group = self.group
         received = counters.received.take(group)
         if not every(counters.reference.take(group) == received):  # a dropped frame to resume
             return None
-        previous = np.empty(value.shape[0], np.int64)
-        previous[1:] = value[:-1]
-        previous[self.starts] = received
+        previous = np.concatenate((value, received)).take(self.previous)
         previous += 1
         previous <<= 8  # times the 256 counter values of a table row
         previous |= value
@@ -81,7 +81,7 @@ class CounterOrder(NamedTuple):
             previous += self.base
         if not every(ok.take(previous)):
             return None
-        return group, value.take(self.ends)
+        return group, value.take(self.newest)
 
 
 class IdPattern(NamedTuple):
@@ -120,7 +120,12 @@ class IdPattern(NamedTuple):
 
     def matches(self, ids: np.ndarray, standard: bool) -> bool:
         """The batch's IDs are these, looked up the same way."""
-        return same_ids(ids, standard, self.ids, self.standard)
+        return (
+            standard is self.standard
+            and ids.shape == self.ids.shape
+            and ids.dtype == self.ids.dtype
+            and every(ids == self.ids)
+        )
 
     def mark_seen(self, last_seen: np.ndarray, times: np.ndarray) -> None:
         """Advance each source's last-seen time to its last frame's (``times`` ascending)."""
@@ -128,13 +133,3 @@ class IdPattern(NamedTuple):
         seen = last_seen.take(sources)
         np.maximum(seen, times.take(self.last), out=seen)
         last_seen[sources] = seen
-
-
-def same_ids(ids: np.ndarray, standard: bool, seen: np.ndarray, seen_standard: bool) -> bool:
-    """IDs ``ids`` are ``seen``, looked up the same way."""
-    return (
-        standard is seen_standard
-        and ids.shape == seen.shape
-        and ids.dtype == seen.dtype
-        and every(ids == seen)
-    )

@@ -30,7 +30,7 @@ from controller.frames import MAX_PAYLOAD, FrameBatch
 from controller.ingest.crc_check import CrcRow, crc_check
 from controller.ingest.e2e import E2ETable
 from controller.ingest.fields import Field, field_of
-from controller.ingest.id_pattern import CounterOrder, IdPattern, same_ids
+from controller.ingest.id_pattern import CounterOrder, IdPattern
 from controller.ingest.layout import MessageLayout
 from controller.ingest.routing import Routes
 from controller.ingest.slot_words import SlotWords
@@ -131,9 +131,7 @@ class SteadyPath:
         self._counter_base *= (_LUT_VALUES + 1) * _LUT_VALUES
         self._one_kind = len(kinds) <= 1  # every counter base is 0
         self._index_type = np.int16 if len(layouts) < 2**15 else np.intp  # sorts faster
-        # the IDs of the batch before, and what the last repeated IDs decide (id_pattern)
-        self._seen: tuple[np.ndarray, bool] = (np.zeros(0, np.uint32), False)
-        self._pattern: IdPattern | None = None
+        self._pattern: IdPattern | None = None  # the IDs of the last batch, see id_pattern
         self._counter_ok = np.concatenate(
             [_counter_table(n, k) for n, k in kinds] or [np.zeros(0, bool)]
         )
@@ -159,17 +157,12 @@ class SteadyPath:
         standard = not some(batch.extended) and batch.ids.dtype.kind == "u"
         ids = batch.ids if standard else batch.keys
         pattern = self._pattern
-        if pattern is not None and pattern.matches(ids, standard):
-            message, order = pattern.message, pattern.counters
-        else:
-            message = self._message(ids, standard)
-            if message is None:
+        if pattern is None or not pattern.matches(ids, standard):
+            pattern = self._learn(ids, standard)
+            if pattern is None:
                 return None
-            base = None if self._one_kind else self._counter_base
-            order = CounterOrder.build(
-                message[_MSG].astype(self._index_type), message[_COUNTER_MASK] != 0, base
-            )
-            pattern = self._learn(ids, standard, message, order)
+            self._pattern = pattern
+        message = pattern.message
         if not every(message[_LENGTH] == batch.dlc):
             return None
         data = batch.data
@@ -192,46 +185,33 @@ class SteadyPath:
             newest = scatter.newest(slot)
             if newest is None:
                 return None
-        if order is not None:
-            advance = order.advance(mux_counter[1], counters, self._counter_ok)
+        if pattern.counters is not None:
+            advance = pattern.counters.advance(mux_counter[1], counters, self._counter_ok)
             if advance is None:
                 return None
             group, counter = advance
             counters.received[group] = counter
             counters.reference[group] = counter
-        if pattern is None:
-            source = message[_SOURCE]
-            accepted = np.bincount(source, minlength=self._n_sources)
-            np.maximum.at(last_seen, source, times)
-        else:
-            accepted = pattern.accepted.copy()
-            pattern.mark_seen(last_seen, times)
+        accepted = pattern.accepted.copy()
+        pattern.mark_seen(last_seen, times)
         if newest is None:
             return Steady(accepted, general_scatter(np.arange(n), slot))
         return Steady(accepted, scatter.write(words, newest, times, meas))
 
-    def _message(self, ids: np.ndarray, standard: bool) -> np.ndarray | None:
-        """The message table's columns of each frame, or None where an ID is not a message
-        of the table."""
+    def _learn(self, ids: np.ndarray, standard: bool) -> IdPattern | None:
+        """What the batch's IDs decide, or None where an ID is not a message of the table."""
         if standard:  # an unknown ID reads the sentinel's columns, whose length no frame has
-            return self._by_standard_id.take(ids, axis=1, mode="clip")
-        pos = self._keys.searchsorted(ids)
-        if not every(self._keys[pos] == ids):
-            return None
-        return self._messages.take(pos, axis=1)
-
-    def _learn(
-        self, ids: np.ndarray, standard: bool, message: np.ndarray, order: CounterOrder | None
-    ) -> IdPattern | None:
-        """What the IDs decide where they repeat the batch before's (kept for the batches
-        after), else None (the IDs are kept to compare with the next batch's)."""
-        seen, seen_standard = self._seen
-        if not same_ids(ids, standard, seen, seen_standard):
-            self._seen = (ids.copy(), standard)
-            return None
-        pattern = IdPattern.build(ids, standard, message, order, message[_SOURCE], self._n_sources)
-        self._pattern = pattern
-        return pattern
+            message = self._by_standard_id.take(ids, axis=1, mode="clip")
+        else:
+            pos = self._keys.searchsorted(ids)
+            if not every(self._keys[pos] == ids):
+                return None
+            message = self._messages.take(pos, axis=1)
+        base = None if self._one_kind else self._counter_base
+        order = CounterOrder.build(
+            message[_MSG].astype(self._index_type), message[_COUNTER_MASK] != 0, base
+        )
+        return IdPattern.build(ids, standard, message, order, message[_SOURCE], self._n_sources)
 
 
 def _counter_table(modulo: int, max_step: int) -> np.ndarray:
