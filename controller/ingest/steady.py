@@ -30,13 +30,12 @@ from controller.frames import MAX_PAYLOAD, FrameBatch
 from controller.ingest.crc_check import CrcRow, crc_check
 from controller.ingest.e2e import E2ETable
 from controller.ingest.fields import Field, field_of
-from controller.ingest.id_pattern import CounterOrder, IdPattern
 from controller.ingest.layout import MessageLayout
 from controller.ingest.routing import Routes
 from controller.ingest.slot_words import SlotWords
 from controller.measurements import Measurements
 from dbc.e2e_counter import CounterState
-from dbc.masks import every, some
+from dbc.masks import every, positions, some
 
 _WORD_BITS = 64
 _LUT_VALUES = 256  # multiplexer and counter values up to which the tables are dense
@@ -49,6 +48,9 @@ class Steady(NamedTuple):
 
     accepted: np.ndarray  # (sources,) int64
     updated: int
+
+
+_NO_COUNTERS = (np.zeros(0, np.intp), np.zeros(0, np.int64))
 
 
 def _word_field(field: Field) -> bool:
@@ -131,7 +133,6 @@ class SteadyPath:
         self._counter_base *= (_LUT_VALUES + 1) * _LUT_VALUES
         self._one_kind = len(kinds) <= 1  # every counter base is 0
         self._index_type = np.int16 if len(layouts) < 2**15 else np.intp  # sorts faster
-        self._pattern: IdPattern | None = None  # the IDs of the last batch, see id_pattern
         self._counter_ok = np.concatenate(
             [_counter_table(n, k) for n, k in kinds] or [np.zeros(0, bool)]
         )
@@ -154,15 +155,14 @@ class SteadyPath:
         times = batch.timestamps
         if n > 1 and not every(times[1:] >= times[:-1]):  # also fails on NaN
             return None
-        standard = not some(batch.extended) and batch.ids.dtype.kind == "u"
-        ids = batch.ids if standard else batch.keys
-        pattern = self._pattern
-        if pattern is None or not pattern.matches(ids, standard):
-            pattern = self._learn(ids, standard)
-            if pattern is None:
+        if some(batch.extended) or batch.ids.dtype.kind != "u":
+            keys = batch.keys
+            pos = self._keys.searchsorted(keys)
+            if not every(self._keys[pos] == keys):
                 return None
-            self._pattern = pattern
-        message = pattern.message
+            message = self._messages.take(pos, axis=1)
+        else:  # an unknown ID reads the sentinel's columns, whose length no frame has
+            message = self._by_standard_id.take(batch.ids, axis=1, mode="clip")
         if not every(message[_LENGTH] == batch.dlc):
             return None
         data = batch.data
@@ -185,33 +185,55 @@ class SteadyPath:
             newest = scatter.newest(slot)
             if newest is None:
                 return None
-        if pattern.counters is not None:
-            advance = pattern.counters.advance(mux_counter[1], counters, self._counter_ok)
-            if advance is None:
-                return None
-            group, counter = advance
-            counters.received[group] = counter
-            counters.reference[group] = counter
-        accepted = pattern.accepted.copy()
-        pattern.mark_seen(last_seen, times)
+        advance = self._counters(mux_counter[1], message, counters)
+        if advance is None:
+            return None
+        group, counter = advance
+        counters.received[group] = counter
+        counters.reference[group] = counter
+        source = message[_SOURCE]
+        accepted = np.bincount(source, minlength=self._n_sources)
+        np.maximum.at(last_seen, source, times)
         if newest is None:
             return Steady(accepted, general_scatter(np.arange(n), slot))
         return Steady(accepted, scatter.write(words, newest, times, meas))
 
-    def _learn(self, ids: np.ndarray, standard: bool) -> IdPattern | None:
-        """What the batch's IDs decide, or None where an ID is not a message of the table."""
-        if standard:  # an unknown ID reads the sentinel's columns, whose length no frame has
-            message = self._by_standard_id.take(ids, axis=1, mode="clip")
-        else:
-            pos = self._keys.searchsorted(ids)
-            if not every(self._keys[pos] == ids):
-                return None
-            message = self._messages.take(pos, axis=1)
-        base = None if self._one_kind else self._counter_base
-        order = CounterOrder.build(
-            message[_MSG].astype(self._index_type), message[_COUNTER_MASK] != 0, base
-        )
-        return IdPattern.build(ids, standard, message, order, message[_SOURCE], self._n_sources)
+    def _counters(
+        self, value: np.ndarray, message: np.ndarray, counters: CounterState
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """The messages and their newest counters, to store as received and reference, if
+        every counter steps 1..K from the previous frame of its message (or the message's
+        first frame ever), else None."""
+        has = message[_COUNTER_MASK]
+        k = np.count_nonzero(has)
+        if k == 0:
+            return _NO_COUNTERS
+        msg = message[_MSG]
+        if k < has.shape[0]:
+            at = positions(has)
+            msg, value = msg.take(at), value.take(at)
+        order = msg.astype(self._index_type).argsort(kind="stable")
+        msg, value = msg.take(order), value.take(order)
+        bounds = np.empty(k + 1, bool)  # a message's first frame and the end
+        bounds[0] = bounds[k] = True
+        np.not_equal(msg[1:], msg[:-1], out=bounds[1:k])
+        starts = positions(bounds[:k])
+        newest = value[bounds[1:]]  # each message's last frame
+        group = msg.take(starts)
+        received = counters.received.take(group)
+        if not every(counters.reference.take(group) == received):  # a dropped frame to resume
+            return None
+        previous = np.empty(k, np.int64)
+        previous[1:] = value[:-1]
+        previous[starts] = received
+        previous += 1
+        previous <<= 8  # times _LUT_VALUES
+        previous |= value
+        if not self._one_kind:
+            previous += self._counter_base.take(msg)
+        if not every(self._counter_ok.take(previous)):
+            return None
+        return group, newest
 
 
 def _counter_table(modulo: int, max_step: int) -> np.ndarray:
