@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from controller.ingest.fields import Field
-from controller.ingest.slot_columns import WORD_BITS, WORDS, Column, Place
+from controller.ingest.slot_columns import WORD_BITS, WORDS, Column, Place, Scaling
 from controller.measurements import Measurements
 from dbc.masks import every
 
@@ -68,11 +68,8 @@ class EverySlot:
         self._keep = np.array([-1 if f.sign else f.mask for _, _, f in decoded], np.int64)
         self._scale = np.array([f.scale for _, _, f in decoded], np.float64)
         self._offset = np.array([f.offset for _, _, f in decoded], np.float64)
-        self.unscaled = bool((self._scale == 1).all())  # times 1.0 changes no value
-        # adding a zero offset changes nothing unless a negative scale made a -0.0
-        self.offsets = bool(self._offset.any() or (self._scale < 0).any())
         self._unit = np.array([c.unit for _, _, c in values], np.float64)
-        self.scaled = bool((self._unit != 1).any())
+        self.scaling = Scaling.of(self._scale, self._offset, self._unit, (c for _, _, c in values))
         self._invalid = np.array([invalid for _, _, invalid in flags], np.float64)
         elements = np.array([e for e, _, _ in values], np.intp)
         first = int(elements[0]) if elements.size else 0
@@ -80,10 +77,6 @@ class EverySlot:
         self._elements = slice(first, first + elements.size) if side_by_side else elements
         self._size = elements.size
         self._rank = np.array([r for _, r, _ in values], np.intp)
-        self.finite = all(  # no raw value can give an infinite or NaN value
-            math.isfinite((abs(c.field.scale) * 2.0**64 + abs(c.field.offset)) * c.unit)
-            for _, _, c in values
-        )
 
     def write(
         self,
@@ -117,16 +110,17 @@ class EverySlot:
         else:
             raw &= self._mask
         value = raw.astype(np.float64)
-        if not self.unscaled:
+        scaling = self.scaling
+        if scaling.scale:
             value *= self._scale
-        if self.offsets:
+        if scaling.offset:
             value += self._offset
         size = self._size
         measured = value[:size]
-        if self.scaled:
+        if scaling.unit:
             measured *= self._unit
         good = value[size:] != self._invalid
-        if not self.finite:
+        if not scaling.finite:
             good &= np.isfinite(measured)
         when = times.take(rows.take(self._rank))
         elem = self._elements

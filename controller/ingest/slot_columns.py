@@ -7,7 +7,11 @@ field is the same in the payload's byte-swapped words, which follow the words.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable
 from typing import NamedTuple
+
+import numpy as np
 
 from controller.frames import MAX_PAYLOAD
 from controller.ingest.fields import Field, field_of
@@ -78,3 +82,27 @@ def columns_of(routes: Routes, s: int, length: int) -> list[Column] | None:
 def _unsigned_64(field: Field) -> bool:
     """An unsigned 64-bit field, which a shape with a signed column would read as signed."""
     return field.mask.bit_length() == WORD_BITS and not field.sign
+
+
+class Scaling(NamedTuple):
+    """Which steps of ``raw * scale + offset`` (then times the unit scale) can change a
+    value, so that a write skips the others."""
+
+    scale: bool  # times 1.0 changes no value
+    offset: bool  # adding 0 changes nothing, unless a negative scale made a -0.0
+    unit: bool
+    finite: bool  # no raw value can give an infinite or NaN value
+
+    @classmethod
+    def of(
+        cls, scale: np.ndarray, offset: np.ndarray, unit: np.ndarray, columns: Iterable[Column]
+    ) -> Scaling:
+        return cls(
+            bool((scale != 1).any()),
+            bool(offset.any() or (scale < 0).any()),
+            bool((unit != 1).any()),
+            all(
+                math.isfinite((abs(c.field.scale) * 2.0**64 + abs(c.field.offset)) * c.unit)
+                for c in columns
+            ),
+        )

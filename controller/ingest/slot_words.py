@@ -15,7 +15,6 @@ never over frames, modules or signals.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -24,7 +23,7 @@ from controller.ingest.every_slot import EverySlot
 from controller.ingest.fields import Field
 from controller.ingest.layout import MessageLayout
 from controller.ingest.routing import Routes
-from controller.ingest.slot_columns import WORD_BITS, WORDS, Column, Place, columns_of
+from controller.ingest.slot_columns import WORD_BITS, WORDS, Column, Place, Scaling, columns_of
 from controller.measurements import Measurements
 from dbc.masks import every, positions
 
@@ -80,15 +79,11 @@ class _Group:
         self.same_word = int(word.flat[0]) if same else None
         self.swapped = bool((word >= WORDS).any())
         self.signed = bool(table[self._SIGN].any())
-        scale = floats[self._SCALE]
-        self.unscaled = bool((scale == 1).all())  # times 1.0 changes no value
-        # adding a zero offset changes nothing unless a negative scale made a -0.0
-        self.offsets = bool(floats[self._OFFSET].any() or (scale < 0).any())
-        self.scaled = bool((floats[self._UNIT_OR_INVALID, :, :width] != 1).any())
-        self.finite = all(  # no raw value can give an infinite or NaN value
-            math.isfinite((abs(c.field.scale) * 2.0**64 + abs(c.field.offset)) * c.unit)
-            for columns, _ in shapes
-            for c in columns
+        self.scaling = Scaling.of(
+            floats[self._SCALE],
+            floats[self._OFFSET],
+            floats[self._UNIT_OR_INVALID, :, :width],
+            (c for columns, _ in shapes for c in columns),
         )
 
     @classmethod
@@ -131,19 +126,20 @@ class _Group:
             raw -= table[self._SIGN]
             raw = raw.view(np.int64)
         value = raw.astype(np.float64)
-        if not self.unscaled:
+        scaling = self.scaling
+        if scaling.scale:
             value *= floats[self._SCALE]
-        if self.offsets:
+        if scaling.offset:
             value += floats[self._OFFSET]
         width = self.width
         measured = value[:, :width]
-        if self.scaled:
+        if scaling.unit:
             measured *= floats[self._UNIT_OR_INVALID, :, :width]
         if self.flagged:
             good = value[:, width:] != floats[self._UNIT_OR_INVALID, :, width:]
         else:
             good = np.ones(measured.shape, bool)
-        if not self.finite:
+        if not scaling.finite:
             good &= np.isfinite(measured)
         return measured, good
 

@@ -117,8 +117,7 @@ def step_cells(
         judged &= ~np.isnan(d_median)
         verdict = np.where(judged, outlier, held)
     new_state = CellState(last, at_change, lag, verdict)
-    at_rest_known = known if at_rest else np.zeros(v.size, bool)
     measures = CellMeasures(
-        deviation, at_rest_known, verdict, known & ~np.isnan(verdict), stuck, known
+        deviation, known & at_rest, verdict, known & ~np.isnan(verdict), stuck, known
     )
     return new_state, measures
